@@ -1,0 +1,105 @@
+// swift-tools-version:6.1
+import PackageDescription
+
+let package = Package(
+    name: "shadowd",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "shadowd", targets: ["shadowd"]),
+        .library(name: "ShadowCore", targets: ["ShadowCore"]),
+        .library(name: "ShadowStore", targets: ["ShadowStore"]),
+        .library(name: "ShadowProxy", targets: ["ShadowProxy"]),
+        .library(name: "ShadowFixtures", targets: ["ShadowFixtures"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.3"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
+        .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
+        .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
+    ],
+    targets: [
+        // No I/O: configuration, routing, header rules, JSON, scorers, the bounded record hand-off.
+        .target(
+            name: "ShadowCore",
+            dependencies: [
+                .product(name: "Yams", package: "Yams")
+            ]
+        ),
+        // SQLite (system libsqlite3 through GRDB): schema, migrations, the batched writer, queries.
+        .target(
+            name: "ShadowStore",
+            dependencies: [
+                "ShadowCore",
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
+        // The request path on SwiftNIO: listener, forwarders, shadow queues, admin listener, wiring.
+        .target(
+            name: "ShadowProxy",
+            dependencies: [
+                "ShadowCore",
+                "ShadowStore",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
+        // Deterministic toy model servers and a replay client: demo, tests, benchmarks.
+        .target(
+            name: "ShadowFixtures",
+            dependencies: [
+                "ShadowCore",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "Yams", package: "Yams"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .executableTarget(
+            name: "shadowd",
+            dependencies: [
+                "ShadowCore",
+                "ShadowStore",
+                "ShadowProxy",
+                "ShadowFixtures",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
+        .testTarget(name: "ShadowCoreTests", dependencies: ["ShadowCore"]),
+        .testTarget(
+            name: "ShadowStoreTests",
+            dependencies: ["ShadowCore", "ShadowStore", .product(name: "GRDB", package: "GRDB.swift")]
+        ),
+        .testTarget(
+            name: "ShadowProxyTests",
+            dependencies: [
+                "ShadowCore", "ShadowStore", "ShadowProxy", "ShadowFixtures",
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .testTarget(
+            name: "ShadowdTests",
+            dependencies: ["ShadowCore", "ShadowFixtures", .product(name: "GRDB", package: "GRDB.swift")]
+        ),
+    ]
+)
+
+for target in package.targets where [.executable, .test, .regular].contains(target.type) {
+    var settings = target.swiftSettings ?? []
+    settings.append(.enableUpcomingFeature("ExistentialAny"))
+    settings.append(.enableUpcomingFeature("MemberImportVisibility"))
+    target.swiftSettings = settings
+}

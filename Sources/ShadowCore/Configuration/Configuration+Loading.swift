@@ -1,0 +1,222 @@
+import Yams
+
+extension Configuration {
+    /// Parses and validates a YAML configuration.
+    ///
+    /// - Throws: ``ConfigurationError`` naming the first offending key and the reason.
+    public static func load(yaml: String) throws(ConfigurationError) -> Configuration {
+        let node: Yams.Node
+        do {
+            guard let composed = try Yams.compose(yaml: yaml) else {
+                throw ConfigurationError(key: "", reason: "the configuration is empty")
+            }
+            node = composed
+        } catch let error as ConfigurationError {
+            throw error
+        } catch {
+            throw ConfigurationError(key: "", reason: "not valid YAML: \(error)")
+        }
+        var root = try YAMLReader(path: "", node: node)
+        var configuration = Configuration(routes: [])
+        if var server = try root.object("server") {
+            configuration.server = try ServerConfiguration(reading: &server)
+            try server.finish()
+        }
+        if var admin = try root.object("admin") {
+            let enabled = try admin.bool("enabled", default: true)
+            let listen = try admin.listenAddress("listen", default: HostPort(host: "127.0.0.1", port: 8081))
+            configuration.admin = AdminConfiguration(listen: enabled ? listen : nil)
+            try admin.finish()
+        }
+        if var limits = try root.object("limits") {
+            configuration.limits = try LimitsConfiguration(reading: &limits)
+            try limits.finish()
+        }
+        if var storage = try root.object("storage") {
+            configuration.storage = try StorageConfiguration(reading: &storage)
+            try storage.finish()
+        }
+        if var upstreams = try root.object("upstreams") {
+            configuration.allowedUpstreamHosts = try upstreams.strings("allow_hosts")
+            try upstreams.finish()
+        }
+        let routeReaders = try root.objects("routes")
+        guard !routeReaders.isEmpty else { throw ConfigurationError(key: "routes", reason: "at least one route is required") }
+        for var reader in routeReaders {
+            configuration.routes.append(try RouteConfiguration(reading: &reader, allowedHosts: configuration.allowedUpstreamHosts))
+            try reader.finish()
+        }
+        try root.finish()
+        try configuration.validateCrossReferences()
+        configuration.revision = StableHash.fnv1a64Hex(yaml)
+        return configuration
+    }
+
+    private func validateCrossReferences() throws(ConfigurationError) {
+        var names: Set<String> = []
+        var prefixes: Set<String> = []
+        for (index, route) in self.routes.enumerated() {
+            guard names.insert(route.name).inserted else {
+                throw ConfigurationError(key: "routes[\(index)].name", reason: "duplicate route name '\(route.name)'")
+            }
+            guard prefixes.insert(route.prefix).inserted else {
+                throw ConfigurationError(key: "routes[\(index)].prefix", reason: "duplicate prefix '\(route.prefix)'")
+            }
+        }
+        if let admin = self.admin.listen, admin == self.server.listen, admin.port != 0 {
+            throw ConfigurationError(key: "admin.listen", reason: "must differ from server.listen (\(admin))")
+        }
+        if self.limits.mirrorMaxBody > self.limits.maxRequestBody {
+            throw ConfigurationError(
+                key: "limits.mirror_max_body",
+                reason: "must not exceed limits.max_request_body (\(self.limits.maxRequestBody) bytes)"
+            )
+        }
+    }
+}
+
+extension YAMLReader {
+    mutating func listenAddress(_ key: String, default fallback: HostPort) throws(ConfigurationError) -> HostPort {
+        guard let text = try self.string(key) else { return fallback }
+        guard let address = HostPort(parsing: text) else {
+            throw self.fail(key, "expected host:port such as 127.0.0.1:8080, got '\(text)'")
+        }
+        return address
+    }
+
+    mutating func upstreamURL(_ key: String, allowedHosts: [String]) throws(ConfigurationError) -> UpstreamURL {
+        let text = try self.requiredString(key)
+        switch UpstreamURL.parse(text) {
+        case .failure(let failure):
+            throw self.fail(key, failure.reason)
+        case .success(let url):
+            guard HostPort.isLoopback(url.host) || allowedHosts.contains(url.host) else {
+                throw self.fail(key, "host '\(url.host)' is not loopback; add it to upstreams.allow_hosts to allow it")
+            }
+            return url
+        }
+    }
+
+    mutating func name(_ key: String) throws(ConfigurationError) -> String {
+        let value = try self.requiredString(key)
+        let allowed = value.unicodeScalars.allSatisfy {
+            ("a"..."z").contains($0) || ("A"..."Z").contains($0) || ("0"..."9").contains($0) || "-_.".unicodeScalars.contains($0)
+        }
+        guard allowed, value.count <= 64 else {
+            throw self.fail(key, "use 1-64 letters, digits, '-', '_' or '.', got '\(value)'")
+        }
+        return value
+    }
+}
+
+extension ServerConfiguration {
+    init(reading reader: inout YAMLReader) throws(ConfigurationError) {
+        self.init()
+        self.listen = try reader.listenAddress("listen", default: self.listen)
+        let threads = try reader.int("threads", default: 0, range: 0...64)
+        self.threads = threads == 0 ? nil : threads
+        self.idleTimeout = try reader.duration("idle_timeout", default: self.idleTimeout)
+        self.drainTimeout = try reader.duration("drain_timeout", default: self.drainTimeout)
+    }
+}
+
+extension LimitsConfiguration {
+    init(reading reader: inout YAMLReader) throws(ConfigurationError) {
+        self.init()
+        self.maxHeaderBytes = try reader.bytes("max_header_bytes", default: self.maxHeaderBytes, range: 1024...(1 << 20))
+        self.maxRequestBody = try reader.bytes("max_request_body", default: self.maxRequestBody, range: 0...(1 << 30))
+        self.mirrorMaxBody = try reader.bytes("mirror_max_body", default: self.mirrorMaxBody, range: 0...(1 << 30))
+    }
+}
+
+extension StorageConfiguration {
+    init(reading reader: inout YAMLReader) throws(ConfigurationError) {
+        self.init()
+        self.path = try reader.string("path") ?? self.path
+        guard !self.path.isEmpty else { throw reader.fail("path", "must not be empty") }
+        self.queueCapacity = try reader.int("queue_capacity", default: self.queueCapacity, range: 1...1_000_000)
+        self.batchSize = try reader.int("batch_size", default: self.batchSize, range: 1...10_000)
+        self.flushInterval = try reader.duration("flush_interval", default: self.flushInterval)
+        if let text = try reader.string("synchronous") {
+            guard let value = Synchronous(rawValue: text.lowercased()) else {
+                throw reader.fail("synchronous", "expected normal or full, got '\(text)'")
+            }
+            self.synchronous = value
+        }
+        self.maxStoredBody = try reader.bytes("max_stored_body", default: self.maxStoredBody, range: 0...(64 << 20))
+        self.storeRequestBodies = try reader.bool("store_request_bodies", default: self.storeRequestBodies)
+    }
+}
+
+extension RouteConfiguration {
+    init(reading reader: inout YAMLReader, allowedHosts: [String]) throws(ConfigurationError) {
+        let name = try reader.name("name")
+        let prefix = try reader.requiredString("prefix")
+        guard prefix.hasPrefix("/") else { throw reader.fail("prefix", "must start with '/', got '\(prefix)'") }
+        guard var baselineReader = try reader.object("baseline") else { throw reader.fail("baseline", "is required") }
+        let baseline = try BaselineConfiguration(reading: &baselineReader, allowedHosts: allowedHosts)
+        try baselineReader.finish()
+        var candidates: [CandidateConfiguration] = []
+        var candidateNames: Set<String> = []
+        for var candidateReader in try reader.objects("candidates") {
+            let candidate = try CandidateConfiguration(reading: &candidateReader, allowedHosts: allowedHosts)
+            try candidateReader.finish()
+            guard candidateNames.insert(candidate.name).inserted else {
+                throw ConfigurationError(key: candidateReader.child("name"), reason: "duplicate candidate name '\(candidate.name)'")
+            }
+            candidates.append(candidate)
+        }
+        let samplePercent = try reader.double("sample_percent", default: 100, range: 0...100)
+        var scorer = ScorerConfiguration()
+        if var scorerReader = try reader.object("scorer") {
+            scorer = try ScorerConfiguration(reading: &scorerReader)
+            try scorerReader.finish()
+        }
+        self.init(name: name, prefix: prefix, baseline: baseline, candidates: candidates, samplePercent: samplePercent, scorer: scorer)
+    }
+}
+
+extension BaselineConfiguration {
+    init(reading reader: inout YAMLReader, allowedHosts: [String]) throws(ConfigurationError) {
+        self.init(url: try reader.upstreamURL("url", allowedHosts: allowedHosts))
+        self.version = try reader.string("version") ?? ""
+        self.timeout = try reader.duration("timeout", default: self.timeout)
+        self.connectTimeout = try reader.duration("connect_timeout", default: self.connectTimeout)
+        self.maxIdleConnections = try reader.int("max_idle_connections", default: self.maxIdleConnections, range: 0...10_000)
+    }
+}
+
+extension CandidateConfiguration {
+    init(reading reader: inout YAMLReader, allowedHosts: [String]) throws(ConfigurationError) {
+        let name = try reader.name("name")
+        self.init(name: name, url: try reader.upstreamURL("url", allowedHosts: allowedHosts))
+        self.version = try reader.string("version") ?? ""
+        self.timeout = try reader.duration("timeout", default: self.timeout)
+        self.connectTimeout = try reader.duration("connect_timeout", default: self.connectTimeout)
+        self.queueCapacity = try reader.int("queue_capacity", default: self.queueCapacity, range: 0...1_000_000)
+        self.maxConcurrency = try reader.int("max_concurrency", default: self.maxConcurrency, range: 1...10_000)
+    }
+}
+
+extension ScorerConfiguration {
+    init(reading reader: inout YAMLReader) throws(ConfigurationError) {
+        self.init()
+        if let text = try reader.string("kind") {
+            guard let kind = Kind(rawValue: text) else {
+                let known = Kind.allCases.map(\.rawValue).joined(separator: ", ")
+                throw reader.fail("kind", "unknown scorer '\(text)' (known: \(known))")
+            }
+            self.kind = kind
+        }
+        self.ignorePaths = try reader.strings("ignore_paths")
+        for (index, pattern) in self.ignorePaths.enumerated() {
+            if case .failure(let failure) = JSONPathPattern.parse(pattern) {
+                throw ConfigurationError(key: "\(reader.child("ignore_paths"))[\(index)]", reason: failure.reason)
+            }
+        }
+        self.threshold = try reader.double("threshold", default: self.threshold, range: 0...1)
+        self.absoluteTolerance = try reader.double("absolute_tolerance", default: 0, range: 0...Double.greatestFiniteMagnitude)
+        self.relativeTolerance = try reader.double("relative_tolerance", default: 0, range: 0...Double.greatestFiniteMagnitude)
+        self.canonicalizeJSON = try reader.bool("canonicalize_json", default: true)
+    }
+}

@@ -1,0 +1,249 @@
+/// The whole daemon configuration, validated.
+///
+/// Build one with ``Configuration/load(yaml:)``; every value in it has passed validation, so the
+/// rest of the program never re-checks it.
+public struct Configuration: Sendable, Equatable {
+    public var server: ServerConfiguration
+    public var admin: AdminConfiguration
+    public var limits: LimitsConfiguration
+    public var storage: StorageConfiguration
+    /// Hosts other than loopback that upstream URLs may name.
+    public var allowedUpstreamHosts: [String]
+    public var routes: [RouteConfiguration]
+    /// A stable hash of the source text, stored with every record so rows from different
+    /// configurations (and so different model builds) never mix silently.
+    public var revision: String
+
+    public init(
+        server: ServerConfiguration = .init(),
+        admin: AdminConfiguration = .init(),
+        limits: LimitsConfiguration = .init(),
+        storage: StorageConfiguration = .init(),
+        allowedUpstreamHosts: [String] = [],
+        routes: [RouteConfiguration],
+        revision: String = "inline"
+    ) {
+        self.server = server
+        self.admin = admin
+        self.limits = limits
+        self.storage = storage
+        self.allowedUpstreamHosts = allowedUpstreamHosts
+        self.routes = routes
+        self.revision = revision
+    }
+}
+
+/// The client-facing listener.
+public struct ServerConfiguration: Sendable, Equatable {
+    public var listen: HostPort
+    /// Event-loop threads; `nil` means one per core.
+    public var threads: Int?
+    /// A keep-alive connection with no complete request for this long is closed (also bounds
+    /// clients that dribble headers).
+    public var idleTimeout: Duration
+    /// How long in-flight requests may take to finish after SIGTERM.
+    public var drainTimeout: Duration
+
+    public init(
+        listen: HostPort = HostPort(host: "127.0.0.1", port: 8080),
+        threads: Int? = nil,
+        idleTimeout: Duration = .seconds(60),
+        drainTimeout: Duration = .seconds(10)
+    ) {
+        self.listen = listen
+        self.threads = threads
+        self.idleTimeout = idleTimeout
+        self.drainTimeout = drainTimeout
+    }
+}
+
+/// The operator listener (`/healthz`, `/readyz`, `/stats`); loopback by default.
+public struct AdminConfiguration: Sendable, Equatable {
+    /// `nil` disables the admin listener.
+    public var listen: HostPort?
+
+    public init(listen: HostPort? = HostPort(host: "127.0.0.1", port: 8081)) {
+        self.listen = listen
+    }
+}
+
+/// Request size limits on the client side and on the mirror.
+public struct LimitsConfiguration: Sendable, Equatable {
+    /// Total size of the request line and headers; above it the client gets 431.
+    public var maxHeaderBytes: Int
+    /// Request body limit; above it the client gets 413.
+    public var maxRequestBody: Int
+    /// Requests with a larger body go to the baseline but are not mirrored (counted as `body_too_large`).
+    public var mirrorMaxBody: Int
+
+    public init(maxHeaderBytes: Int = 64 * 1024, maxRequestBody: Int = 16 << 20, mirrorMaxBody: Int = 1 << 20) {
+        self.maxHeaderBytes = maxHeaderBytes
+        self.maxRequestBody = maxRequestBody
+        self.mirrorMaxBody = mirrorMaxBody
+    }
+}
+
+/// Where and how pairs are recorded.
+public struct StorageConfiguration: Sendable, Equatable {
+    public enum Synchronous: String, Sendable, Equatable, CaseIterable {
+        /// WAL + NORMAL: durable across process crashes; the last commits may roll back on power loss.
+        case normal
+        /// WAL + FULL: durable across power loss, one sync per batch.
+        case full
+    }
+
+    public var path: String
+    /// Completed exchanges waiting for the writer; beyond it they are dropped and counted (`recorder_full`).
+    public var queueCapacity: Int
+    /// Most exchanges per transaction.
+    public var batchSize: Int
+    /// How long the writer waits to fill a batch; bounds what a `kill -9` can lose.
+    public var flushInterval: Duration
+    public var synchronous: Synchronous
+    /// Bodies (request, baseline, candidate) are stored up to this size; longer ones are cut and flagged.
+    public var maxStoredBody: Int
+    /// Whether request bodies are stored at all.
+    public var storeRequestBodies: Bool
+
+    public init(
+        path: String = "shadow.sqlite",
+        queueCapacity: Int = 10_000,
+        batchSize: Int = 500,
+        flushInterval: Duration = .milliseconds(50),
+        synchronous: Synchronous = .normal,
+        maxStoredBody: Int = 1 << 20,
+        storeRequestBodies: Bool = true
+    ) {
+        self.path = path
+        self.queueCapacity = queueCapacity
+        self.batchSize = batchSize
+        self.flushInterval = flushInterval
+        self.synchronous = synchronous
+        self.maxStoredBody = maxStoredBody
+        self.storeRequestBodies = storeRequestBodies
+    }
+}
+
+/// One path prefix: a baseline, its candidates and how their outputs are compared.
+public struct RouteConfiguration: Sendable, Equatable {
+    public var name: String
+    /// Requests whose path starts with this prefix take this route; the longest prefix wins.
+    public var prefix: String
+    public var baseline: BaselineConfiguration
+    public var candidates: [CandidateConfiguration]
+    /// Share of requests mirrored, 0...100.
+    public var samplePercent: Double
+    public var scorer: ScorerConfiguration
+
+    public init(
+        name: String,
+        prefix: String,
+        baseline: BaselineConfiguration,
+        candidates: [CandidateConfiguration],
+        samplePercent: Double = 100,
+        scorer: ScorerConfiguration = .init()
+    ) {
+        self.name = name
+        self.prefix = prefix
+        self.baseline = baseline
+        self.candidates = candidates
+        self.samplePercent = samplePercent
+        self.scorer = scorer
+    }
+}
+
+/// The production model: its answer is the only one a client ever sees.
+public struct BaselineConfiguration: Sendable, Equatable {
+    public var url: UpstreamURL
+    /// A label of the model build, stored with every record.
+    public var version: String
+    /// No response head within this time gives the client 504; it also bounds gaps between body chunks.
+    public var timeout: Duration
+    public var connectTimeout: Duration
+    /// Keep-alive connections kept open per event loop.
+    public var maxIdleConnections: Int
+
+    public init(
+        url: UpstreamURL,
+        version: String = "",
+        timeout: Duration = .seconds(30),
+        connectTimeout: Duration = .seconds(2),
+        maxIdleConnections: Int = 64
+    ) {
+        self.url = url
+        self.version = version
+        self.timeout = timeout
+        self.connectTimeout = connectTimeout
+        self.maxIdleConnections = maxIdleConnections
+    }
+}
+
+/// A challenger model that receives mirrored copies; its answers are recorded, never returned.
+public struct CandidateConfiguration: Sendable, Equatable {
+    public var name: String
+    public var url: UpstreamURL
+    public var version: String
+    /// Whole call, connect to last byte.
+    public var timeout: Duration
+    public var connectTimeout: Duration
+    /// Mirrored copies waiting for a free call slot; beyond it they are dropped (`queue_full`).
+    public var queueCapacity: Int
+    /// Concurrent calls to this candidate (also its connection count).
+    public var maxConcurrency: Int
+
+    public init(
+        name: String,
+        url: UpstreamURL,
+        version: String = "",
+        timeout: Duration = .seconds(5),
+        connectTimeout: Duration = .seconds(1),
+        queueCapacity: Int = 1_000,
+        maxConcurrency: Int = 32
+    ) {
+        self.name = name
+        self.url = url
+        self.version = version
+        self.timeout = timeout
+        self.connectTimeout = connectTimeout
+        self.queueCapacity = queueCapacity
+        self.maxConcurrency = maxConcurrency
+    }
+}
+
+/// Which scorer compares a route's outputs, and its options.
+public struct ScorerConfiguration: Sendable, Equatable {
+    public enum Kind: String, Sendable, Equatable, CaseIterable {
+        /// Byte equality (optionally after canonicalising JSON).
+        case exact
+        /// Structural JSON diff: share of leaf paths that differ.
+        case json
+    }
+
+    public var kind: Kind
+    /// JSONPath-like patterns whose values are not compared, e.g. `$.id`, `$.outputs[*].parameters`.
+    public var ignorePaths: [String]
+    /// A pair is `diverged` when its score is above this.
+    public var threshold: Double
+    /// Numbers within this absolute difference are equal.
+    public var absoluteTolerance: Double
+    /// Numbers within this relative difference are equal.
+    public var relativeTolerance: Double
+    /// For `exact`: compare JSON bodies after normalising key order and whitespace.
+    public var canonicalizeJSON: Bool
+
+    public init(
+        kind: Kind = .json,
+        ignorePaths: [String] = [],
+        threshold: Double = 0,
+        absoluteTolerance: Double = 0,
+        relativeTolerance: Double = 0,
+        canonicalizeJSON: Bool = true
+    ) {
+        self.kind = kind
+        self.ignorePaths = ignorePaths
+        self.threshold = threshold
+        self.absoluteTolerance = absoluteTolerance
+        self.relativeTolerance = relativeTolerance
+        self.canonicalizeJSON = canonicalizeJSON
+    }
+}

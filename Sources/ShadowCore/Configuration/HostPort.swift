@@ -1,0 +1,99 @@
+/// A listen address such as `127.0.0.1:8080` or `[::1]:8080`.
+public struct HostPort: Sendable, Hashable, CustomStringConvertible {
+    public var host: String
+    public var port: Int
+
+    public init(host: String, port: Int) {
+        self.host = host
+        self.port = port
+    }
+
+    /// Parses `host:port`; IPv6 hosts go in brackets.
+    public init?(parsing text: String) {
+        let host: Substring
+        let portText: Substring
+        if text.hasPrefix("[") {
+            guard let close = text.firstIndex(of: "]") else { return nil }
+            host = text[text.index(after: text.startIndex)..<close]
+            let rest = text[text.index(after: close)...]
+            guard rest.hasPrefix(":") else { return nil }
+            portText = rest.dropFirst()
+        } else {
+            guard let colon = text.lastIndex(of: ":") else { return nil }
+            host = text[..<colon]
+            portText = text[text.index(after: colon)...]
+        }
+        guard !host.isEmpty, let port = Int(portText), (0...65535).contains(port) else { return nil }
+        self.host = String(host)
+        self.port = port
+    }
+
+    public var description: String {
+        self.host.contains(":") ? "[\(self.host)]:\(self.port)" : "\(self.host):\(self.port)"
+    }
+
+    /// Whether the host is a loopback name or address.
+    public var isLoopback: Bool {
+        HostPort.isLoopback(self.host)
+    }
+
+    static func isLoopback(_ host: String) -> Bool {
+        host == "localhost" || host == "::1" || host.hasPrefix("127.")
+    }
+}
+
+/// An upstream base URL: `http://host:port[/base/path]`.
+public struct UpstreamURL: Sendable, Hashable, CustomStringConvertible {
+    public var host: String
+    public var port: Int
+    /// Prepended to the client's path; empty or starting with `/`, never ending with `/`.
+    public var basePath: String
+
+    public init(host: String, port: Int, basePath: String = "") {
+        self.host = host
+        self.port = port
+        self.basePath = basePath
+    }
+
+    /// Parses an `http://` URL; says why when it cannot.
+    public static func parse(_ text: String) -> Result<UpstreamURL, ParseFailure> {
+        let lower = text.lowercased()
+        if lower.hasPrefix("https://") {
+            return .failure(ParseFailure(reason: "https upstreams are not supported; use http:// on loopback or a local TLS terminator"))
+        }
+        guard lower.hasPrefix("http://") else { return .failure(ParseFailure(reason: "expected an http:// URL, got '\(text)'")) }
+        let rest = text.dropFirst("http://".count)
+        let authority = rest.prefix { $0 != "/" && $0 != "?" && $0 != "#" }
+        var path = String(rest.dropFirst(authority.count))
+        guard !path.contains("?"), !path.contains("#") else {
+            return .failure(ParseFailure(reason: "an upstream URL takes no query or fragment, got '\(text)'"))
+        }
+        while path.hasSuffix("/") { path.removeLast() }
+        guard !authority.contains("@") else { return .failure(ParseFailure(reason: "credentials in upstream URLs are not supported")) }
+        let hostPort: HostPort
+        if let parsed = HostPort(parsing: String(authority)) {
+            hostPort = parsed
+        } else if !authority.isEmpty, !authority.contains(":") {
+            hostPort = HostPort(host: String(authority), port: 80)
+        } else {
+            return .failure(ParseFailure(reason: "expected http://host:port, got '\(text)'"))
+        }
+        guard hostPort.port > 0 else { return .failure(ParseFailure(reason: "port must be 1...65535, got 0")) }
+        return .success(UpstreamURL(host: hostPort.host, port: hostPort.port, basePath: path))
+    }
+
+    public struct ParseFailure: Error, Sendable {
+        public let reason: String
+    }
+
+    public var description: String {
+        let hostPart = self.host.contains(":") ? "[\(self.host)]" : self.host
+        return "http://\(hostPart):\(self.port)\(self.basePath)"
+    }
+
+    /// The `Host` header value sent upstream.
+    public var hostHeader: String {
+        let hostPart = self.host.contains(":") ? "[\(self.host)]" : self.host
+        return self.port == 80 ? hostPart : "\(hostPart):\(self.port)"
+    }
+}

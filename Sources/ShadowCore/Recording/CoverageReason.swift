@@ -1,0 +1,27 @@
+/// Why a (request, candidate) pair was or was not compared. Every request the sidecar sees ends
+/// in exactly one reason per candidate (or `no_candidates` / `unrouted` once), and the counts go
+/// to the per-minute coverage table, so no loss is ever silent.
+public enum CoverageReason: String, Sendable, Hashable, CaseIterable {
+    /// Recorded, both arms answered, scored.
+    case compared
+    /// Recorded; the candidate failed (timeout, refused, …).
+    case candidateError = "candidate_error"
+    /// Recorded; the baseline failed, so there is nothing to compare against.
+    case baselineError = "baseline_error"
+    /// Not mirrored: outside the route's sample.
+    case notSampled = "not_sampled"
+    /// Not mirrored: request body above `limits.mirror_max_body`.
+    case bodyTooLarge = "body_too_large"
+    /// Not mirrored: the candidate's shadow queue was full.
+    case queueFull = "queue_full"
+    /// Mirrored, but the record was dropped because the writer's queue was full.
+    case recorderFull = "recorder_full"
+    /// Mirrored, but the record could not be written (disk full, I/O error).
+    case writeFailed = "write_failed"
+    /// The route has no candidates.
+    case noCandidates = "no_candidates"
+    /// No route matched the path (the client got 404).
+    case unrouted
+    /// Rejected before reaching the baseline (413, 400).
+    case rejected
+}

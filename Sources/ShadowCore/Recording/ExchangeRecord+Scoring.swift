@@ -1,0 +1,42 @@
+extension ExchangeRecord {
+    /// Scores one candidate against the baseline, or `nil` when there is nothing to compare
+    /// (either arm failed).
+    public func score(_ candidate: CandidateResult) -> Score? {
+        let baseline = self.baseline
+        let other = candidate.result
+        guard baseline.succeeded, other.succeeded, let baselineStatus = baseline.status, let candidateStatus = other.status else {
+            return nil
+        }
+        if baselineStatus != candidateStatus {
+            return Score(
+                value: 1,
+                diverged: true,
+                explanation: .object([
+                    ("status", .string("differs")),
+                    ("baseline", .number(Double(baselineStatus))),
+                    ("candidate", .number(Double(candidateStatus))),
+                ])
+            )
+        }
+        if baseline.body.truncated || other.body.truncated {
+            let equal = baseline.body == other.body
+            return Score(
+                value: equal ? 0 : 1,
+                diverged: !equal,
+                explanation: .object([
+                    ("fallback", .string("bytes")),
+                    ("reason", .string("a body exceeded storage.max_stored_body; compared stored prefix and length")),
+                    ("equal", .bool(equal)),
+                ])
+            )
+        }
+        return self.scorer.score(baseline: baseline.body.bytes, candidate: other.body.bytes)
+    }
+
+    /// The coverage reason this record counts under for one candidate.
+    public func coverageReason(_ candidate: CandidateResult) -> CoverageReason {
+        if !self.baseline.succeeded { return .baselineError }
+        if !candidate.result.succeeded { return .candidateError }
+        return .compared
+    }
+}

@@ -1,0 +1,122 @@
+/// Everything recorded about one client request: the baseline's answer and each candidate's.
+///
+/// Built on the request path with copies of the bytes it needs (never the network buffers), then
+/// handed to the writer, which scores it and stores one row per candidate.
+public struct ExchangeRecord: Sendable {
+    public var requestID: String
+    public var route: String
+    public var configRevision: String
+    /// Wall-clock time the request head arrived, microseconds since the Unix epoch.
+    public var receivedAtMicros: Int64
+    public var method: String
+    /// Path and query as the client sent them.
+    public var path: String
+    public var requestBody: CapturedBody
+    public var baseline: ArmResult
+    public var candidates: [CandidateResult]
+    /// The route's scorer at the time of the request (a reload must not rescore old pairs).
+    public var scorer: any Scorer
+
+    public init(
+        requestID: String,
+        route: String,
+        configRevision: String,
+        receivedAtMicros: Int64,
+        method: String,
+        path: String,
+        requestBody: CapturedBody,
+        baseline: ArmResult,
+        candidates: [CandidateResult],
+        scorer: any Scorer
+    ) {
+        self.requestID = requestID
+        self.route = route
+        self.configRevision = configRevision
+        self.receivedAtMicros = receivedAtMicros
+        self.method = method
+        self.path = path
+        self.requestBody = requestBody
+        self.baseline = baseline
+        self.candidates = candidates
+        self.scorer = scorer
+    }
+}
+
+/// A body as stored: its first bytes up to the storage cap, and whether it was cut.
+public struct CapturedBody: Sendable, Equatable {
+    public var bytes: [UInt8]
+    /// Bytes seen in total, including any beyond the cap.
+    public var totalBytes: Int
+    public var truncated: Bool { self.totalBytes > self.bytes.count }
+
+    public init(bytes: [UInt8] = [], totalBytes: Int? = nil) {
+        self.bytes = bytes
+        self.totalBytes = totalBytes ?? bytes.count
+    }
+}
+
+/// What one upstream (baseline or candidate) did with the request.
+public struct ArmResult: Sendable, Equatable {
+    public var version: String
+    /// The HTTP status, when a response head arrived.
+    public var status: Int?
+    /// Dispatch to last byte (or to the failure), in microseconds.
+    public var latencyMicros: Int64?
+    /// Dispatch to response head, in microseconds.
+    public var timeToHeadMicros: Int64?
+    public var contentType: String?
+    public var body: CapturedBody
+    public var error: ArmError?
+
+    public init(
+        version: String,
+        status: Int? = nil,
+        latencyMicros: Int64? = nil,
+        timeToHeadMicros: Int64? = nil,
+        contentType: String? = nil,
+        body: CapturedBody = .init(),
+        error: ArmError? = nil
+    ) {
+        self.version = version
+        self.status = status
+        self.latencyMicros = latencyMicros
+        self.timeToHeadMicros = timeToHeadMicros
+        self.contentType = contentType
+        self.body = body
+        self.error = error
+    }
+
+    /// A complete response arrived.
+    public var succeeded: Bool { self.error == nil && self.status != nil }
+}
+
+/// One candidate's side of a pair.
+public struct CandidateResult: Sendable, Equatable {
+    public var name: String
+    public var result: ArmResult
+
+    public init(name: String, result: ArmResult) {
+        self.name = name
+        self.result = result
+    }
+}
+
+/// Why an upstream call did not produce a complete response. Raw values are stored.
+public enum ArmError: String, Sendable, Equatable, CaseIterable {
+    /// The connection was refused or could not be established.
+    case refused
+    /// Connecting took longer than the connect timeout.
+    case connectTimeout = "connect_timeout"
+    /// No complete response within the timeout.
+    case timeout
+    /// The connection closed or reset before the response ended.
+    case reset
+    /// The response was not valid HTTP.
+    case invalidResponse = "invalid_response"
+    /// The response body exceeded the capture limit (candidates only; the call is cut short).
+    case tooLarge = "too_large"
+    /// The client went away before the baseline answered.
+    case clientClosed = "client_closed"
+    /// The daemon shut down before the call completed.
+    case shutdown
+}

@@ -1,0 +1,87 @@
+import NIOCore
+import ShadowCore
+
+/// Everything the request path needs on one event loop: upstream pools, shadow lanes and the
+/// live connections. Only ever touched on its loop, so the hot path takes no locks.
+final class LoopContext {
+    let loop: any EventLoop
+    let shared: SharedState
+    /// How many loops share the configured limits (queues and concurrency are split evenly).
+    let loopCount: Int
+    var runtime: SidecarRuntime
+    private var baselinePools: [String: UpstreamPool] = [:]
+    private var lanes: [String: ShadowLane] = [:]
+    private var handlers: [ObjectIdentifier: ProxyHandler] = [:]
+    private(set) var shuttingDown = false
+
+    init(loop: any EventLoop, shared: SharedState, runtime: SidecarRuntime, loopCount: Int) {
+        self.loop = loop
+        self.shared = shared
+        self.runtime = runtime
+        self.loopCount = loopCount
+    }
+
+    func baselinePool(for route: SidecarRuntime.Route) -> UpstreamPool {
+        let baseline = route.configuration.baseline
+        let key = "\(baseline.url.host):\(baseline.url.port)"
+        if let pool = self.baselinePools[key] { return pool }
+        let pool = UpstreamPool(loop: self.loop, target: baseline.url, address: route.baselineAddress, maxIdle: baseline.maxIdleConnections)
+        self.baselinePools[key] = pool
+        return pool
+    }
+
+    func lane(for route: SidecarRuntime.Route, candidate index: Int) -> ShadowLane {
+        let candidate = route.configuration.candidates[index]
+        let key = "\(route.configuration.name)\u{0}\(candidate.name)\u{0}\(candidate.url)"
+        if let lane = self.lanes[key] { return lane }
+        let concurrency = max(1, candidate.maxConcurrency / self.loopCount)
+        let pool = UpstreamPool(loop: self.loop, target: candidate.url, address: route.candidateAddresses[index], maxIdle: concurrency)
+        let lane = ShadowLane(
+            candidate: candidate,
+            pool: pool,
+            queueCapacity: candidate.queueCapacity == 0 ? 0 : max(1, candidate.queueCapacity / self.loopCount),
+            maxConcurrency: concurrency
+        )
+        self.lanes[key] = lane
+        return lane
+    }
+
+    // MARK: - Connections and shutdown
+
+    func register(_ handler: ProxyHandler) {
+        self.handlers[ObjectIdentifier(handler)] = handler
+    }
+
+    func unregister(_ handler: ProxyHandler) {
+        self.handlers.removeValue(forKey: ObjectIdentifier(handler))
+    }
+
+    var connectionCount: Int { self.handlers.count }
+
+    /// Shadow copies queued or running on this loop.
+    var pendingShadowWork: Int { self.lanes.values.reduce(0) { $0 + $1.pending } }
+
+    /// Stop taking requests: idle keep-alive connections close now, busy ones after their response.
+    func beginShutdown() {
+        self.shuttingDown = true
+        for handler in Array(self.handlers.values) { handler.closeWhenIdle() }
+    }
+
+    /// Drain timeout passed: cut every remaining client connection.
+    func forceCloseConnections() {
+        for handler in Array(self.handlers.values) { handler.forceClose() }
+    }
+
+    /// Shadow work that did not finish in time is recorded as `shutdown`, never silently lost.
+    func abandonShadowWork() {
+        for lane in self.lanes.values {
+            lane.abandonWaiting()
+            lane.cancelRunning()
+        }
+    }
+
+    func closeUpstreams() {
+        for pool in self.baselinePools.values { pool.closeAll() }
+        for lane in self.lanes.values { lane.pool.closeAll() }
+    }
+}

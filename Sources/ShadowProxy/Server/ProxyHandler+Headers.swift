@@ -1,0 +1,122 @@
+import NIOCore
+import NIOHTTP1
+import ShadowCore
+
+extension ProxyHandler {
+    /// The client's `X-Request-Id` when it is safe to store, otherwise a fresh random one.
+    static func requestID(from headers: HTTPHeaders) -> String {
+        if let given = headers.first(name: "x-request-id"), HeaderPolicy.isValidRequestID(given) { return given }
+        return RequestID.generate()
+    }
+
+    /// Rejects requests whose framing a proxy must not guess at (RFC 9112 §6): both
+    /// Content-Length and Transfer-Encoding, several differing lengths, a transfer coding other
+    /// than `chunked`, or a declared length above the limit; and targets that are not origin-form.
+    static func framingError(_ head: HTTPRequestHead, maxBody: Int) -> SidecarError? {
+        guard head.uri.hasPrefix("/") else {
+            return .badRequest("request target must be a path (origin-form), got '\(head.uri.prefix(100))'")
+        }
+        let lengths = head.headers[canonicalForm: "content-length"]
+        let codings = head.headers[canonicalForm: "transfer-encoding"]
+        if !lengths.isEmpty && !codings.isEmpty {
+            return .badRequest("both Content-Length and Transfer-Encoding are present")
+        }
+        if !codings.isEmpty && !(codings.count == 1 && codings[0].lowercased() == "chunked") {
+            return .badRequest("only Transfer-Encoding: chunked is accepted")
+        }
+        if let first = lengths.first {
+            guard lengths.allSatisfy({ $0 == first }), let length = Int(first), length >= 0 else {
+                return .badRequest("invalid or conflicting Content-Length")
+            }
+            if length > maxBody { return .bodyTooLarge(limit: maxBody) }
+        }
+        return nil
+    }
+
+    /// The request as an upstream sees it: hop-by-hop headers (and any the client's `Connection`
+    /// names) removed, framing re-derived from the buffered body, forwarding headers added after
+    /// the stripping so a client cannot delete them via `Connection`.
+    static func upstreamHead(
+        _ head: HTTPRequestHead,
+        target: UpstreamURL,
+        requestID: String,
+        peer: String?,
+        bodySize: Int?,
+        shadow: Bool
+    ) -> HTTPRequestHead {
+        let nominated = HeaderPolicy.connectionNominated(head.headers[canonicalForm: "connection"])
+        var headers = HTTPHeaders()
+        var forwardedFor: String?
+        var originalHost: String?
+        var hasProto = false
+        for (name, value) in head.headers {
+            let lower = name.lowercased()
+            switch lower {
+            case "x-forwarded-for":
+                forwardedFor = forwardedFor.map { "\($0), \(value)" } ?? value
+                continue
+            case "host":
+                originalHost = value
+                continue
+            case "x-request-id", "expect":
+                continue
+            case "x-forwarded-proto":
+                hasProto = true
+            default:
+                if HeaderPolicy.hopByHop.contains(lower) || nominated.contains(lower) { continue }
+            }
+            headers.add(name: name, value: value)
+        }
+        headers.add(name: "host", value: target.hostHeader)
+        if let peer {
+            headers.add(name: "x-forwarded-for", value: forwardedFor.map { "\($0), \(peer)" } ?? peer)
+        } else if let forwardedFor {
+            headers.add(name: "x-forwarded-for", value: forwardedFor)
+        }
+        if !hasProto { headers.add(name: "x-forwarded-proto", value: "http") }
+        if let originalHost, !headers.contains(name: "x-forwarded-host") { headers.add(name: "x-forwarded-host", value: originalHost) }
+        headers.add(name: "x-request-id", value: requestID)
+        if shadow { headers.add(name: "x-shadow-request", value: "1") }
+        if let bodySize, bodySize > 0 || head.method == .POST || head.method == .PUT || head.method == .PATCH {
+            headers.add(name: "content-length", value: String(bodySize))
+        } else if head.method == .POST || head.method == .PUT || head.method == .PATCH {
+            headers.add(name: "content-length", value: "0")
+        }
+        return HTTPRequestHead(version: .http1_1, method: head.method, uri: target.basePath + head.uri, headers: headers)
+    }
+
+    /// The baseline's response headers minus hop-by-hop ones. Content-Length is end-to-end and
+    /// kept; Transfer-Encoding is re-applied by the encoder towards the client.
+    static func forwardableResponseHeaders(_ source: HTTPHeaders) -> HTTPHeaders {
+        let nominated = HeaderPolicy.connectionNominated(source[canonicalForm: "connection"])
+        var headers = HTTPHeaders()
+        for (name, value) in source {
+            let lower = name.lowercased()
+            if lower == "content-length" {
+                headers.add(name: name, value: value)
+                continue
+            }
+            if HeaderPolicy.hopByHop.contains(lower) || nominated.contains(lower) { continue }
+            headers.add(name: name, value: value)
+        }
+        return headers
+    }
+}
+
+/// Random request ids in UUID v4 text form.
+enum RequestID {
+    static func generate() -> String {
+        var generator = SystemRandomNumberGenerator()
+        let high = (generator.next() as UInt64) & 0xFFFF_FFFF_FFFF_0FFF | 0x0000_0000_0000_4000
+        let low = (generator.next() as UInt64) & 0x3FFF_FFFF_FFFF_FFFF | 0x8000_0000_0000_0000
+        let hex = Self.hex(high, 16) + Self.hex(low, 16)
+        let characters = Array(hex)
+        return String(characters[0..<8]) + "-" + String(characters[8..<12]) + "-" + String(characters[12..<16]) + "-"
+            + String(characters[16..<20]) + "-" + String(characters[20..<32])
+    }
+
+    private static func hex(_ value: UInt64, _ width: Int) -> String {
+        let text = String(value, radix: 16)
+        return String(repeating: "0", count: width - text.count) + text
+    }
+}

@@ -1,0 +1,403 @@
+import NIOCore
+import NIOHTTP1
+import ShadowCore
+import Synchronization
+
+/// One client connection: forwards each request to the baseline and streams its answer back,
+/// and hands copies to the candidates' shadow lanes after the baseline has the request.
+///
+/// The client only ever sees the baseline's bytes (or a sidecar error when the baseline fails);
+/// nothing on this path waits for a candidate, the writer or a lock held by either.
+final class ProxyHandler: ChannelInboundHandler, UpstreamResponseDelegate {
+    typealias InboundIn = HTTPServerRequestPart
+    typealias OutboundOut = HTTPServerResponsePart
+
+    private enum State {
+        case idle
+        /// Collecting the request body (the mirror needs the whole body; nginx buffers too).
+        case receiving(IncomingRequest)
+        /// Reading the rest of a request that will get an error response.
+        case rejecting(SidecarError)
+        case forwarding
+        case closed
+    }
+
+    struct IncomingRequest {
+        var head: HTTPRequestHead
+        var route: SidecarRuntime.Route
+        var body: ByteBuffer?
+        var started: NIODeadline
+        var receivedAtMicros: Int64
+    }
+
+    let loopContext: LoopContext
+    private var state = State.idle
+    private var context: ChannelHandlerContext?
+    private var requestTimer: Scheduled<Void>?
+    private var closeWhenDone = false
+
+    // The exchange being forwarded.
+    private var call: UpstreamCall?
+    private var exchange: PendingExchange?
+    private var keepAlive = true
+    private var clientVersion = HTTPVersion.http1_1
+    private var responseStarted = false
+    private var baselineStarted = NIODeadline.now()
+    private var baselineResult = ArmResult(version: "")
+    private var captureLimit = 0
+    private var captured: [UInt8] = []
+    private var seenBytes = 0
+    private var requestID = ""
+    private var baselineTimeout = TimeAmount.seconds(30)
+
+    init(loopContext: LoopContext) {
+        self.loopContext = loopContext
+    }
+
+    var limits: LimitsConfiguration { self.loopContext.runtime.configuration.limits }
+
+    // MARK: - Connection lifecycle
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+        self.loopContext.register(self)
+        self.loopContext.shared.statistics.openConnections.add(1, ordering: .relaxed)
+        self.armRequestTimer()
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        self.requestTimer?.cancel()
+        self.loopContext.unregister(self)
+        self.loopContext.shared.statistics.openConnections.subtract(1, ordering: .relaxed)
+        self.context = nil
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        let wasForwarding: Bool
+        if case .forwarding = self.state { wasForwarding = true } else { wasForwarding = false }
+        self.state = .closed
+        if wasForwarding, let call = self.call {
+            // The client left: stop the baseline call; the shadow copies already sent are still recorded.
+            call.cancel(with: .clientClosed)
+        }
+        context.fireChannelInactive()
+    }
+
+    /// A request (or the rest of one) must arrive within the idle timeout; this also cuts
+    /// clients that dribble headers or bodies byte by byte.
+    private func armRequestTimer() {
+        self.requestTimer?.cancel()
+        guard let context = self.context else { return }
+        let timeout = TimeAmount(self.loopContext.runtime.configuration.server.idleTimeout)
+        self.requestTimer = context.eventLoop.assumeIsolated().scheduleTask(in: timeout) { [weak self] in
+            self?.requestTimedOut()
+        }
+    }
+
+    private func requestTimedOut() {
+        switch self.state {
+        case .idle:
+            self.context?.close(promise: nil)
+        case .receiving, .rejecting:
+            self.respond(.requestTimeout(), close: true)
+        case .forwarding, .closed:
+            break
+        }
+    }
+
+    func closeWhenIdle() {
+        self.closeWhenDone = true
+        if case .idle = self.state { self.context?.close(promise: nil) }
+    }
+
+    func forceClose() {
+        self.context?.close(promise: nil)
+    }
+
+    // MARK: - Requests
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        switch Self.unwrapInboundIn(data) {
+        case .head(let head):
+            self.receiveHead(head, context: context)
+        case .body(let buffer):
+            self.receiveBody(buffer)
+        case .end:
+            self.receiveEnd()
+        }
+    }
+
+    private func receiveHead(_ head: HTTPRequestHead, context: ChannelHandlerContext) {
+        guard case .idle = self.state else { return }
+        self.loopContext.shared.statistics.requests.add(1, ordering: .relaxed)
+        self.keepAlive = head.isKeepAlive && !self.closeWhenDone
+        self.clientVersion = head.version
+        self.requestID = Self.requestID(from: head.headers)
+        let now = wallClockMicros()
+
+        if let error = Self.framingError(head, maxBody: self.limits.maxRequestBody) {
+            self.reject(error, routeName: "-", atMicros: now, immediately: error.closesConnection)
+            return
+        }
+        guard let route = self.loopContext.runtime.route(for: head.uri) else {
+            self.loopContext.shared.coverage.add(route: "-", reason: .unrouted, atMicros: now)
+            self.state = .rejecting(.noRoute(head.uri))
+            return
+        }
+        if head.headers[canonicalForm: "expect"].contains(where: { $0.lowercased() == "100-continue" }) {
+            context.writeAndFlush(Self.wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: .continue))), promise: nil)
+        }
+        self.state = .receiving(IncomingRequest(head: head, route: route, body: nil, started: .now(), receivedAtMicros: now))
+    }
+
+    private func receiveBody(_ buffer: ByteBuffer) {
+        guard case .receiving(var request) = self.state else { return }
+        let size = (request.body?.readableBytes ?? 0) + buffer.readableBytes
+        if size > self.limits.maxRequestBody {
+            self.reject(.bodyTooLarge(limit: self.limits.maxRequestBody), routeName: request.route.configuration.name, atMicros: request.receivedAtMicros, immediately: true)
+            return
+        }
+        // Avoid a copy-on-write of the whole body: take the state's reference out first.
+        self.state = .forwarding
+        if request.body == nil {
+            request.body = buffer
+        } else {
+            var incoming = buffer
+            request.body!.writeBuffer(&incoming)
+        }
+        self.state = .receiving(request)
+    }
+
+    private func receiveEnd() {
+        switch self.state {
+        case .receiving(let request):
+            self.requestTimer?.cancel()
+            self.state = .forwarding
+            self.forward(request)
+        case .rejecting(let error):
+            self.respond(error, close: error.closesConnection)
+        default:
+            break
+        }
+    }
+
+    private func reject(_ error: SidecarError, routeName: String, atMicros: Int64, immediately: Bool) {
+        self.loopContext.shared.statistics.rejected.add(1, ordering: .relaxed)
+        self.loopContext.shared.coverage.add(route: routeName, reason: .rejected, atMicros: atMicros)
+        if immediately {
+            self.respond(error, close: true)
+        } else {
+            self.state = .rejecting(error)
+        }
+    }
+
+    // MARK: - Responses written by the sidecar itself
+
+    private func respond(_ error: SidecarError, close: Bool) {
+        guard let context = self.context else { return }
+        let shouldClose = close || !self.keepAlive
+        var headers = HTTPHeaders()
+        let body = error.jsonBody(requestID: self.requestID)
+        headers.add(name: "content-type", value: "application/json")
+        headers.add(name: "content-length", value: String(body.utf8.count))
+        headers.add(name: "x-request-id", value: self.requestID)
+        headers.add(name: "x-shadowd-error", value: error.code)
+        if shouldClose { headers.add(name: "connection", value: "close") }
+        let head = HTTPResponseHead(version: self.clientVersion, status: error.status, headers: headers)
+        context.write(Self.wrapOutboundOut(.head(head)), promise: nil)
+        context.write(Self.wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(string: body)))), promise: nil)
+        self.finishResponse(context: context, close: shouldClose)
+    }
+
+    private func finishResponse(context: ChannelHandlerContext, close: Bool) {
+        if close || self.closeWhenDone {
+            self.state = .closed
+            context.writeAndFlush(Self.wrapOutboundOut(.end(nil))).assumeIsolated().whenComplete { _ in
+                context.close(promise: nil)
+            }
+        } else {
+            self.state = .idle
+            context.writeAndFlush(Self.wrapOutboundOut(.end(nil)), promise: nil)
+            self.armRequestTimer()
+        }
+    }
+
+    // MARK: - Forwarding
+
+    private func forward(_ request: IncomingRequest) {
+        guard let context = self.context else { return }
+        let route = request.route
+        let configuration = route.configuration
+        let runtime = self.loopContext.runtime
+        let peer = context.channel.remoteAddress?.ipAddress
+        let baselineHead = Self.upstreamHead(request.head, target: configuration.baseline.url, requestID: self.requestID, peer: peer, bodySize: request.body?.readableBytes, shadow: false)
+
+        self.responseStarted = false
+        self.captured = []
+        self.seenBytes = 0
+        self.baselineResult = ArmResult(version: configuration.baseline.version)
+        self.baselineStarted = .now()
+        let call = UpstreamCall(delegate: self)
+        self.call = call
+        self.baselineTimeout = TimeAmount(configuration.baseline.timeout)
+        call.arm(timeout: self.baselineTimeout, on: context.eventLoop, error: .timeout)
+        self.loopContext.baselinePool(for: route).execute(
+            head: baselineHead,
+            body: request.body,
+            call: call,
+            connectTimeout: TimeAmount(configuration.baseline.connectTimeout)
+        )
+
+        // Mirror only after the baseline has the request.
+        self.exchange = self.mirror(request, route: route, runtime: runtime, peer: peer)
+        self.captureLimit = self.exchange == nil ? 0 : runtime.configuration.storage.maxStoredBody
+    }
+
+    private func mirror(_ request: IncomingRequest, route: SidecarRuntime.Route, runtime: SidecarRuntime, peer: String?) -> PendingExchange? {
+        let configuration = route.configuration
+        let shared = self.loopContext.shared
+        let at = request.receivedAtMicros
+        guard !configuration.candidates.isEmpty else {
+            shared.coverage.add(route: configuration.name, reason: .noCandidates, atMicros: at)
+            return nil
+        }
+        let sampled = configuration.samplePercent >= 100 || Double.random(in: 0..<100) < configuration.samplePercent
+        let bodySize = request.body?.readableBytes ?? 0
+        let eligible = sampled && bodySize <= runtime.configuration.limits.mirrorMaxBody
+        guard eligible else {
+            let reason: CoverageReason = sampled ? .bodyTooLarge : .notSampled
+            for candidate in configuration.candidates {
+                shared.coverage.add(route: configuration.name, candidate: candidate.name, reason: reason, atMicros: at)
+            }
+            return nil
+        }
+        let storage = runtime.configuration.storage
+        var storedRequest = CapturedBody(bytes: [], totalBytes: bodySize)
+        if storage.storeRequestBodies, let body = request.body {
+            storedRequest.bytes = Array(body.readableBytesView.prefix(storage.maxStoredBody))
+        }
+        let record = ExchangeRecord(
+            requestID: self.requestID,
+            route: configuration.name,
+            configRevision: runtime.configuration.revision,
+            receivedAtMicros: at,
+            method: request.head.method.rawValue,
+            path: request.head.uri,
+            requestBody: storedRequest,
+            baseline: ArmResult(version: configuration.baseline.version),
+            candidates: configuration.candidates.map { CandidateResult(name: $0.name, result: ArmResult(version: $0.version)) },
+            scorer: route.scorer
+        )
+        let exchange = PendingExchange(record: record, candidateCount: configuration.candidates.count, shared: shared)
+        var accepted = 0
+        for (index, candidate) in configuration.candidates.enumerated() {
+            let head = Self.upstreamHead(request.head, target: candidate.url, requestID: self.requestID, peer: peer, bodySize: request.body?.readableBytes, shadow: true)
+            let call = ShadowCall(candidateIndex: index, candidate: candidate, head: head, body: request.body, exchange: exchange, captureLimit: storage.maxStoredBody)
+            if self.loopContext.lane(for: route, candidate: index).submit(call) {
+                accepted += 1
+            } else {
+                shared.coverage.add(route: configuration.name, candidate: candidate.name, reason: .queueFull, atMicros: at)
+                shared.statistics.shadowDropped.add(1, ordering: .relaxed)
+                exchange.candidateDropped(index)
+            }
+        }
+        shared.statistics.mirrored.add(accepted, ordering: .relaxed)
+        return accepted > 0 ? exchange : nil
+    }
+
+    // MARK: - The baseline's response
+
+    func upstreamHead(_ head: HTTPResponseHead) {
+        guard let context = self.context, case .forwarding = self.state else { return }
+        self.responseStarted = true
+        self.baselineResult.status = Int(head.status.code)
+        self.baselineResult.timeToHeadMicros = (NIODeadline.now() - self.baselineStarted).nanoseconds / 1000
+        if self.exchange != nil { self.baselineResult.contentType = head.headers.first(name: "content-type") }
+        var headers = Self.forwardableResponseHeaders(head.headers)
+        if !self.keepAlive { headers.replaceOrAdd(name: "connection", value: "close") }
+        let response = HTTPResponseHead(version: self.clientVersion, status: head.status, headers: headers)
+        context.write(Self.wrapOutboundOut(.head(response)), promise: nil)
+        // From now on the timeout bounds silence between body chunks, not the whole body.
+        self.call?.arm(timeout: self.baselineTimeout, on: context.eventLoop, error: .timeout, idle: true)
+    }
+
+    func upstreamBody(_ buffer: ByteBuffer) {
+        guard let context = self.context, case .forwarding = self.state else { return }
+        self.call?.touch()
+        self.seenBytes += buffer.readableBytes
+        if self.captured.count < self.captureLimit {
+            self.captured.append(contentsOf: buffer.readableBytesView.prefix(self.captureLimit - self.captured.count))
+        }
+        context.write(Self.wrapOutboundOut(.body(.byteBuffer(buffer))), promise: nil)
+        if !context.channel.isWritable {
+            // The client reads slower than the baseline sends: stop reading upstream until it catches up.
+            context.flush()
+            self.call?.pauseReading()
+        }
+    }
+
+    func upstreamReadComplete() {
+        self.context?.flush()
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        if context.channel.isWritable { self.call?.resumeReading() }
+        context.fireChannelWritabilityChanged()
+    }
+
+    func upstreamEnd() {
+        self.finishBaseline(error: nil)
+        guard let context = self.context, case .forwarding = self.state else { return }
+        self.finishResponse(context: context, close: !self.keepAlive)
+    }
+
+    func upstreamFailed(_ error: ArmError) {
+        self.finishBaseline(error: error)
+        self.loopContext.shared.statistics.baselineFailures.add(1, ordering: .relaxed)
+        guard let context = self.context, case .forwarding = self.state else { return }
+        if self.responseStarted {
+            // Part of the answer is already on the wire; the only honest signal left is to close.
+            self.state = .closed
+            context.flush()
+            context.close(promise: nil)
+        } else {
+            self.respond(SidecarError.baselineFailed(error), close: false)
+        }
+    }
+
+    private func finishBaseline(error: ArmError?) {
+        self.call = nil
+        guard let exchange = self.exchange else { return }
+        self.exchange = nil
+        self.baselineResult.latencyMicros = (NIODeadline.now() - self.baselineStarted).nanoseconds / 1000
+        self.baselineResult.body = CapturedBody(bytes: self.captured, totalBytes: self.seenBytes)
+        self.baselineResult.error = error
+        self.captured = []
+        exchange.baselineFinished(self.baselineResult)
+    }
+
+    /// Malformed HTTP from the client: 431 for oversized headers, 400 otherwise, then close.
+    /// Nothing of such a request reaches an upstream.
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        guard let parserError = error as? HTTPParserError else {
+            context.close(promise: nil)
+            return
+        }
+        switch self.state {
+        case .idle, .receiving, .rejecting:
+            self.loopContext.shared.statistics.rejected.add(1, ordering: .relaxed)
+            self.loopContext.shared.coverage.add(route: "-", reason: .rejected, atMicros: wallClockMicros())
+            self.keepAlive = false
+            if parserError == .headerOverflow {
+                self.respond(
+                    SidecarError(status: .requestHeaderFieldsTooLarge, code: "headers_too_large", message: "request headers exceed limits.max_header_bytes", closesConnection: true),
+                    close: true
+                )
+            } else {
+                self.respond(.badRequest("malformed HTTP request: \(parserError)"), close: true)
+            }
+        case .forwarding, .closed:
+            context.close(promise: nil)
+        }
+    }
+}

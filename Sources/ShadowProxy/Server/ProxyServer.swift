@@ -1,0 +1,132 @@
+import Logging
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+import ServiceLifecycle
+import ShadowCore
+
+/// The client-facing listener, as a service.
+///
+/// On graceful shutdown it stops accepting, lets in-flight requests finish (bounded by
+/// `server.drain_timeout`), waits for queued shadow copies to complete (bounded by the slowest
+/// candidate timeout), records what is left as `shutdown`, and only then returns, so the writer
+/// (which stops after it) sees every record.
+public final class ProxyServer: Service, Sendable {
+    let group: any EventLoopGroup
+    let contexts: [NIOLoopBound<LoopContext>]
+    let configuration: Configuration
+    let shared: SharedState
+    let logger: Logger
+    /// Where the listener is bound, once it is.
+    public let address = AddressPromise()
+
+    init(group: any EventLoopGroup, contexts: [NIOLoopBound<LoopContext>], configuration: Configuration, shared: SharedState, logger: Logger) {
+        self.group = group
+        self.contexts = contexts
+        self.configuration = configuration
+        self.shared = shared
+        self.logger = logger
+    }
+
+    public func run() async throws {
+        let channel: any Channel
+        do {
+            channel = try await self.bind()
+        } catch {
+            self.address.fulfil(nil)
+            throw ServeError("cannot listen on \(self.configuration.server.listen): \(error)")
+        }
+        self.address.fulfil(channel.localAddress)
+        self.logger.info("listening", metadata: ["shadow.listen": "\(channel.localAddress.map { "\($0)" } ?? "?")"])
+        try? await gracefulShutdown()
+        self.logger.info("draining", metadata: ["shadow.connections": "\(self.shared.statistics.snapshot.openConnections)"])
+        try? await channel.close()
+        await self.drain()
+    }
+
+    private func bind() async throws -> any Channel {
+        let limits = self.configuration.limits
+        let decoderLimits = {
+            var decoderLimits = NIOHTTPDecoderLimitConfiguration()
+            decoderLimits.maxHeaderListSize = limits.maxHeaderBytes
+            decoderLimits.maxHeaderFieldSize = limits.maxHeaderBytes
+            return decoderLimits
+        }()
+        let contexts = Dictionary(uniqueKeysWithValues: self.contexts.map { (ObjectIdentifier($0.eventLoop), $0) })
+        let listen = self.configuration.server.listen
+        return try await ServerBootstrap(group: self.group)
+            .serverChannelOption(.backlog, value: 1024)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+            .childChannelOption(.maxMessagesPerRead, value: 16)
+            .childChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    guard let bound = contexts[ObjectIdentifier(channel.eventLoop)] else {
+                        throw ServeError("no loop context for event loop")
+                    }
+                    try channel.pipeline.syncOperations.configureHTTPServerPipeline(
+                        withPipeliningAssistance: true,
+                        withErrorHandling: false,
+                        withOutboundHeaderValidation: false,
+                        withEncoderConfiguration: .init(),
+                        withDecoderLimitConfiguration: decoderLimits
+                    )
+                    try channel.pipeline.syncOperations.addHandler(ProxyHandler(loopContext: bound.value))
+                }
+            }
+            .bind(host: listen.host, port: listen.port)
+            .get()
+    }
+
+    /// Runs `body` on every loop's context and sums the results.
+    private func onEveryLoop(_ body: @escaping @Sendable (LoopContext) -> Int) async -> Int {
+        var total = 0
+        for bound in self.contexts {
+            total += (try? await bound.eventLoop.submit { body(bound.value) }.get()) ?? 0
+        }
+        return total
+    }
+
+    private func waitUntil(_ deadline: ContinuousClock.Instant, _ remaining: @escaping @Sendable (LoopContext) -> Int) async -> Int {
+        while true {
+            let left = await self.onEveryLoop(remaining)
+            if left == 0 || ContinuousClock.now >= deadline { return left }
+            try? await Task.sleep(for: .milliseconds(20))
+        }
+    }
+
+    private func drain() async {
+        _ = await self.onEveryLoop { context in
+            context.beginShutdown()
+            return 0
+        }
+        let requestsLeft = await self.waitUntil(.now + self.configuration.server.drainTimeout) { $0.connectionCount }
+        if requestsLeft > 0 {
+            self.logger.warning("drain timeout: closing connections with requests in flight", metadata: ["shadow.connections": "\(requestsLeft)"])
+            _ = await self.onEveryLoop { context in
+                context.forceCloseConnections()
+                return 0
+            }
+        }
+        let slowestCandidate = self.configuration.routes.flatMap(\.candidates).map(\.timeout).max() ?? .zero
+        let shadowLeft = await self.waitUntil(.now + slowestCandidate + .seconds(1)) { $0.pendingShadowWork }
+        if shadowLeft > 0 {
+            self.logger.warning("shadow copies still pending at shutdown; recorded as 'shutdown'", metadata: ["shadow.pending": "\(shadowLeft)"])
+            _ = await self.onEveryLoop { context in
+                context.abandonShadowWork()
+                return 0
+            }
+        }
+        _ = await self.onEveryLoop { context in
+            context.closeUpstreams()
+            return 0
+        }
+        self.logger.info("proxy stopped", metadata: ["shadow.requests": "\(self.shared.statistics.snapshot.requests)"])
+    }
+}
+
+/// A failure to start serving.
+public struct ServeError: Error, CustomStringConvertible {
+    public let description: String
+    public init(_ description: String) { self.description = description }
+}

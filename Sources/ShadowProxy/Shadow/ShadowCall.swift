@@ -1,0 +1,94 @@
+import NIOCore
+import NIOHTTP1
+import ShadowCore
+
+/// One mirrored copy of a request to one candidate, and the capture of its answer.
+///
+/// The candidate's bytes go into the record only, never to a client. Its body is kept up to the
+/// storage cap; beyond that the call is cut short (`too_large`), so a candidate sending 100 MB
+/// costs one capped buffer and a closed connection.
+final class ShadowCall: UpstreamResponseDelegate {
+    let candidateIndex: Int
+    let head: HTTPRequestHead
+    let body: ByteBuffer?
+    let exchange: PendingExchange
+    private let candidate: CandidateConfiguration
+    private let captureLimit: Int
+    private var call: UpstreamCall?
+    private weak var lane: ShadowLane?
+    private var started: NIODeadline = .now()
+    private var result: ArmResult
+    private var captured: [UInt8] = []
+    private var seenBytes = 0
+
+    init(candidateIndex: Int, candidate: CandidateConfiguration, head: HTTPRequestHead, body: ByteBuffer?, exchange: PendingExchange, captureLimit: Int) {
+        self.candidateIndex = candidateIndex
+        self.candidate = candidate
+        self.head = head
+        self.body = body
+        self.exchange = exchange
+        self.captureLimit = captureLimit
+        self.result = ArmResult(version: candidate.version)
+    }
+
+    func start(pool: UpstreamPool, lane: ShadowLane) {
+        self.lane = lane
+        self.started = .now()
+        let call = UpstreamCall(delegate: self)
+        self.call = call
+        call.arm(timeout: TimeAmount(self.candidate.timeout), on: pool.loop, error: .timeout)
+        pool.execute(head: self.head, body: self.body, call: call, connectTimeout: TimeAmount(self.candidate.connectTimeout))
+    }
+
+    /// Never started (shutdown while queued).
+    func abandon() {
+        self.result.error = .shutdown
+        self.exchange.candidateFinished(self.candidateIndex, self.result)
+    }
+
+    /// Cancels a running call (shutdown).
+    func cancel() {
+        self.call?.cancel(with: .shutdown)
+    }
+
+    private var elapsedMicros: Int64 {
+        (NIODeadline.now() - self.started).nanoseconds / 1000
+    }
+
+    func upstreamHead(_ head: HTTPResponseHead) {
+        self.result.status = Int(head.status.code)
+        self.result.timeToHeadMicros = self.elapsedMicros
+        self.result.contentType = head.headers.first(name: "content-type")
+    }
+
+    func upstreamBody(_ buffer: ByteBuffer) {
+        self.seenBytes += buffer.readableBytes
+        let room = self.captureLimit - self.captured.count
+        if buffer.readableBytes > room {
+            self.captured.append(contentsOf: buffer.readableBytesView.prefix(room))
+            self.call?.cancel(with: .tooLarge)
+            return
+        }
+        self.captured.append(contentsOf: buffer.readableBytesView)
+    }
+
+    func upstreamReadComplete() {}
+
+    func upstreamEnd() {
+        self.finish(error: nil)
+    }
+
+    func upstreamFailed(_ error: ArmError) {
+        self.finish(error: error)
+    }
+
+    private func finish(error: ArmError?) {
+        self.call = nil
+        self.result.latencyMicros = self.elapsedMicros
+        self.result.body = CapturedBody(bytes: self.captured, totalBytes: self.seenBytes)
+        self.result.error = error
+        self.captured = []
+        self.lane?.callFinished(self)
+        self.exchange.candidateFinished(self.candidateIndex, self.result)
+    }
+}

@@ -1,0 +1,63 @@
+import NIOCore
+import NIOHTTP1
+import ShadowCore
+
+/// The shadow queue and call slots of one candidate on one event loop.
+///
+/// `submit` never waits: a copy either starts now (a slot is free), waits in a bounded queue, or
+/// is refused so the caller can count the drop. Memory is bounded by
+/// `queueCapacity + maxConcurrency` copies per loop, whatever the candidate does.
+final class ShadowLane {
+    let candidate: CandidateConfiguration
+    let pool: UpstreamPool
+    let queueCapacity: Int
+    let maxConcurrency: Int
+    private var waiting = CircularBuffer<ShadowCall>()
+    private var running: [ObjectIdentifier: ShadowCall] = [:]
+
+    init(candidate: CandidateConfiguration, pool: UpstreamPool, queueCapacity: Int, maxConcurrency: Int) {
+        self.candidate = candidate
+        self.pool = pool
+        self.queueCapacity = queueCapacity
+        self.maxConcurrency = maxConcurrency
+    }
+
+    /// Copies queued or running.
+    var pending: Int { self.running.count + self.waiting.count }
+
+    /// Starts or queues the call. Returns `false` when the queue is full.
+    func submit(_ call: ShadowCall) -> Bool {
+        if self.running.count < self.maxConcurrency {
+            self.start(call)
+            return true
+        }
+        guard self.waiting.count < self.queueCapacity else { return false }
+        self.waiting.append(call)
+        return true
+    }
+
+    private func start(_ call: ShadowCall) {
+        self.running[ObjectIdentifier(call)] = call
+        call.start(pool: self.pool, lane: self)
+    }
+
+    /// A running call finished; the next waiting one takes its slot.
+    func callFinished(_ call: ShadowCall) {
+        self.running.removeValue(forKey: ObjectIdentifier(call))
+        if let next = self.waiting.popFirst() {
+            self.start(next)
+        }
+    }
+
+    /// Cancels running calls (shutdown after the drain timeout); they are recorded as `shutdown`.
+    func cancelRunning() {
+        for call in Array(self.running.values) { call.cancel() }
+    }
+
+    /// Fails every waiting copy (shutdown), so their exchanges still get recorded.
+    func abandonWaiting() {
+        while let call = self.waiting.popFirst() {
+            call.abandon()
+        }
+    }
+}

@@ -1,0 +1,59 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Logging
+import NIOCore
+import ShadowCore
+import Synchronization
+
+/// What every event loop shares: the hand-off to the writer, coverage counts, statistics.
+final class SharedState: Sendable {
+    let records: RecordQueue<ExchangeRecord>
+    let coverage: CoverageCounter
+    let statistics = ProxyStatistics()
+    let logger: Logger
+
+    init(records: RecordQueue<ExchangeRecord>, coverage: CoverageCounter, logger: Logger) {
+        self.records = records
+        self.coverage = coverage
+        self.logger = logger
+    }
+}
+
+/// Process-wide request counters, lock-free.
+public final class ProxyStatistics: Sendable {
+    let requests = Atomic<Int>(0)
+    let baselineFailures = Atomic<Int>(0)
+    let rejected = Atomic<Int>(0)
+    let mirrored = Atomic<Int>(0)
+    let shadowDropped = Atomic<Int>(0)
+    let openConnections = Atomic<Int>(0)
+
+    /// A point-in-time copy.
+    public var snapshot: Snapshot {
+        Snapshot(
+            requests: self.requests.load(ordering: .relaxed),
+            baselineFailures: self.baselineFailures.load(ordering: .relaxed),
+            rejected: self.rejected.load(ordering: .relaxed),
+            mirrored: self.mirrored.load(ordering: .relaxed),
+            shadowDropped: self.shadowDropped.load(ordering: .relaxed),
+            openConnections: self.openConnections.load(ordering: .relaxed)
+        )
+    }
+
+    public struct Snapshot: Sendable, Equatable {
+        public var requests: Int
+        public var baselineFailures: Int
+        public var rejected: Int
+        public var mirrored: Int
+        public var shadowDropped: Int
+        public var openConnections: Int
+    }
+}
+
+/// Wall-clock microseconds since the Unix epoch (record timestamps; latencies use the monotonic clock).
+func wallClockMicros() -> Int64 {
+    var spec = timespec()
+    clock_gettime(CLOCK_REALTIME, &spec)
+    return Int64(spec.tv_sec) * 1_000_000 + Int64(spec.tv_nsec) / 1000
+}

@@ -1,0 +1,69 @@
+import Logging
+import NIOCore
+import NIOPosix
+import ServiceLifecycle
+import ShadowCore
+import ShadowStore
+
+/// The whole daemon wired together: open the store, build the per-loop request path, and hand
+/// back the services to run in one `ServiceGroup`, in dependency order (writer first, so it
+/// stops last; the client listener last, so it stops first).
+public final class Sidecar: Sendable {
+    public let configuration: Configuration
+    public let store: PairStore
+    public let writer: RecordWriter
+    public let proxy: ProxyServer
+    public let admin: AdminServer?
+    let group: MultiThreadedEventLoopGroup
+
+    /// The services to run, in start order.
+    public var services: [any Service] {
+        [self.writer] + (self.admin.map { [$0] } ?? []) + [self.proxy]
+    }
+
+    /// Request counters.
+    public var statistics: ProxyStatistics { self.shared.statistics }
+    let shared: SharedState
+
+    /// Builds the daemon from a validated configuration.
+    ///
+    /// - Throws: ``StoreError`` when the database cannot be opened; an error when an upstream
+    ///   host name does not resolve.
+    public init(configuration: Configuration, logger: Logger) async throws {
+        self.configuration = configuration
+        let runtime = try SidecarRuntime(configuration: configuration)
+        self.store = try PairStore(path: configuration.storage.path, synchronous: configuration.storage.synchronous)
+        let records = RecordQueue<ExchangeRecord>(capacity: configuration.storage.queueCapacity)
+        let coverage = CoverageCounter()
+        let shared = SharedState(records: records, coverage: coverage, logger: logger)
+        self.shared = shared
+        self.writer = RecordWriter(store: self.store, queue: records, coverage: coverage, storage: configuration.storage, logger: logger)
+        let threads = configuration.server.threads ?? System.coreCount
+        self.group = MultiThreadedEventLoopGroup(numberOfThreads: threads)
+        var contexts: [NIOLoopBound<LoopContext>] = []
+        for loop in self.group.makeIterator() {
+            contexts.append(
+                try await loop.submit {
+                    NIOLoopBound(LoopContext(loop: loop, shared: shared, runtime: runtime, loopCount: threads), eventLoop: loop)
+                }.get()
+            )
+        }
+        self.proxy = ProxyServer(group: self.group, contexts: contexts, configuration: configuration, shared: shared, logger: logger)
+        if let listen = configuration.admin.listen {
+            self.admin = AdminServer(
+                group: self.group,
+                listen: listen,
+                status: AdminStatus(proxy: self.proxy, writer: self.writer, shared: shared),
+                logger: logger
+            )
+        } else {
+            self.admin = nil
+        }
+    }
+
+    /// Stops the event loops and closes the database; call after the service group returned.
+    public func shutdown() async throws {
+        try await self.group.shutdownGracefully()
+        try self.store.close()
+    }
+}

@@ -1,0 +1,36 @@
+import NIOCore
+import ShadowCore
+
+/// A configuration made ready for the request path: routes indexed, scorers built, upstream
+/// addresses resolved once (no DNS on the request path).
+final class SidecarRuntime: Sendable {
+    struct Route: Sendable {
+        let configuration: RouteConfiguration
+        let scorer: any Scorer
+        let baselineAddress: SocketAddress
+        let candidateAddresses: [SocketAddress]
+    }
+
+    let configuration: Configuration
+    let table: RouteTable
+    let routes: [Route]
+
+    init(configuration: Configuration) throws {
+        self.configuration = configuration
+        self.table = RouteTable(routes: configuration.routes)
+        self.routes = try configuration.routes.map { route in
+            Route(
+                configuration: route,
+                scorer: route.scorer.makeScorer(),
+                baselineAddress: try SocketAddress.makeAddressResolvingHost(route.baseline.url.host, port: route.baseline.url.port),
+                candidateAddresses: try route.candidates.map {
+                    try SocketAddress.makeAddressResolvingHost($0.url.host, port: $0.url.port)
+                }
+            )
+        }
+    }
+
+    func route(for path: String) -> Route? {
+        self.table.index(for: path).map { self.routes[$0] }
+    }
+}

@@ -1,0 +1,111 @@
+import NIOCore
+import NIOHTTP1
+import ShadowCore
+
+/// A keep-alive HTTP/1.1 connection to one upstream, owned by a pool on one event loop.
+final class UpstreamConnection {
+    let channel: any Channel
+    private let handler: UpstreamHandler
+    private let pool: UpstreamPool
+    private(set) var isClosed = false
+    /// When it went idle in the pool; stale connections are not reused.
+    var idleSince: NIODeadline = .now()
+
+    init(channel: any Channel, handler: UpstreamHandler, pool: UpstreamPool) {
+        self.channel = channel
+        self.handler = handler
+        self.pool = pool
+        handler.connection = self
+    }
+
+    /// Sends the request; response parts go to `call`.
+    func send(head: HTTPRequestHead, body: ByteBuffer?, call: UpstreamCall) {
+        call.connection = self
+        self.handler.call = call
+        self.handler.expectsKeepAlive = head.isKeepAlive
+        self.channel.write(HTTPClientRequestPart.head(head), promise: nil)
+        if let body, body.readableBytes > 0 {
+            self.channel.write(HTTPClientRequestPart.body(.byteBuffer(body)), promise: nil)
+        }
+        self.channel.writeAndFlush(HTTPClientRequestPart.end(nil), promise: nil)
+    }
+
+    func setAutoRead(_ enabled: Bool) {
+        self.channel.setOption(ChannelOptions.autoRead, value: enabled).whenFailure { _ in }
+        if enabled { self.channel.read() }
+    }
+
+    func close() {
+        guard !self.isClosed else { return }
+        self.isClosed = true
+        self.channel.close(promise: nil)
+    }
+
+    // MARK: - From the handler
+
+    func responseEnded(keepAlive: Bool) {
+        if keepAlive && !self.isClosed {
+            self.pool.release(self)
+        } else {
+            self.close()
+        }
+    }
+
+    func closed() {
+        self.isClosed = true
+        self.pool.forget(self)
+    }
+}
+
+/// Turns decoded response parts into events for the current call.
+final class UpstreamHandler: ChannelInboundHandler {
+    typealias InboundIn = HTTPClientResponsePart
+
+    weak var connection: UpstreamConnection?
+    var call: UpstreamCall?
+    var expectsKeepAlive = true
+    private var responseKeepAlive = true
+    private var sawHead = false
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        guard let call = self.call else { return }
+        switch Self.unwrapInboundIn(data) {
+        case .head(let head):
+            self.sawHead = true
+            self.responseKeepAlive = head.isKeepAlive
+            call.deliverHead(head)
+        case .body(let buffer):
+            call.deliverBody(buffer)
+        case .end:
+            self.call = nil
+            self.sawHead = false
+            // Reuse only when both sides agreed to keep the connection and the call was not
+            // abandoned (an abandoned call has already closed the connection).
+            let reusable = self.expectsKeepAlive && self.responseKeepAlive && !call.finished
+            call.complete()
+            self.connection?.responseEnded(keepAlive: reusable)
+        }
+    }
+
+    func channelReadComplete(context: ChannelHandlerContext) {
+        self.call?.deliverReadComplete()
+        context.fireChannelReadComplete()
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        if let call = self.call {
+            self.call = nil
+            call.fail(.reset)
+        }
+        self.connection?.closed()
+        context.fireChannelInactive()
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        if let call = self.call {
+            self.call = nil
+            call.fail(error is HTTPParserError ? .invalidResponse : .reset)
+        }
+        context.close(promise: nil)
+    }
+}

@@ -1,0 +1,104 @@
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+import ShadowCore
+
+/// Keep-alive connections to one upstream from one event loop.
+///
+/// Touched only on its loop (no locks, no futures on the reuse path). Idle connections are reused
+/// last-in first-out so the warmest socket goes first; ones idle longer than `maxIdleTime` are
+/// closed rather than reused, which keeps clear of upstream keep-alive timeouts (a request sent on
+/// a connection the server is closing would fail, and inference POSTs are never retried).
+final class UpstreamPool {
+    let loop: any EventLoop
+    let target: UpstreamURL
+    private let address: SocketAddress
+    private let maxIdle: Int
+    private let maxIdleTime: TimeAmount
+    private var idle: [UpstreamConnection] = []
+    private var all: [ObjectIdentifier: UpstreamConnection] = [:]
+    private(set) var connectsStarted = 0
+
+    init(loop: any EventLoop, target: UpstreamURL, address: SocketAddress, maxIdle: Int, maxIdleTime: TimeAmount = .seconds(4)) {
+        self.loop = loop
+        self.target = target
+        self.address = address
+        self.maxIdle = maxIdle
+        self.maxIdleTime = maxIdleTime
+    }
+
+    /// Open connections (idle and busy).
+    var openConnections: Int { self.all.count }
+
+    /// Sends a request on an idle connection, or on a new one once connected.
+    func execute(head: HTTPRequestHead, body: ByteBuffer?, call: UpstreamCall, connectTimeout: TimeAmount) {
+        let now = NIODeadline.now()
+        while let connection = self.idle.popLast() {
+            if connection.isClosed || !connection.channel.isActive { continue }
+            if now - connection.idleSince > self.maxIdleTime {
+                connection.close()
+                continue
+            }
+            connection.send(head: head, body: body, call: call)
+            return
+        }
+        self.connectsStarted += 1
+        let bootstrap = ClientBootstrap(group: self.loop)
+            .connectTimeout(connectTimeout)
+            .channelOption(.socketOption(.tcp_nodelay), value: 1)
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHTTPClientHandlers()
+                    try channel.pipeline.syncOperations.addHandler(UpstreamHandler())
+                }
+            }
+        bootstrap.connect(to: self.address).assumeIsolated().whenComplete { result in
+            switch result {
+            case .success(let channel):
+                guard let handler = try? channel.pipeline.syncOperations.handler(type: UpstreamHandler.self) else {
+                    channel.close(promise: nil)
+                    call.fail(.refused)
+                    return
+                }
+                let connection = UpstreamConnection(channel: channel, handler: handler, pool: self)
+                self.all[ObjectIdentifier(connection)] = connection
+                if call.finished {
+                    // Timed out or cancelled while connecting: keep the fresh connection for the next call.
+                    self.release(connection)
+                } else if !channel.isActive {
+                    call.fail(.reset)
+                } else {
+                    connection.send(head: head, body: body, call: call)
+                }
+            case .failure(let error):
+                call.fail(Self.classify(error))
+            }
+        }
+    }
+
+    static func classify(_ error: any Error) -> ArmError {
+        if let channelError = error as? ChannelError, case .connectTimeout = channelError { return .connectTimeout }
+        return .refused
+    }
+
+    func release(_ connection: UpstreamConnection) {
+        guard !connection.isClosed else { return }
+        if self.idle.count >= self.maxIdle {
+            connection.close()
+            return
+        }
+        connection.idleSince = .now()
+        self.idle.append(connection)
+    }
+
+    func forget(_ connection: UpstreamConnection) {
+        self.all.removeValue(forKey: ObjectIdentifier(connection))
+        self.idle.removeAll { $0 === connection }
+    }
+
+    /// Closes every connection (shutdown).
+    func closeAll() {
+        for connection in self.all.values { connection.close() }
+        self.idle.removeAll()
+    }
+}

@@ -1,0 +1,17 @@
+import NIOCore
+import NIOHTTP1
+import ShadowCore
+
+/// Receives one upstream response, part by part, on the event loop of the call.
+///
+/// The seam between the connection pool and its two users: the client-facing baseline
+/// forwarder and the shadow call that records a candidate's answer.
+protocol UpstreamResponseDelegate: AnyObject {
+    func upstreamHead(_ head: HTTPResponseHead)
+    func upstreamBody(_ buffer: ByteBuffer)
+    func upstreamEnd()
+    /// The call failed; no further parts follow. `afterHead` tells whether a head was delivered.
+    func upstreamFailed(_ error: ArmError)
+    /// The upstream connection finished a read burst: a good moment to flush downstream.
+    func upstreamReadComplete()
+}

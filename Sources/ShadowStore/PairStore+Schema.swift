@@ -1,0 +1,126 @@
+import GRDB
+
+extension PairStore {
+    /// Each schema change is one step here, applied in order and recorded in `PRAGMA user_version`.
+    /// Never edit a shipped step; add the next one.
+    static let migrations: [(version: Int, sql: String)] = [
+        (
+            1,
+            """
+            CREATE TABLE exchanges (
+                id INTEGER PRIMARY KEY,
+                request_id TEXT NOT NULL,
+                route TEXT NOT NULL,
+                config_revision TEXT NOT NULL,
+                received_at_us INTEGER NOT NULL,
+                method TEXT NOT NULL,
+                path TEXT NOT NULL,
+                request_body,
+                request_body_bytes INTEGER NOT NULL,
+                baseline_version TEXT NOT NULL,
+                baseline_status INTEGER,
+                baseline_latency_us INTEGER,
+                baseline_ttfb_us INTEGER,
+                baseline_content_type TEXT,
+                baseline_body,
+                baseline_body_bytes INTEGER NOT NULL,
+                baseline_error TEXT
+            );
+            CREATE INDEX exchanges_by_time ON exchanges(received_at_us);
+            CREATE INDEX exchanges_by_request_id ON exchanges(request_id);
+            CREATE TABLE shadows (
+                id INTEGER PRIMARY KEY,
+                exchange_id INTEGER NOT NULL REFERENCES exchanges(id) ON DELETE CASCADE,
+                candidate TEXT NOT NULL,
+                candidate_version TEXT NOT NULL,
+                status INTEGER,
+                latency_us INTEGER,
+                ttfb_us INTEGER,
+                content_type TEXT,
+                body,
+                body_bytes INTEGER NOT NULL,
+                error TEXT,
+                outcome TEXT NOT NULL,
+                scorer TEXT,
+                divergence REAL,
+                diverged INTEGER,
+                explanation TEXT
+            );
+            CREATE INDEX shadows_by_exchange ON shadows(exchange_id);
+            CREATE TABLE coverage_counts (
+                minute INTEGER NOT NULL,
+                route TEXT NOT NULL,
+                candidate TEXT NOT NULL,
+                reason TEXT NOT NULL,
+                count INTEGER NOT NULL,
+                PRIMARY KEY (minute, route, candidate, reason)
+            ) WITHOUT ROWID;
+            CREATE VIEW pairs AS
+            SELECT
+                e.request_id,
+                e.route,
+                s.candidate,
+                strftime('%Y-%m-%dT%H:%M:%fZ', e.received_at_us / 1000000.0, 'unixepoch') AS received_at,
+                e.received_at_us,
+                e.method,
+                e.path,
+                e.config_revision,
+                e.baseline_version,
+                s.candidate_version,
+                e.baseline_status,
+                s.status AS candidate_status,
+                e.baseline_latency_us,
+                s.latency_us AS candidate_latency_us,
+                e.baseline_ttfb_us,
+                s.ttfb_us AS candidate_ttfb_us,
+                e.request_body,
+                e.baseline_body,
+                s.body AS candidate_body,
+                e.baseline_error,
+                s.error AS candidate_error,
+                s.outcome,
+                s.divergence,
+                s.diverged,
+                s.scorer,
+                s.explanation
+            FROM shadows s JOIN exchanges e ON e.id = s.exchange_id;
+            CREATE VIEW coverage AS
+            SELECT
+                strftime('%Y-%m-%dT%H:%M:%SZ', minute, 'unixepoch') AS minute,
+                route,
+                candidate,
+                reason,
+                count
+            FROM coverage_counts;
+            """
+        )
+    ]
+
+    func migrate() throws {
+        try self.queue.writeWithoutTransaction { db in
+            let current = try Int.fetchOne(db, sql: "PRAGMA user_version") ?? 0
+            if current > PairStore.schemaVersion {
+                throw StoreError(
+                    .newerSchema,
+                    "\(self.path) has schema version \(current); this shadowd understands up to \(PairStore.schemaVersion). Upgrade shadowd."
+                )
+            }
+            if current == 0 {
+                let tables = try String.fetchAll(db, sql: "SELECT name FROM sqlite_master WHERE type = 'table'")
+                if !tables.isEmpty {
+                    throw StoreError(
+                        .notShadowDatabase,
+                        "\(self.path) holds tables (\(tables.prefix(3).joined(separator: ", "))) but no shadowd schema version"
+                    )
+                }
+            }
+            for migration in PairStore.migrations where migration.version > current {
+                try db.inTransaction(.immediate) {
+                    try db.execute(sql: migration.sql)
+                    try db.execute(sql: "PRAGMA user_version = \(migration.version)")
+                    return .commit
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,85 @@
+import Foundation
+import GRDB
+import ShadowCore
+
+extension PairStore {
+    /// Writes a batch of exchanges (one `shadows` row per candidate) and the coverage counts in
+    /// one `BEGIN IMMEDIATE` transaction: all or nothing.
+    ///
+    /// Bodies that are valid JSON are stored as TEXT so `json_extract` works on them; anything
+    /// else is stored as a BLOB.
+    public func write(_ batch: [ExchangeRecord], coverage: [CoverageCounter.Key: Int]) throws {
+        var coverage = coverage
+        var scored: [[Score?]] = []
+        scored.reserveCapacity(batch.count)
+        for record in batch {
+            scored.append(record.candidates.map { record.score($0) })
+            let minute = record.receivedAtMicros / 60_000_000 * 60
+            for candidate in record.candidates {
+                let key = CoverageCounter.Key(
+                    minute: minute,
+                    route: record.route,
+                    candidate: candidate.name,
+                    reason: record.coverageReason(candidate)
+                )
+                coverage[key, default: 0] += 1
+            }
+        }
+        try self.queue.writeWithoutTransaction { db in
+            try db.inTransaction(.immediate) {
+                let insertExchange = try db.cachedStatement(sql: PairStore.insertExchangeSQL)
+                let insertShadow = try db.cachedStatement(sql: PairStore.insertShadowSQL)
+                let upsertCoverage = try db.cachedStatement(sql: PairStore.upsertCoverageSQL)
+                for (record, scores) in zip(batch, scored) {
+                    try insertExchange.execute(arguments: [
+                        record.requestID, record.route, record.configRevision, record.receivedAtMicros,
+                        record.method, record.path, Data(record.requestBody.bytes), record.requestBody.totalBytes,
+                        record.baseline.version, record.baseline.status, record.baseline.latencyMicros,
+                        record.baseline.timeToHeadMicros, record.baseline.contentType,
+                        Data(record.baseline.body.bytes), record.baseline.body.totalBytes, record.baseline.error?.rawValue,
+                    ])
+                    let exchangeID = db.lastInsertedRowID
+                    for (candidate, score) in zip(record.candidates, scores) {
+                        let result = candidate.result
+                        try insertShadow.execute(arguments: [
+                            exchangeID, candidate.name, result.version, result.status, result.latencyMicros,
+                            result.timeToHeadMicros, result.contentType, Data(result.body.bytes), result.body.totalBytes,
+                            result.error?.rawValue, record.coverageReason(candidate).rawValue,
+                            score == nil ? nil : record.scorer.name, score?.value, score.map { $0.diverged ? 1 : 0 },
+                            score?.explanation.serialized,
+                        ])
+                    }
+                }
+                for (key, count) in coverage where count > 0 {
+                    try upsertCoverage.execute(arguments: [key.minute, key.route, key.candidate, key.reason.rawValue, count])
+                }
+                return .commit
+            }
+        }
+    }
+
+    /// JSON bodies become TEXT, everything else a BLOB (json_valid decides).
+    private static func bodyExpression(_ placeholder: Int) -> String {
+        "CASE WHEN json_valid(CAST(?\(placeholder) AS TEXT)) THEN CAST(?\(placeholder) AS TEXT) ELSE ?\(placeholder) END"
+    }
+
+    static let insertExchangeSQL = """
+        INSERT INTO exchanges (
+            request_id, route, config_revision, received_at_us, method, path, request_body, request_body_bytes,
+            baseline_version, baseline_status, baseline_latency_us, baseline_ttfb_us, baseline_content_type,
+            baseline_body, baseline_body_bytes, baseline_error
+        ) VALUES (?1, ?2, ?3, ?4, ?5, ?6, \(bodyExpression(7)), ?8, ?9, ?10, ?11, ?12, ?13, \(bodyExpression(14)), ?15, ?16)
+        """
+
+    static let insertShadowSQL = """
+        INSERT INTO shadows (
+            exchange_id, candidate, candidate_version, status, latency_us, ttfb_us, content_type, body, body_bytes,
+            error, outcome, scorer, divergence, diverged, explanation
+        ) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, \(bodyExpression(8)), ?9, ?10, ?11, ?12, ?13, ?14, ?15)
+        """
+
+    static let upsertCoverageSQL = """
+        INSERT INTO coverage_counts (minute, route, candidate, reason, count) VALUES (?, ?, ?, ?, ?)
+        ON CONFLICT (minute, route, candidate, reason) DO UPDATE SET count = count + excluded.count
+        """
+}

@@ -30,6 +30,11 @@ public final class AddressPromise: Sendable {
         }
     }
 
+    /// Waits until the listener is bound and returns its port; `nil` when binding failed.
+    public func port() async -> Int? {
+        await self.get()?.port
+    }
+
     /// The bound address if known now.
     public var current: SocketAddress? { self.state.withLock { $0.address } }
 }

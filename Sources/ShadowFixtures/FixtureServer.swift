@@ -1,0 +1,212 @@
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+import Synchronization
+
+/// A real HTTP server on loopback whose every answer is scripted: the stand-in for model servers
+/// in tests, the demo and benchmarks, with faults on demand (delay, hang, garbage, reset, chunks).
+public final class FixtureServer: Sendable {
+    /// Decides the answer to one request. Called on the event loop; keep it quick.
+    public typealias Responder = @Sendable (FixtureRequest) -> FixtureResponse
+
+    public let port: Int
+    private let channel: any Channel
+    private let counters: FixtureCounters
+
+    private init(port: Int, channel: any Channel, counters: FixtureCounters) {
+        self.port = port
+        self.channel = channel
+        self.counters = counters
+    }
+
+    /// Binds `host:port` (port 0 lets the kernel choose) and serves until ``stop()``.
+    public static func start(
+        host: String = "127.0.0.1",
+        port: Int = 0,
+        group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
+        responder: @escaping Responder
+    ) async throws -> FixtureServer {
+        let counters = FixtureCounters()
+        let channel = try await ServerBootstrap(group: group)
+            .serverChannelOption(.backlog, value: 1024)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+            .childChannelInitializer { channel in
+                counters.connections.add(1, ordering: .relaxed)
+                return channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.configureHTTPServerPipeline(withErrorHandling: true)
+                    try channel.pipeline.syncOperations.addHandler(FixtureHandler(responder: responder, counters: counters))
+                }
+            }
+            .bind(host: host, port: port)
+            .get()
+        guard let boundPort = channel.localAddress?.port else { throw FixtureError("fixture server did not bind") }
+        return FixtureServer(port: boundPort, channel: channel, counters: counters)
+    }
+
+    /// Stops accepting; open connections are closed with their event loop.
+    public func stop() async throws {
+        try await self.channel.close()
+    }
+
+    /// Requests fully received so far.
+    public var requestCount: Int { self.counters.requests.load(ordering: .relaxed) }
+    /// TCP connections accepted so far.
+    public var connectionCount: Int { self.counters.connections.load(ordering: .relaxed) }
+    /// The most recent requests (up to 64), oldest first.
+    public var recentRequests: [FixtureRequest] { self.counters.recent.withLock { $0 } }
+}
+
+final class FixtureCounters: Sendable {
+    let requests = Atomic<Int>(0)
+    let connections = Atomic<Int>(0)
+    let recent = Mutex<[FixtureRequest]>([])
+
+    func record(_ request: FixtureRequest) {
+        self.requests.add(1, ordering: .relaxed)
+        self.recent.withLock { recent in
+            recent.append(request)
+            if recent.count > 64 { recent.removeFirst(recent.count - 64) }
+        }
+    }
+}
+
+/// A request as the fixture received it.
+public struct FixtureRequest: Sendable {
+    public var method: String
+    public var uri: String
+    public var headers: [(name: String, value: String)]
+    public var body: [UInt8]
+
+    /// The first value of a header, case-insensitively.
+    public func header(_ name: String) -> String? {
+        self.headers.first { $0.name.lowercased() == name.lowercased() }?.value
+    }
+}
+
+/// A scripted answer.
+public struct FixtureResponse: Sendable {
+    public enum Mode: Sendable {
+        /// A normal response with Content-Length.
+        case normal
+        /// Never answer (the connection stays open).
+        case hang
+        /// Send the body as these chunks (chunked encoding), pausing between them.
+        case chunked([[UInt8]], pause: Duration)
+        /// Send the head and part of the body, then close the connection.
+        case resetMidBody
+        /// Send bytes that are not HTTP, then close.
+        case garbage
+        /// Close the connection without a response.
+        case closeImmediately
+    }
+
+    public var status: Int
+    public var headers: [(name: String, value: String)]
+    public var body: [UInt8]
+    public var delay: Duration
+    public var mode: Mode
+
+    public init(status: Int = 200, headers: [(name: String, value: String)] = [], body: [UInt8] = [], delay: Duration = .zero, mode: Mode = .normal) {
+        self.status = status
+        self.headers = headers
+        self.body = body
+        self.delay = delay
+        self.mode = mode
+    }
+
+    /// A JSON response.
+    public static func json(_ text: String, status: Int = 200, delay: Duration = .zero) -> FixtureResponse {
+        FixtureResponse(status: status, headers: [("content-type", "application/json")], body: Array(text.utf8), delay: delay)
+    }
+}
+
+public struct FixtureError: Error, CustomStringConvertible {
+    public let description: String
+    public init(_ description: String) { self.description = description }
+}
+
+private final class FixtureHandler: ChannelInboundHandler {
+    typealias InboundIn = HTTPServerRequestPart
+    typealias OutboundOut = HTTPServerResponsePart
+
+    let responder: FixtureServer.Responder
+    let counters: FixtureCounters
+    private var request: FixtureRequest?
+
+    init(responder: @escaping FixtureServer.Responder, counters: FixtureCounters) {
+        self.responder = responder
+        self.counters = counters
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        switch Self.unwrapInboundIn(data) {
+        case .head(let head):
+            self.request = FixtureRequest(method: head.method.rawValue, uri: head.uri, headers: head.headers.map { ($0.name, $0.value) }, body: [])
+        case .body(let buffer):
+            self.request?.body.append(contentsOf: buffer.readableBytesView)
+        case .end:
+            guard let request = self.request else { return }
+            self.request = nil
+            self.counters.record(request)
+            let response = self.responder(request)
+            if response.delay > .zero {
+                context.eventLoop.assumeIsolated().scheduleTask(in: TimeAmount(response.delay)) {
+                    self.send(response, context: context)
+                }
+            } else {
+                self.send(response, context: context)
+            }
+        }
+    }
+
+    private func send(_ response: FixtureResponse, context: ChannelHandlerContext) {
+        guard context.channel.isActive else { return }
+        var headers = HTTPHeaders(response.headers.map { ($0.name, $0.value) })
+        let status = HTTPResponseStatus(statusCode: response.status)
+        switch response.mode {
+        case .hang:
+            return
+        case .closeImmediately:
+            context.close(promise: nil)
+        case .garbage:
+            // Bypass the HTTP encoder: write raw bytes below it.
+            if let encoder = try? context.pipeline.syncOperations.context(handlerType: HTTPResponseEncoder.self) {
+                encoder.writeAndFlush(NIOAny(context.channel.allocator.buffer(string: "NOT HTTP AT ALL \u{0}\u{1}\r\n\r\n")), promise: nil)
+            }
+            context.eventLoop.assumeIsolated().scheduleTask(in: .milliseconds(5)) { context.close(promise: nil) }
+        case .normal:
+            headers.replaceOrAdd(name: "content-length", value: String(response.body.count))
+            context.write(Self.wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: status, headers: headers))), promise: nil)
+            if !response.body.isEmpty {
+                context.write(Self.wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(bytes: response.body)))), promise: nil)
+            }
+            context.writeAndFlush(Self.wrapOutboundOut(.end(nil)), promise: nil)
+        case .resetMidBody:
+            headers.replaceOrAdd(name: "content-length", value: String(max(response.body.count, 2) * 2))
+            context.write(Self.wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: status, headers: headers))), promise: nil)
+            context.writeAndFlush(Self.wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(bytes: response.body)))), promise: nil)
+            context.eventLoop.assumeIsolated().scheduleTask(in: .milliseconds(5)) { context.close(promise: nil) }
+        case .chunked(let chunks, let pause):
+            headers.remove(name: "content-length")
+            context.writeAndFlush(Self.wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: status, headers: headers))), promise: nil)
+            self.sendChunks(chunks[...], pause: pause, context: context)
+        }
+    }
+
+    private func sendChunks(_ chunks: ArraySlice<[UInt8]>, pause: Duration, context: ChannelHandlerContext) {
+        guard let first = chunks.first else {
+            context.writeAndFlush(Self.wrapOutboundOut(.end(nil)), promise: nil)
+            return
+        }
+        context.writeAndFlush(Self.wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(bytes: first)))), promise: nil)
+        let rest = chunks.dropFirst()
+        if pause > .zero {
+            context.eventLoop.assumeIsolated().scheduleTask(in: TimeAmount(pause)) {
+                self.sendChunks(rest, pause: pause, context: context)
+            }
+        } else {
+            self.sendChunks(rest, pause: pause, context: context)
+        }
+    }
+}

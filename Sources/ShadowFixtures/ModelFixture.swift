@@ -1,0 +1,97 @@
+import ShadowCore
+
+/// Answers Open Inference Protocol requests for one ``ModelSpec``.
+///
+/// `POST /v2/models/{name}/infer` with `{"id": …, "inputs": [...]}` returns a label and a
+/// probability vector; `GET /v2/health/ready` and `GET /v2/models/{name}` answer too.
+public struct ModelFixture: Sendable {
+    public let spec: ModelSpec
+
+    public init(spec: ModelSpec) {
+        self.spec = spec
+    }
+
+    /// The server-side responder.
+    public var responder: FixtureServer.Responder {
+        { request in self.respond(to: request) }
+    }
+
+    /// Starts a fixture server for this model.
+    public func start(host: String = "127.0.0.1", port: Int = 0) async throws -> FixtureServer {
+        try await FixtureServer.start(host: host, port: port, responder: self.responder)
+    }
+
+    public func respond(to request: FixtureRequest) -> FixtureResponse {
+        let path = request.uri.split(separator: "?").first.map(String.init) ?? request.uri
+        if request.method == "GET", path == "/v2/health/ready" || path == "/v2/health/live" {
+            return .json(#"{"ready":true}"#)
+        }
+        if request.method == "GET", path == "/v2/models/\(self.spec.name)" {
+            return .json(JSONValue.object([("name", .string(self.spec.name)), ("versions", .array([.string(self.spec.version)])), ("platform", .string("shadowd-fixture"))]).serialized)
+        }
+        guard path == "/v2/models/\(self.spec.name)/infer" else {
+            return .json(#"{"error":"unknown path \#(path.prefix(100))"}"#, status: 404)
+        }
+        guard request.method == "POST" else { return .json(#"{"error":"use POST"}"#, status: 405) }
+        let document: JSONValue
+        do {
+            document = try JSONParser().parse(request.body)
+        } catch {
+            return .json(JSONValue.object([("error", .string("request body is not JSON: \(error)"))]).serialized, status: 400)
+        }
+        guard let inputs = document["inputs"] else {
+            return .json(#"{"error":"missing 'inputs'"}"#, status: 400)
+        }
+        let key = StableHash.fnv1a64(inputs.serialized.utf8) ^ self.spec.seed
+        let delay = self.latency(key)
+        // Fault choices hash the input with the model's own name, so the same inputs fail every run.
+        let faultDraw = Self.unit(StableHash.fnv1a64("\(self.spec.name)/\(self.spec.version)/fault/\(key)".utf8))
+        if faultDraw < self.spec.hangRate { return FixtureResponse(mode: .hang) }
+        if faultDraw < self.spec.hangRate + self.spec.garbageRate { return FixtureResponse(delay: delay, mode: .garbage) }
+        if faultDraw < self.spec.hangRate + self.spec.garbageRate + self.spec.errorRate {
+            return .json(#"{"error":"injected failure"}"#, status: 500, delay: delay)
+        }
+        let (label, probabilities) = self.predict(key)
+        var response: [(key: String, value: JSONValue)] = [("model_name", .string(self.spec.name)), ("model_version", .string(self.spec.version))]
+        if let id = document["id"] { response.append(("id", id)) }
+        response.append((
+            "outputs",
+            .array([
+                .object([("name", .string("label")), ("datatype", .string("BYTES")), ("shape", .array([.number(1)])), ("data", .array([.string(label)]))]),
+                .object([
+                    ("name", .string("probabilities")), ("datatype", .string("FP32")),
+                    ("shape", .array([.number(Double(probabilities.count))])), ("data", .array(probabilities.map { .number($0) })),
+                ]),
+            ])
+        ))
+        return .json(JSONValue.object(response).serialized, delay: delay)
+    }
+
+    /// Whether this model disagrees with the reference labelling on the input with this key.
+    public func disagrees(onKey key: UInt64) -> Bool {
+        Self.unit(StableHash.fnv1a64("disagree/\(key)".utf8)) < self.spec.disagreeRate
+    }
+
+    func predict(_ key: UInt64) -> (String, [Double]) {
+        let count = self.spec.labels.count
+        var index = Int(key % UInt64(count))
+        if self.disagrees(onKey: key) {
+            index = (index + 1 + Int((key >> 16) % UInt64(count - 1))) % count
+        }
+        let top = 0.5 + Double((key >> 8) % 40) / 100
+        let rest = (1 - top) / Double(count - 1)
+        let probabilities = (0..<count).map { ($0 == index ? top : rest) }.map { ($0 * 10_000).rounded() / 10_000 }
+        return (self.spec.labels[index], probabilities)
+    }
+
+    func latency(_ key: UInt64) -> Duration {
+        guard self.spec.latencyMax > self.spec.latencyMin else { return self.spec.latencyMin }
+        let span = (self.spec.latencyMax - self.spec.latencyMin) / 1
+        let fraction = Double.random(in: 0..<1)
+        return self.spec.latencyMin + span * fraction
+    }
+
+    static func unit(_ hash: UInt64) -> Double {
+        Double(hash >> 11) / Double(1 << 53)
+    }
+}

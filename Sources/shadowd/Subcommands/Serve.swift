@@ -1,0 +1,58 @@
+import ArgumentParser
+import Logging
+import ServiceLifecycle
+import ShadowCore
+import ShadowProxy
+import ShadowStore
+import UnixSignals
+
+extension ShadowdCommand {
+    /// Runs the sidecar until SIGTERM or SIGINT.
+    struct Serve: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Run the sidecar: proxy to the baseline, mirror to candidates, record pairs."
+        )
+
+        @Option(help: "The YAML configuration file.")
+        var config: String
+
+        @Option(help: "Database path; overrides storage.path in the configuration.")
+        var db: String?
+
+        @OptionGroup var logging: LoggingOptions
+
+        func run() async throws {
+            let logger = try self.logging.makeLogger()
+            var configuration = try loadConfiguration(self.config)
+            if let db = self.db { configuration.storage.path = db }
+            let sidecar: Sidecar
+            do {
+                sidecar = try await Sidecar(configuration: configuration, logger: logger)
+            } catch {
+                throw CleanExit.message("error: \(error)", code: 1)
+            }
+            logger.info(
+                "database open",
+                metadata: [
+                    "shadow.db": "\(configuration.storage.path)",
+                    "shadow.pragmas": "\((try? sidecar.store.pragmas()) ?? [:])",
+                    "shadow.config.revision": "\(configuration.revision)",
+                ]
+            )
+            let group = ServiceGroup(
+                configuration: .init(
+                    services: sidecar.services.map { .init(service: $0) },
+                    gracefulShutdownSignals: [.sigterm, .sigint],
+                    logger: logger
+                )
+            )
+            do {
+                try await group.run()
+            } catch {
+                try? await sidecar.shutdown()
+                throw CleanExit.message("error: \(error)", code: 1)
+            }
+            try await sidecar.shutdown()
+        }
+    }
+}

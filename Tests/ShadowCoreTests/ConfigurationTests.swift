@@ -1,0 +1,96 @@
+import Foundation
+import Testing
+
+@testable import ShadowCore
+
+@Suite struct ConfigurationTests {
+    static let minimal = """
+        routes:
+          - name: r
+            prefix: /v2/
+            baseline: {url: "http://127.0.0.1:9001"}
+            candidates:
+              - {name: c, url: "http://127.0.0.1:9002"}
+        """
+
+    @Test func theShippedExampleIsValid() throws {
+        let url = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../../Fixtures/configs/example.yaml")
+        let configuration = try Configuration.load(yaml: String(contentsOf: url, encoding: .utf8))
+        #expect(configuration.server.listen == HostPort(host: "127.0.0.1", port: 8080))
+        #expect(configuration.admin.listen == HostPort(host: "127.0.0.1", port: 8081))
+        #expect(configuration.routes.count == 1)
+        let route = try #require(configuration.routes.first)
+        #expect(route.baseline.url == UpstreamURL(host: "127.0.0.1", port: 9001))
+        #expect(route.candidates.map(\.name) == ["classifier-v2"])
+        #expect(route.candidates[0].timeout == .seconds(5))
+        #expect(route.scorer.ignorePaths == ["$.model_version", "$.id"])
+        #expect(configuration.limits.maxHeaderBytes == 64 * 1024)
+        #expect(configuration.storage.flushInterval == .milliseconds(50))
+    }
+
+    @Test func defaultsApplyToAMinimalFile() throws {
+        let configuration = try Configuration.load(yaml: Self.minimal)
+        #expect(configuration.storage.path == "shadow.sqlite")
+        #expect(configuration.routes[0].samplePercent == 100)
+        #expect(configuration.routes[0].scorer.kind == .json)
+        #expect(configuration.revision.count == 16)
+    }
+
+    @Test func theRevisionChangesWithTheText() throws {
+        let a = try Configuration.load(yaml: Self.minimal)
+        let b = try Configuration.load(yaml: Self.minimal + "\n# edited\n")
+        #expect(a.revision != b.revision)
+    }
+
+    @Test(arguments: [
+        ("", "the configuration is empty"),
+        ("routes: []", "routes: at least one route is required"),
+        ("routes:\n  - name: r\n    prefix: /a\n", "routes[0].baseline: is required"),
+        ("routes:\n  - name: r\n    prefix: a\n    baseline: {url: \"http://127.0.0.1:1\"}", "routes[0].prefix: must start with '/'"),
+        ("routes:\n  - name: r\n    prefix: /a\n    baseline: {url: \"https://127.0.0.1:1\"}", "routes[0].baseline.url: https upstreams are not supported"),
+        ("routes:\n  - name: r\n    prefix: /a\n    baseline: {url: \"http://example.com:80\"}", "routes[0].baseline.url: host 'example.com' is not loopback"),
+        ("routes:\n  - name: r\n    prefix: /a\n    baseline: {url: \"http://127.0.0.1:1\", timeout: soon}", "routes[0].baseline.timeout: expected a duration"),
+        ("routes:\n  - name: r\n    prefix: /a\n    sample_percent: 150\n    baseline: {url: \"http://127.0.0.1:1\"}", "routes[0].sample_percent: must be between 0"),
+        ("routes:\n  - name: r\n    prefix: /a\n    samplepercent: 5\n    baseline: {url: \"http://127.0.0.1:1\"}", "routes[0].samplepercent: unknown key"),
+        ("routes:\n  - name: r\n    prefix: /a\n    baseline: {url: \"http://127.0.0.1:1\"}\n    scorer: {kind: magic}", "routes[0].scorer.kind: unknown scorer 'magic'"),
+        ("routes:\n  - name: r\n    prefix: /a\n    baseline: {url: \"http://127.0.0.1:1\"}\n    scorer: {ignore_paths: [\"id\"]}", "routes[0].scorer.ignore_paths[0]: a path must start with '$'"),
+        ("limits: {max_request_body: 1KiB, mirror_max_body: 2KiB}\n" + minimal, "limits.mirror_max_body: must not exceed"),
+        ("server: {listen: nowhere}\n" + minimal, "server.listen: expected host:port"),
+        ("storage: {synchronous: sometimes}\n" + minimal, "storage.synchronous: expected normal or full"),
+        ("routes:\n  - name: r\n    prefix: /a\n    baseline: {url: \"http://127.0.0.1:1\"}\n  - name: r\n    prefix: /b\n    baseline: {url: \"http://127.0.0.1:1\"}", "routes[1].name: duplicate route name"),
+        ("routes:\n  - name: r\n    prefix: /a\n    baseline: {url: \"http://127.0.0.1:1\"}\n    candidates:\n      - {name: c, url: \"http://127.0.0.1:2\"}\n      - {name: c, url: \"http://127.0.0.1:3\"}", "routes[0].candidates[1].name: duplicate candidate name"),
+        ("routes: [unclosed", "not valid YAML"),
+    ])
+    func invalidFilesNameTheKeyAndTheReason(yaml: String, expected: String) {
+        #expect {
+            _ = try Configuration.load(yaml: yaml)
+        } throws: { error in
+            "\(error)".contains(expected)
+        }
+    }
+
+    @Test func nonLoopbackHostsNeedTheAllowList() throws {
+        let yaml = "upstreams: {allow_hosts: [models.internal]}\nroutes:\n  - name: r\n    prefix: /a\n    baseline: {url: \"http://models.internal:8000/base/\"}"
+        let configuration = try Configuration.load(yaml: yaml)
+        #expect(configuration.routes[0].baseline.url == UpstreamURL(host: "models.internal", port: 8000, basePath: "/base"))
+    }
+
+    @Test func unitsParse() {
+        #expect(Units.parseDuration("250ms") == .milliseconds(250))
+        #expect(Units.parseDuration("1.5s") == .milliseconds(1500))
+        #expect(Units.parseDuration("2m") == .seconds(120))
+        #expect(Units.parseDuration("40") == .milliseconds(40))
+        #expect(Units.parseDuration("-1s") == nil)
+        #expect(Units.parseByteCount("64KiB") == 65536)
+        #expect(Units.parseByteCount("10MiB") == 10 << 20)
+        #expect(Units.parseByteCount("12") == 12)
+        #expect(Units.parseByteCount("lots") == nil)
+    }
+
+    @Test func hostPortParsesIPv6() {
+        #expect(HostPort(parsing: "[::1]:8080") == HostPort(host: "::1", port: 8080))
+        #expect(HostPort(parsing: "127.0.0.1:0") == HostPort(host: "127.0.0.1", port: 0))
+        #expect(HostPort(parsing: "127.0.0.1") == nil)
+        #expect(HostPort(parsing: "127.0.0.1:99999") == nil)
+    }
+}

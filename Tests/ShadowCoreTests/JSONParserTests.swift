@@ -1,0 +1,38 @@
+import Testing
+
+@testable import ShadowCore
+
+@Suite struct JSONParserTests {
+    @Test(arguments: [
+        #"{"a":[1,2.5,-3e2,true,false,null,"x"]}"#,
+        #"[]"#, #"{}"#, #""\u00e9\ud83d\ude00\n""#, #"  0  "#, #"{"nested":{"deep":[{"k":"v"}]}}"#,
+    ])
+    func validDocumentsRoundTrip(text: String) throws {
+        let value = try JSONParser().parse(text)
+        #expect(try JSONParser().parse(value.serialized) == value)
+    }
+
+    @Test(arguments: [
+        "", "{", "[1,]", "{\"a\" 1}", "NaN", "Infinity", "-Infinity", "01", "1.", "\"unterminated", "[1] 2",
+        "{\"a\":1,}", "\"\u{01}\"", "\"\\x\"", "\"\\ud800\"", "1e999", "tru", "nul",
+    ])
+    func invalidDocumentsAreRejected(text: String) {
+        #expect(throws: JSONParser.Error.self) { try JSONParser().parse(text) }
+    }
+
+    @Test func deepNestingFailsCleanly() {
+        let deep = String(repeating: "[", count: 10_000) + String(repeating: "]", count: 10_000)
+        #expect(throws: JSONParser.Error.self) { try JSONParser(maximumDepth: 256).parse(deep) }
+        let ok = String(repeating: "[", count: 100) + String(repeating: "]", count: 100)
+        #expect(throws: Never.self) { try JSONParser(maximumDepth: 256).parse(ok) }
+    }
+
+    @Test func objectEqualityIgnoresKeyOrder() throws {
+        #expect(try JSONParser().parse(#"{"a":1,"b":[1,2]}"#) == JSONParser().parse(#"{"b":[1,2],"a":1}"#))
+        #expect(try JSONParser().parse(#"{"a":1}"#) != JSONParser().parse(#"{"a":1,"b":2}"#))
+    }
+
+    @Test func invalidUTF8IsRejected() {
+        #expect(throws: JSONParser.Error.self) { try JSONParser().parse([0x22, 0xFF, 0xFE, 0x22]) }
+    }
+}

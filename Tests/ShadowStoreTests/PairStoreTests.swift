@@ -1,0 +1,152 @@
+import Foundation
+import GRDB
+import Logging
+import ServiceLifecycle
+import Testing
+
+@testable import ShadowCore
+@testable import ShadowStore
+
+@Suite struct PairStoreTests {
+    @Test func opensInWALWithTheDocumentedPragmas() async throws {
+        try await withTemporaryDirectory { directory in
+            let store = try PairStore(path: directory + "/db.sqlite")
+            let pragmas = try store.pragmas()
+            #expect(pragmas["journal_mode"] == "wal")
+            #expect(pragmas["synchronous"] == "1")  // NORMAL
+            #expect(Int(pragmas["busy_timeout"] ?? "0")! >= 5000)
+            #expect(pragmas["auto_vacuum"] == "2")  // INCREMENTAL
+            #expect(pragmas["user_version"] == "\(PairStore.schemaVersion)")
+            let attributes = try FileManager.default.attributesOfItem(atPath: directory + "/db.sqlite")
+            #expect((attributes[.posixPermissions] as? Int) == 0o640)
+            try store.close()
+        }
+    }
+
+    @Test func pairsViewHasTheContractColumns() async throws {
+        try await withTemporaryDirectory { directory in
+            let store = try PairStore(path: directory + "/db.sqlite")
+            try store.write(
+                [makeRecord(id: "a"), makeRecord(id: "b", candidate: #"{"label":"dog"}"#), makeRecord(id: "c", candidateError: .timeout)],
+                coverage: [.init(minute: 0, route: "classifier", candidate: "v2", reason: .queueFull): 4]
+            )
+            try store.close()
+            let reader = try DatabaseQueue(path: directory + "/db.sqlite")
+            try await reader.read { db in
+                let columns = try db.columns(in: "pairs").map(\.name)
+                for required in [
+                    "request_id", "route", "candidate", "received_at", "method", "path", "baseline_status", "candidate_status",
+                    "baseline_latency_us", "candidate_latency_us", "baseline_body", "candidate_body", "candidate_error",
+                    "divergence", "diverged", "scorer",
+                ] {
+                    #expect(columns.contains(required), "pairs lacks \(required)")
+                }
+                let rows = try Row.fetchAll(db, sql: "SELECT * FROM pairs ORDER BY request_id")
+                #expect(rows.count == 3)
+                #expect(rows[0]["divergence"] as Double? == 0 && rows[0]["diverged"] as Int? == 0)
+                #expect(rows[1]["diverged"] as Int? == 1)
+                #expect(rows[2]["divergence"] as Double? == nil && rows[2]["candidate_error"] as String? == "timeout")
+                #expect(rows[0]["received_at"] as String? == "2023-11-14T22:13:20.000Z")
+                // JSON bodies are TEXT, so json_extract works on them.
+                #expect(try String.fetchOne(db, sql: "SELECT json_extract(candidate_body, '$.label') FROM pairs WHERE request_id = 'b'") == "dog")
+                #expect(try String.fetchOne(db, sql: "SELECT typeof(baseline_body) FROM pairs WHERE request_id = 'a'") == "text")
+                let coverage = try Row.fetchAll(db, sql: "SELECT reason, count FROM coverage ORDER BY reason")
+                #expect(coverage.map { $0["reason"] as String } == ["candidate_error", "compared", "queue_full"])
+                #expect(coverage.map { $0["count"] as Int } == [1, 2, 4])
+            }
+        }
+    }
+
+    @Test func nonJSONBodiesAreStoredAsBlobs() async throws {
+        try await withTemporaryDirectory { directory in
+            let store = try PairStore(path: directory + "/db.sqlite")
+            try store.write([makeRecord(id: "x", candidate: "not json \u{1}")], coverage: [:])
+            let reader = try DatabaseQueue(path: directory + "/db.sqlite")
+            let type = try await reader.read { try String.fetchOne($0, sql: "SELECT typeof(candidate_body) FROM pairs") }
+            #expect(type == "blob")
+            try store.close()
+        }
+    }
+
+    @Test func coverageCountsAccumulateAcrossBatches() async throws {
+        try await withTemporaryDirectory { directory in
+            let store = try PairStore(path: directory + "/db.sqlite")
+            let key = CoverageCounter.Key(minute: 60, route: "r", candidate: "c", reason: .notSampled)
+            try store.write([], coverage: [key: 3])
+            try store.write([], coverage: [key: 4])
+            #expect(try store.coverageTotals()["not_sampled"] == 7)
+            try store.close()
+        }
+    }
+
+    @Test func refusesANewerSchema() async throws {
+        try await withTemporaryDirectory { directory in
+            let path = directory + "/db.sqlite"
+            try PairStore(path: path).close()
+            let queue = try DatabaseQueue(path: path)
+            try await queue.write { try $0.execute(sql: "PRAGMA user_version = 99") }
+            try queue.close()
+            #expect {
+                _ = try PairStore(path: path)
+            } throws: { error in
+                (error as? StoreError)?.code == .newerSchema && "\(error)".contains("schema version 99")
+            }
+        }
+    }
+
+    @Test func refusesAForeignDatabase() async throws {
+        try await withTemporaryDirectory { directory in
+            let path = directory + "/other.sqlite"
+            let queue = try DatabaseQueue(path: path)
+            try await queue.write { try $0.execute(sql: "CREATE TABLE customers(id)") }
+            try queue.close()
+            #expect {
+                _ = try PairStore(path: path)
+            } throws: { error in
+                (error as? StoreError)?.code == .notShadowDatabase
+            }
+        }
+    }
+
+    @Test func aLongReaderDoesNotBlockTheWriter() async throws {
+        try await withTemporaryDirectory { directory in
+            let path = directory + "/db.sqlite"
+            let store = try PairStore(path: path)
+            try store.write([makeRecord(id: "first")], coverage: [:])
+            let reader = try DatabasePool(path: path)
+            try await reader.read { db in
+                // A read transaction is open on a snapshot while the writer commits more batches.
+                let before = try Int.fetchOne(db, sql: "SELECT count(*) FROM pairs")
+                for batch in 0..<20 {
+                    try store.write((0..<50).map { makeRecord(id: "b\(batch)-\($0)") }, coverage: [:])
+                }
+                #expect(try Int.fetchOne(db, sql: "SELECT count(*) FROM pairs") == before)
+            }
+            #expect(try await reader.read { try Int.fetchOne($0, sql: "SELECT count(*) FROM pairs") } == 1001)
+            try reader.close()
+            try store.close()
+        }
+    }
+
+    @Test func theWriterDrainsEverythingOnGracefulShutdown() async throws {
+        try await withTemporaryDirectory { directory in
+            let store = try PairStore(path: directory + "/db.sqlite")
+            let queue = RecordQueue<ExchangeRecord>(capacity: 10_000)
+            let coverage = CoverageCounter()
+            let writer = RecordWriter(store: store, queue: queue, coverage: coverage, storage: StorageConfiguration(batchSize: 100), logger: Logger(label: "test"))
+            let group = ServiceGroup(services: [writer], logger: Logger(label: "test"))
+            try await withThrowingTaskGroup(of: Void.self) { tasks in
+                tasks.addTask { try await group.run() }
+                for index in 0..<2_500 { #expect(queue.offer(makeRecord(id: "r\(index)"))) }
+                coverage.add(route: "classifier", candidate: "v2", reason: .notSampled, atMicros: 0, count: 5)
+                await group.triggerGracefulShutdown()
+                try await tasks.waitForAll()
+            }
+            let summaries = try store.candidateSummaries()
+            #expect(summaries.first?.pairs == 2_500)
+            #expect(try store.coverageTotals() == ["compared": 2_500, "not_sampled": 5])
+            #expect(writer.statistics.snapshot().written == 2_500)
+            try store.close()
+        }
+    }
+}

@@ -330,9 +330,11 @@ final class ProxyHandler: ChannelInboundHandler, UpstreamResponseDelegate {
         }
         context.write(Self.wrapOutboundOut(.body(.byteBuffer(buffer))), promise: nil)
         if !context.channel.isWritable {
-            // The client reads slower than the baseline sends: stop reading upstream until it catches up.
-            context.flush()
+            // The client reads slower than the baseline sends: stop reading upstream until it
+            // catches up. Pause before flushing: the flush may make the channel writable again,
+            // and that event must find the upstream already paused.
             self.call?.pauseReading()
+            context.flush()
         }
     }
 

@@ -1,0 +1,178 @@
+import Foundation
+import Logging
+import ServiceLifecycle
+import ShadowCore
+import ShadowFixtures
+import ShadowProxy
+import ShadowStore
+import Synchronization
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A running sidecar on 127.0.0.1 with a fresh database, for one test.
+final class SidecarHarness: Sendable {
+    let sidecar: Sidecar
+    let port: Int
+    let databasePath: String
+    let group: ServiceGroup
+    private let stopped: Mutex<Bool> = Mutex(false)
+    private let finished: AsyncStream<Void>
+
+    init(sidecar: Sidecar, port: Int, databasePath: String, group: ServiceGroup, finished: AsyncStream<Void>) {
+        self.sidecar = sidecar
+        self.port = port
+        self.databasePath = databasePath
+        self.group = group
+        self.finished = finished
+    }
+
+    func client() async throws -> HTTPTestClient {
+        try await HTTPTestClient.connect(port: self.port)
+    }
+
+    /// Graceful shutdown: drains requests and shadow work, flushes the writer. Idempotent.
+    func stop() async {
+        let first = self.stopped.withLock { stopped in
+            defer { stopped = true }
+            return !stopped
+        }
+        guard first else { return }
+        await self.group.triggerGracefulShutdown()
+        for await _ in self.finished { break }
+    }
+
+    /// Opens the database for checks; call after ``stop()``.
+    func openStore() throws -> PairStore {
+        try PairStore(path: self.databasePath)
+    }
+}
+
+/// A fixture that answers with `responder`, or a port where nothing listens (`nil`).
+enum Upstream {
+    case responder(FixtureServer.Responder)
+    case refusing
+
+    func start() async throws -> (port: Int, server: FixtureServer?) {
+        switch self {
+        case .responder(let responder):
+            let server = try await FixtureServer.start(responder: responder)
+            return (server.port, server)
+        case .refusing:
+            let server = try await FixtureServer.start { _ in FixtureResponse() }
+            let port = server.port
+            try await server.stop()
+            return (port, nil)
+        }
+    }
+}
+
+/// Starts the upstreams and a sidecar in front of them, runs `body`, then shuts everything down.
+func withSidecar(
+    baseline: Upstream,
+    candidates: [(name: String, upstream: Upstream)] = [],
+    configure: (inout Configuration) -> Void = { _ in },
+    _ body: (SidecarHarness, _ baseline: FixtureServer?, _ candidates: [FixtureServer?]) async throws -> Void
+) async throws {
+    let directory = NSTemporaryDirectory() + "shadowd-proxy-" + UUID().uuidString
+    try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+    defer { try? FileManager.default.removeItem(atPath: directory) }
+    let (baselinePort, baselineServer) = try await baseline.start()
+    var candidateServers: [FixtureServer?] = []
+    var candidateConfigurations: [CandidateConfiguration] = []
+    for (name, upstream) in candidates {
+        let (port, server) = try await upstream.start()
+        candidateServers.append(server)
+        candidateConfigurations.append(
+            CandidateConfiguration(name: name, url: UpstreamURL(host: "127.0.0.1", port: port), version: "\(name)-v", timeout: .seconds(1), connectTimeout: .milliseconds(500))
+        )
+    }
+    var configuration = Configuration(
+        server: ServerConfiguration(listen: HostPort(host: "127.0.0.1", port: 0), drainTimeout: .seconds(5)),
+        admin: AdminConfiguration(listen: HostPort(host: "127.0.0.1", port: 0)),
+        storage: StorageConfiguration(path: directory + "/shadow.sqlite", flushInterval: .milliseconds(10)),
+        routes: [
+            RouteConfiguration(
+                name: "models",
+                prefix: "/",
+                baseline: BaselineConfiguration(url: UpstreamURL(host: "127.0.0.1", port: baselinePort), version: "base-v", timeout: .seconds(5)),
+                candidates: candidateConfigurations
+            )
+        ],
+        revision: "test"
+    )
+    configure(&configuration)
+    var logger = Logger(label: "test")
+    logger.logLevel = .warning
+    let sidecar = try await Sidecar(configuration: configuration, logger: logger)
+    let group = ServiceGroup(services: sidecar.services, logger: logger)
+    let (finished, signal) = AsyncStream<Void>.makeStream()
+    try await withThrowingTaskGroup(of: Void.self) { tasks in
+        tasks.addTask {
+            defer { signal.yield() }
+            try await group.run()
+        }
+        guard let port = await sidecar.proxy.address.port() else { throw FixtureError("sidecar did not bind") }
+        let harness = SidecarHarness(sidecar: sidecar, port: port, databasePath: configuration.storage.path, group: group, finished: finished)
+        do {
+            try await body(harness, baselineServer, candidateServers)
+        } catch {
+            await harness.stop()
+            throw error
+        }
+        await harness.stop()
+        try await tasks.waitForAll()
+    }
+    try await sidecar.shutdown()
+    try await baselineServer?.stop()
+    for server in candidateServers { try await server?.stop() }
+}
+
+/// Resident memory of this process in bytes.
+func residentMemoryBytes() -> Int {
+    guard let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8),
+        let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmRSS:") })
+    else { return 0 }
+    let kilobytes = line.split(separator: " ").dropFirst().first.flatMap { Int($0) } ?? 0
+    return kilobytes * 1024
+}
+
+/// Sends raw bytes on a fresh TCP connection and reads until the server closes it (or `timeout`).
+/// Returns what the server sent and whether it closed the connection.
+func rawExchange(port: Int, _ request: [UInt8], timeout: Duration = .seconds(5)) -> (response: String, closed: Bool) {
+    let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    defer { close(descriptor) }
+    var address = sockaddr_in()
+    address.sin_family = sa_family_t(AF_INET)
+    address.sin_port = in_port_t(UInt16(port).bigEndian)
+    address.sin_addr.s_addr = inet_addr("127.0.0.1")
+    let connected = withUnsafePointer(to: &address) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(descriptor, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+    }
+    guard connected == 0 else { return ("connect failed", false) }
+    var tv = timeval(tv_sec: Int(timeout.components.seconds), tv_usec: 0)
+    setsockopt(descriptor, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
+    _ = request.withUnsafeBytes { send(descriptor, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+    var received: [UInt8] = []
+    var buffer = [UInt8](repeating: 0, count: 65536)
+    while true {
+        let count = recv(descriptor, &buffer, buffer.count, 0)
+        if count == 0 { return (String(decoding: received, as: UTF8.self), true) }
+        if count < 0 { return (String(decoding: received, as: UTF8.self), errno == ECONNRESET) }
+        received.append(contentsOf: buffer[0..<count])
+    }
+}
+
+/// Deterministic pseudo-random bytes.
+func randomBytes(_ count: Int, seed: UInt64 = 42) -> [UInt8] {
+    var state = seed
+    return (0..<count).map { _ in
+        state = state &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407
+        return UInt8(truncatingIfNeeded: state >> 33)
+    }
+}
+
+extension HTTPTestResponse {
+    var json: String { self.text }
+}

@@ -104,7 +104,9 @@ final class UpstreamHandler: ChannelInboundHandler {
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
         if let call = self.call {
             self.call = nil
-            call.fail(error is HTTPParserError ? .invalidResponse : .reset)
+            // EOF in the middle of a response is the upstream closing early, not bad HTTP.
+            let parserError = error as? HTTPParserError
+            call.fail(parserError == nil || parserError == .invalidEOFState ? .reset : .invalidResponse)
         }
         context.close(promise: nil)
     }

@@ -123,6 +123,11 @@ extension ShadowdCommand {
             let expected = Self.expectedDisagreement(traffic, candidateSpec: candidateSpec)
             func ms(_ micros: Int64) -> String { String(format: "%.2f ms", Double(micros) / 1000) }
             if let replay {
+                let sorted = replay.latencies.sorted()
+                if !sorted.isEmpty {
+                    func at(_ q: Double) -> String { String(format: "%.2f ms", Double(sorted[min(sorted.count - 1, Int(q * Double(sorted.count)))].components.attoseconds) / 1e15) }
+                    print("client view (through the sidecar): p50 \(at(0.5)), p99 \(at(0.99))")
+                }
                 print("client: \(replay.completed) responses (\(replay.statusCounts.sorted { $0.key < $1.key }.map { "\($0.key)×\($0.value)" }.joined(separator: ", "))), \(replay.failures) transport failures")
             }
             for summary in summaries {

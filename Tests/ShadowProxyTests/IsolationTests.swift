@@ -1,0 +1,167 @@
+import Foundation
+import NIOHTTP1
+import ShadowCore
+import ShadowFixtures
+import ShadowStore
+import Testing
+
+@testable import ShadowProxy
+
+/// Whatever the candidate does, the client gets the baseline's answer, promptly.
+@Suite(.timeLimit(.minutes(3))) struct IsolationTests {
+    static let baselineBody = #"{"label":"cat","score":0.9}"#
+
+    enum CandidateFault: String, CaseIterable, Sendable {
+        case hangs, refuses, slow, garbage, resetsMidBody, hugeBody, serverError
+
+        var upstream: Upstream {
+            switch self {
+            case .hangs: .responder { _ in FixtureResponse(mode: .hang) }
+            case .refuses: .refusing
+            case .slow: .responder { _ in .json(#"{"label":"late"}"#, delay: .seconds(2)) }
+            case .garbage: .responder { _ in FixtureResponse(mode: .garbage) }
+            case .resetsMidBody: .responder { _ in FixtureResponse(body: Array(#"{"label":"#.utf8), mode: .resetMidBody) }
+            case .hugeBody: .responder { _ in FixtureResponse(body: [UInt8](repeating: 0x41, count: 10 << 20)) }
+            case .serverError: .responder { _ in .json(#"{"error":"boom"}"#, status: 500) }
+            }
+        }
+
+        /// What the record must say about the candidate.
+        var expectedError: String? {
+            switch self {
+            case .hangs, .slow: "timeout"
+            case .refuses: "refused"
+            case .garbage: "invalid_response"
+            case .resetsMidBody: "reset"
+            case .hugeBody: "too_large"
+            case .serverError: nil
+            }
+        }
+    }
+
+    @Test(arguments: CandidateFault.allCases)
+    func theClientNeverWaitsForAFailingCandidate(fault: CandidateFault) async throws {
+        try await withSidecar(
+            baseline: .responder { _ in .json(Self.baselineBody) },
+            candidates: [("broken", fault.upstream)],
+            configure: { configuration in
+                configuration.storage.maxStoredBody = 1 << 20
+                // Enough call slots that every copy is in flight at once and ends by its timeout.
+                configuration.routes[0].candidates[0].maxConcurrency = 128
+            }
+        ) { sidecar, _, _ in
+            let client = try await sidecar.client()
+            var slowest = Duration.zero
+            for index in 0..<40 {
+                let response = try await client.send(method: .POST, path: "/infer", headers: [("x-request-id", "req-\(index)")], body: Array("{}".utf8))
+                #expect(response.status == 200)
+                #expect(response.text == Self.baselineBody)
+                slowest = max(slowest, response.latency)
+            }
+            // The candidate's timeout is 1 s and the slow one answers after 2 s; the client must
+            // never be held by either.
+            #expect(slowest < .milliseconds(500), "a client request took \(slowest)")
+            await client.close()
+            await sidecar.stop()
+            let store = try sidecar.openStore()
+            defer { try? store.close() }
+            let summary = try #require(try store.candidateSummaries().first)
+            #expect(summary.pairs == 40, "every mirrored request is recorded exactly once")
+            if let expected = fault.expectedError {
+                #expect(summary.candidateErrors == [expected: 40])
+            } else {
+                #expect(summary.diverged == 40, "a 500 against a 200 diverges")
+            }
+        }
+    }
+
+    @Test func theCandidatesOutputNeverReachesAClientEvenWhenTheBaselineFails() async throws {
+        let secret = "CANDIDATE-SECRET-OUTPUT"
+        try await withSidecar(baseline: .refusing, candidates: [("c", .responder { _ in .json(#"{"x":"\#(secret)"}"#) })]) { sidecar, _, _ in
+            let client = try await sidecar.client()
+            let response = try await client.send(method: .POST, path: "/infer", body: Array("{}".utf8))
+            #expect(response.status == 502)
+            #expect(response.header("content-type") == "application/json")
+            #expect(response.text.contains(#""code":"baseline_unreachable""#))
+            #expect(!response.text.contains(secret))
+            await client.close()
+            await sidecar.stop()
+            let store = try sidecar.openStore()
+            defer { try? store.close() }
+            // The pair is still recorded, with the baseline's failure.
+            #expect(try store.coverageTotals()["baseline_error"] == 1)
+        }
+    }
+
+    @Test func aSlowBaselineGets504() async throws {
+        try await withSidecar(
+            baseline: .responder { _ in FixtureResponse(mode: .hang) },
+            configure: { $0.routes[0].baseline.timeout = .milliseconds(300) }
+        ) { sidecar, _, _ in
+            let client = try await sidecar.client()
+            let response = try await client.send(path: "/infer")
+            #expect(response.status == 504)
+            #expect(response.text.contains("baseline_timeout"))
+            #expect(response.latency >= .milliseconds(250))
+            await client.close()
+        }
+    }
+
+    @Test func aBaselineResetMidBodyClosesTheClientConnection() async throws {
+        try await withSidecar(baseline: .responder { _ in FixtureResponse(body: Array("partial".utf8), mode: .resetMidBody) }) { sidecar, _, _ in
+            let client = try await sidecar.client()
+            await #expect(throws: (any Error).self) { _ = try await client.send(path: "/infer") }
+            await client.close()
+        }
+    }
+
+    @Test func queueOverflowIsDroppedAndCounted() async throws {
+        try await withSidecar(
+            baseline: .responder { _ in .json("{}") },
+            candidates: [("stuck", .responder { _ in FixtureResponse(mode: .hang) })],
+            configure: { configuration in
+                configuration.server.threads = 1
+                configuration.routes[0].candidates[0].maxConcurrency = 1
+                configuration.routes[0].candidates[0].queueCapacity = 2
+            }
+        ) { sidecar, _, _ in
+            let client = try await sidecar.client()
+            for _ in 0..<20 {
+                #expect(try await client.send(path: "/infer").status == 200)
+            }
+            await client.close()
+            await sidecar.stop()
+            let store = try sidecar.openStore()
+            defer { try? store.close() }
+            let totals = try store.coverageTotals()
+            // One call in flight, two queued; every other copy dropped and counted.
+            #expect(totals["queue_full"] == 17)
+            #expect(totals["candidate_error"] == 3)
+            #expect(totals.values.reduce(0, +) == 20, "every request is accounted for")
+        }
+    }
+
+    @Test func memoryStaysBoundedWhileTenThousandRequestsPassAHungCandidate() async throws {
+        try await withSidecar(
+            baseline: .responder { _ in .json(Self.baselineBody) },
+            candidates: [("stuck", .responder { _ in FixtureResponse(mode: .hang) })],
+            configure: { configuration in
+                configuration.routes[0].candidates[0].queueCapacity = 200
+                configuration.routes[0].candidates[0].timeout = .seconds(30)
+            }
+        ) { sidecar, _, _ in
+            let requests = (0..<10_000).map { ReplayRequest(method: "POST", path: "/infer/\($0)", body: Array(#"{"inputs":[1,2,3]}"#.utf8)) }
+            let warmup = try await Replayer(port: sidecar.port, requests: Array(requests.prefix(500)), concurrency: 8).run()
+            #expect(warmup.completed == 500)
+            let before = residentMemoryBytes()
+            let outcome = try await Replayer(port: sidecar.port, requests: requests, concurrency: 16).run()
+            let after = residentMemoryBytes()
+            #expect(outcome.completed == 10_000 && outcome.failures == 0)
+            #expect(outcome.statusCounts == [200: 10_000])
+            let grown = after - before
+            #expect(grown < 64 << 20, "resident memory grew by \(grown >> 20) MiB")
+            let statistics = sidecar.sidecar.statistics.snapshot
+            #expect(statistics.shadowDropped >= 10_000 - 300)
+        }
+    }
+}

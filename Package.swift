@@ -94,7 +94,8 @@ let package = Package(
         ),
         .testTarget(
             name: "ShadowdTests",
-            dependencies: ["ShadowCore", "ShadowFixtures", .product(name: "GRDB", package: "GRDB.swift")]
+            // Depends on the executable so `swift test` builds the binary these tests spawn.
+            dependencies: ["shadowd", "ShadowCore", "ShadowFixtures", .product(name: "GRDB", package: "GRDB.swift")]
         ),
     ]
 )

@@ -14,7 +14,11 @@ public final class HTTPTestClient: Sendable {
     }
 
     /// Connects to `host:port`.
-    public static func connect(host: String = "127.0.0.1", port: Int, group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton) async throws -> HTTPTestClient {
+    public static func connect(
+        host: String = "127.0.0.1",
+        port: Int,
+        group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton
+    ) async throws -> HTTPTestClient {
         let channel = try await ClientBootstrap(group: group)
             .channelOption(.socketOption(.tcp_nodelay), value: 1)
             .connectTimeout(.seconds(5))
@@ -50,7 +54,10 @@ public final class HTTPTestClient: Sendable {
                 requestHeaders.add(name: "content-length", value: String(body.count))
             }
             handler.value.expect(promise, started: .now())
-            channel.write(HTTPClientRequestPart.head(HTTPRequestHead(version: .http1_1, method: method, uri: path, headers: requestHeaders)), promise: nil)
+            channel.write(
+                HTTPClientRequestPart.head(HTTPRequestHead(version: .http1_1, method: method, uri: path, headers: requestHeaders)),
+                promise: nil
+            )
             if let body, !body.isEmpty {
                 channel.write(HTTPClientRequestPart.body(.byteBuffer(channel.allocator.buffer(bytes: body))), promise: nil)
             }

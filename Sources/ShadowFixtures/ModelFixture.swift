@@ -27,7 +27,11 @@ public struct ModelFixture: Sendable {
             return .json(#"{"ready":true}"#)
         }
         if request.method == "GET", path == "/v2/models/\(self.spec.name)" {
-            return .json(JSONValue.object([("name", .string(self.spec.name)), ("versions", .array([.string(self.spec.version)])), ("platform", .string("shadowd-fixture"))]).serialized)
+            return .json(
+                JSONValue.object([
+                    ("name", .string(self.spec.name)), ("versions", .array([.string(self.spec.version)])), ("platform", .string("shadowd-fixture")),
+                ]).serialized
+            )
         }
         guard path == "/v2/models/\(self.spec.name)/infer" else {
             return .json(#"{"error":"unknown path \#(path.prefix(100))"}"#, status: 404)
@@ -42,29 +46,57 @@ public struct ModelFixture: Sendable {
         guard let inputs = document["inputs"] else {
             return .json(#"{"error":"missing 'inputs'"}"#, status: 400)
         }
-        let key = StableHash.fnv1a64(inputs.serialized.utf8) ^ self.spec.seed
+        let key = Self.key(inputs, seed: self.spec.seed)
         let delay = self.latency(key)
-        // Fault choices hash the input with the model's own name, so the same inputs fail every run.
-        let faultDraw = Self.unit(StableHash.fnv1a64("\(self.spec.name)/\(self.spec.version)/fault/\(key)".utf8))
-        if faultDraw < self.spec.hangRate { return FixtureResponse(mode: .hang) }
-        if faultDraw < self.spec.hangRate + self.spec.garbageRate { return FixtureResponse(delay: delay, mode: .garbage) }
-        if faultDraw < self.spec.hangRate + self.spec.garbageRate + self.spec.errorRate {
-            return .json(#"{"error":"injected failure"}"#, status: 500, delay: delay)
+        switch self.plannedOutcome(forKey: key) {
+        case .hang: return FixtureResponse(mode: .hang)
+        case .garbage: return FixtureResponse(delay: delay, mode: .garbage)
+        case .error: return .json(#"{"error":"injected failure"}"#, status: 500, delay: delay)
+        case .agree, .disagree: break
         }
         let (label, probabilities) = self.predict(key)
         var response: [(key: String, value: JSONValue)] = [("model_name", .string(self.spec.name)), ("model_version", .string(self.spec.version))]
         if let id = document["id"] { response.append(("id", id)) }
-        response.append((
-            "outputs",
-            .array([
-                .object([("name", .string("label")), ("datatype", .string("BYTES")), ("shape", .array([.number(1)])), ("data", .array([.string(label)]))]),
-                .object([
-                    ("name", .string("probabilities")), ("datatype", .string("FP32")),
-                    ("shape", .array([.number(Double(probabilities.count))])), ("data", .array(probabilities.map { .number($0) })),
-                ]),
-            ])
-        ))
+        response.append(
+            (
+                "outputs",
+                .array([
+                    .object([
+                        ("name", .string("label")), ("datatype", .string("BYTES")), ("shape", .array([.number(1)])),
+                        ("data", .array([.string(label)])),
+                    ]),
+                    .object([
+                        ("name", .string("probabilities")), ("datatype", .string("FP32")),
+                        ("shape", .array([.number(Double(probabilities.count))])), ("data", .array(probabilities.map { .number($0) })),
+                    ]),
+                ])
+            )
+        )
         return .json(JSONValue.object(response).serialized, delay: delay)
+    }
+
+    /// What this model does with an input, decided by hashes of it (the same every run).
+    public enum PlannedOutcome: Sendable, Equatable {
+        case agree, disagree, error, hang, garbage
+    }
+
+    /// The planned outcome for a V2 request body, or `nil` when it is not a V2 request.
+    public func plannedOutcome(forBody body: [UInt8]) -> PlannedOutcome? {
+        guard let document = try? JSONParser().parse(body), let inputs = document["inputs"] else { return nil }
+        return self.plannedOutcome(forKey: Self.key(inputs, seed: self.spec.seed))
+    }
+
+    func plannedOutcome(forKey key: UInt64) -> PlannedOutcome {
+        // Fault choices hash the input with the model's own name, so the same inputs fail every run.
+        let draw = Self.unit(StableHash.fnv1a64("\(self.spec.name)/\(self.spec.version)/fault/\(key)".utf8))
+        if draw < self.spec.hangRate { return .hang }
+        if draw < self.spec.hangRate + self.spec.garbageRate { return .garbage }
+        if draw < self.spec.hangRate + self.spec.garbageRate + self.spec.errorRate { return .error }
+        return self.disagrees(onKey: key) ? .disagree : .agree
+    }
+
+    static func key(_ inputs: JSONValue, seed: UInt64) -> UInt64 {
+        StableHash.fnv1a64(inputs.serialized.utf8) ^ seed
     }
 
     /// Whether this model disagrees with the reference labelling on the input with this key.

@@ -65,7 +65,15 @@ public struct ReplayRequest: Sendable, Equatable {
             }
             let body = JSONValue.object([
                 ("id", .string("req-\(index)")),
-                ("inputs", .array([.object([("name", .string("features")), ("shape", .array([.number(1), .number(4)])), ("datatype", .string("FP32")), ("data", .array(features))])])),
+                (
+                    "inputs",
+                    .array([
+                        .object([
+                            ("name", .string("features")), ("shape", .array([.number(1), .number(4)])), ("datatype", .string("FP32")),
+                            ("data", .array(features)),
+                        ])
+                    ])
+                ),
             ])
             return ReplayRequest(
                 method: "POST",

@@ -16,19 +16,27 @@ public struct Replayer: Sendable {
         self.concurrency = max(1, concurrency)
     }
 
-    /// Sends every request once; a failed connection is replaced and the failure counted.
+    /// Sends every request once; a request that fails (connection refused or closed mid-response)
+    /// is counted in `failures` and the connection replaced for the next one.
     public func run() async throws -> ReplayOutcome {
         let next = NextIndex()
         return try await withThrowingTaskGroup(of: ReplayOutcome.self) { group in
             for _ in 0..<self.concurrency {
                 group.addTask {
                     var outcome = ReplayOutcome()
-                    var client = try await HTTPTestClient.connect(host: self.host, port: self.port)
+                    var client: HTTPTestClient?
                     while true {
                         let index = next.take()
                         guard index < self.requests.count else { break }
                         let request = self.requests[index]
                         do {
+                            // (Re)connect only when there is a request to send: the server may
+                            // close a connection after the last response (shutdown, Connection: close).
+                            if client == nil || client?.isActive == false {
+                                await client?.close()
+                                client = try await HTTPTestClient.connect(host: self.host, port: self.port)
+                            }
+                            guard let client else { continue }
                             let response = try await client.send(
                                 method: request.httpMethod,
                                 path: request.path,
@@ -38,14 +46,13 @@ public struct Replayer: Sendable {
                             outcome.completed += 1
                             outcome.statusCounts[response.status, default: 0] += 1
                             outcome.latencies.append(response.latency)
-                            if !client.isActive { client = try await HTTPTestClient.connect(host: self.host, port: self.port) }
                         } catch {
                             outcome.failures += 1
-                            await client.close()
-                            client = try await HTTPTestClient.connect(host: self.host, port: self.port)
+                            await client?.close()
+                            client = nil
                         }
                     }
-                    await client.close()
+                    await client?.close()
                     return outcome
                 }
             }

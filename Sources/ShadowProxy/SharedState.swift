@@ -1,10 +1,11 @@
-#if canImport(Glibc)
-import Glibc
-#endif
 import Logging
 import NIOCore
 import ShadowCore
 import Synchronization
+
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// What every event loop shares: the hand-off to the writer, coverage counts, statistics.
 final class SharedState: Sendable {

@@ -47,18 +47,45 @@ import Testing
         ("routes: []", "routes: at least one route is required"),
         ("routes:\n  - name: r\n    prefix: /a\n", "routes[0].baseline: is required"),
         ("routes:\n  - name: r\n    prefix: a\n    baseline: {url: \"http://127.0.0.1:1\"}", "routes[0].prefix: must start with '/'"),
-        ("routes:\n  - name: r\n    prefix: /a\n    baseline: {url: \"https://127.0.0.1:1\"}", "routes[0].baseline.url: https upstreams are not supported"),
-        ("routes:\n  - name: r\n    prefix: /a\n    baseline: {url: \"http://example.com:80\"}", "routes[0].baseline.url: host 'example.com' is not loopback"),
-        ("routes:\n  - name: r\n    prefix: /a\n    baseline: {url: \"http://127.0.0.1:1\", timeout: soon}", "routes[0].baseline.timeout: expected a duration"),
-        ("routes:\n  - name: r\n    prefix: /a\n    sample_percent: 150\n    baseline: {url: \"http://127.0.0.1:1\"}", "routes[0].sample_percent: must be between 0"),
-        ("routes:\n  - name: r\n    prefix: /a\n    samplepercent: 5\n    baseline: {url: \"http://127.0.0.1:1\"}", "routes[0].samplepercent: unknown key"),
-        ("routes:\n  - name: r\n    prefix: /a\n    baseline: {url: \"http://127.0.0.1:1\"}\n    scorer: {kind: magic}", "routes[0].scorer.kind: unknown scorer 'magic'"),
-        ("routes:\n  - name: r\n    prefix: /a\n    baseline: {url: \"http://127.0.0.1:1\"}\n    scorer: {ignore_paths: [\"id\"]}", "routes[0].scorer.ignore_paths[0]: a path must start with '$'"),
+        (
+            "routes:\n  - name: r\n    prefix: /a\n    baseline: {url: \"https://127.0.0.1:1\"}",
+            "routes[0].baseline.url: https upstreams are not supported"
+        ),
+        (
+            "routes:\n  - name: r\n    prefix: /a\n    baseline: {url: \"http://example.com:80\"}",
+            "routes[0].baseline.url: host 'example.com' is not loopback"
+        ),
+        (
+            "routes:\n  - name: r\n    prefix: /a\n    baseline: {url: \"http://127.0.0.1:1\", timeout: soon}",
+            "routes[0].baseline.timeout: expected a duration"
+        ),
+        (
+            "routes:\n  - name: r\n    prefix: /a\n    sample_percent: 150\n    baseline: {url: \"http://127.0.0.1:1\"}",
+            "routes[0].sample_percent: must be between 0"
+        ),
+        (
+            "routes:\n  - name: r\n    prefix: /a\n    samplepercent: 5\n    baseline: {url: \"http://127.0.0.1:1\"}",
+            "routes[0].samplepercent: unknown key"
+        ),
+        (
+            "routes:\n  - name: r\n    prefix: /a\n    baseline: {url: \"http://127.0.0.1:1\"}\n    scorer: {kind: magic}",
+            "routes[0].scorer.kind: unknown scorer 'magic'"
+        ),
+        (
+            "routes:\n  - name: r\n    prefix: /a\n    baseline: {url: \"http://127.0.0.1:1\"}\n    scorer: {ignore_paths: [\"id\"]}",
+            "routes[0].scorer.ignore_paths[0]: a path must start with '$'"
+        ),
         ("limits: {max_request_body: 1KiB, mirror_max_body: 2KiB}\n" + minimal, "limits.mirror_max_body: must not exceed"),
         ("server: {listen: nowhere}\n" + minimal, "server.listen: expected host:port"),
         ("storage: {synchronous: sometimes}\n" + minimal, "storage.synchronous: expected normal or full"),
-        ("routes:\n  - name: r\n    prefix: /a\n    baseline: {url: \"http://127.0.0.1:1\"}\n  - name: r\n    prefix: /b\n    baseline: {url: \"http://127.0.0.1:1\"}", "routes[1].name: duplicate route name"),
-        ("routes:\n  - name: r\n    prefix: /a\n    baseline: {url: \"http://127.0.0.1:1\"}\n    candidates:\n      - {name: c, url: \"http://127.0.0.1:2\"}\n      - {name: c, url: \"http://127.0.0.1:3\"}", "routes[0].candidates[1].name: duplicate candidate name"),
+        (
+            "routes:\n  - name: r\n    prefix: /a\n    baseline: {url: \"http://127.0.0.1:1\"}\n  - name: r\n    prefix: /b\n    baseline: {url: \"http://127.0.0.1:1\"}",
+            "routes[1].name: duplicate route name"
+        ),
+        (
+            "routes:\n  - name: r\n    prefix: /a\n    baseline: {url: \"http://127.0.0.1:1\"}\n    candidates:\n      - {name: c, url: \"http://127.0.0.1:2\"}\n      - {name: c, url: \"http://127.0.0.1:3\"}",
+            "routes[0].candidates[1].name: duplicate candidate name"
+        ),
         ("routes: [unclosed", "not valid YAML"),
     ])
     func invalidFilesNameTheKeyAndTheReason(yaml: String, expected: String) {
@@ -70,7 +97,8 @@ import Testing
     }
 
     @Test func nonLoopbackHostsNeedTheAllowList() throws {
-        let yaml = "upstreams: {allow_hosts: [models.internal]}\nroutes:\n  - name: r\n    prefix: /a\n    baseline: {url: \"http://models.internal:8000/base/\"}"
+        let yaml =
+            "upstreams: {allow_hosts: [models.internal]}\nroutes:\n  - name: r\n    prefix: /a\n    baseline: {url: \"http://models.internal:8000/base/\"}"
         let configuration = try Configuration.load(yaml: yaml)
         #expect(configuration.routes[0].baseline.url == UpstreamURL(host: "models.internal", port: 8000, basePath: "/base"))
     }

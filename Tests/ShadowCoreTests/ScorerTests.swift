@@ -75,9 +75,16 @@ import Testing
 
     @Test func recordScoringComparesStatusesFirst() {
         var record = ExchangeRecord(
-            requestID: "r", route: "r", configRevision: "x", receivedAtMicros: 0, method: "POST", path: "/", requestBody: .init(),
+            requestID: "r",
+            route: "r",
+            configRevision: "x",
+            receivedAtMicros: 0,
+            method: "POST",
+            path: "/",
+            requestBody: .init(),
             baseline: ArmResult(version: "1", status: 200, body: CapturedBody(bytes: Array("{}".utf8))),
-            candidates: [], scorer: JSONScorer(configuration: .init())
+            candidates: [],
+            scorer: JSONScorer(configuration: .init())
         )
         let failing = CandidateResult(name: "c", result: ArmResult(version: "2", status: 500, body: CapturedBody(bytes: Array("{}".utf8))))
         #expect(record.score(failing)?.value == 1)

@@ -12,10 +12,18 @@ import Testing
 
     static let cases: [(name: String, bytes: [UInt8], status: String)] = [
         ("declared body above the limit", request("POST /x HTTP/1.1\r\nHost: a\r\nContent-Length: 5000\r\n\r\n"), "413"),
-        ("chunked body above the limit", request("POST /x HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n800\r\n" + String(repeating: "a", count: 2048) + "\r\n0\r\n\r\n"), "413"),
+        (
+            "chunked body above the limit",
+            request(
+                "POST /x HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n800\r\n" + String(repeating: "a", count: 2048) + "\r\n0\r\n\r\n"
+            ), "413"
+        ),
         ("oversized headers", request("GET /x HTTP/1.1\r\nHost: a\r\nX-Big: " + String(repeating: "b", count: 4096) + "\r\n\r\n"), "431"),
         ("garbage request line", request("THIS IS NOT HTTP\r\n\r\n"), "400"),
-        ("content-length and transfer-encoding", request("POST /x HTTP/1.1\r\nHost: a\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"), "400"),
+        (
+            "content-length and transfer-encoding",
+            request("POST /x HTTP/1.1\r\nHost: a\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"), "400"
+        ),
         ("conflicting content-lengths", request("POST /x HTTP/1.1\r\nHost: a\r\nContent-Length: 4\r\nContent-Length: 5\r\n\r\nabcde"), "400"),
         ("unknown transfer coding", request("POST /x HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n"), "400"),
         ("absolute-form target", request("GET http://internal.example/admin HTTP/1.1\r\nHost: a\r\n\r\n"), "400"),

@@ -53,14 +53,20 @@ import Testing
             let client = try await sidecar.client()
             var slowest = Duration.zero
             for index in 0..<40 {
-                let response = try await client.send(method: .POST, path: "/infer", headers: [("x-request-id", "req-\(index)")], body: Array("{}".utf8))
+                let response = try await client.send(
+                    method: .POST,
+                    path: "/infer",
+                    headers: [("x-request-id", "req-\(index)")],
+                    body: Array("{}".utf8)
+                )
                 #expect(response.status == 200)
                 #expect(response.text == Self.baselineBody)
                 slowest = max(slowest, response.latency)
             }
-            // The candidate's timeout is 1 s and the slow one answers after 2 s; the client must
-            // never be held by either.
-            #expect(slowest < .milliseconds(500), "a client request took \(slowest)")
+            // The candidate's timeout is 1 s and the slow one answers after 2 s: a client that
+            // waited for the candidate would take at least 1 s. (Not a latency benchmark: the
+            // bound only separates "never waits" from "waits", even on a loaded machine.)
+            #expect(slowest < .seconds(1), "a client request took \(slowest)")
             await client.close()
             await sidecar.stop()
             let store = try sidecar.openStore()
@@ -123,6 +129,8 @@ import Testing
                 configuration.server.threads = 1
                 configuration.routes[0].candidates[0].maxConcurrency = 1
                 configuration.routes[0].candidates[0].queueCapacity = 2
+                // Longer than the test, so the slot never frees up while requests arrive.
+                configuration.routes[0].candidates[0].timeout = .seconds(5)
             }
         ) { sidecar, _, _ in
             let client = try await sidecar.client()
@@ -134,9 +142,11 @@ import Testing
             let store = try sidecar.openStore()
             defer { try? store.close() }
             let totals = try store.coverageTotals()
-            // One call in flight, two queued; every other copy dropped and counted.
-            #expect(totals["queue_full"] == 17)
-            #expect(totals["candidate_error"] == 3)
+            // One call in flight, two queued; every other copy dropped and counted. (On a badly
+            // overloaded machine a slot can free early, e.g. a connect timeout: allow a little.)
+            let errors = try store.candidateSummaries().first?.candidateErrors ?? [:]
+            #expect((15...17).contains(totals["queue_full"] ?? 0), "totals: \(totals), errors: \(errors)")
+            #expect((3...5).contains(totals["candidate_error"] ?? 0), "totals: \(totals), errors: \(errors)")
             #expect(totals.values.reduce(0, +) == 20, "every request is accounted for")
         }
     }
@@ -147,7 +157,7 @@ import Testing
             candidates: [("stuck", .responder { _ in FixtureResponse(mode: .hang) })],
             configure: { configuration in
                 configuration.routes[0].candidates[0].queueCapacity = 200
-                configuration.routes[0].candidates[0].timeout = .seconds(30)
+                configuration.routes[0].candidates[0].timeout = .seconds(3)
             }
         ) { sidecar, _, _ in
             let requests = (0..<10_000).map { ReplayRequest(method: "POST", path: "/infer/\($0)", body: Array(#"{"inputs":[1,2,3]}"#.utf8)) }

@@ -1,7 +1,7 @@
 import Foundation
 import NIOCore
-import ShadowCore
 import NIOHTTP1
+import ShadowCore
 import ShadowFixtures
 import ShadowStore
 import Testing
@@ -19,7 +19,10 @@ import Testing
         case "/binary":
             return FixtureResponse(headers: [("content-type", "application/octet-stream")], body: PassThroughTests.bigBody)
         case "/chunked":
-            return FixtureResponse(headers: [("content-type", "text/event-stream")], mode: .chunked([Array("one ".utf8), Array("two ".utf8), Array("three".utf8)], pause: .milliseconds(30)))
+            return FixtureResponse(
+                headers: [("content-type", "text/event-stream")],
+                mode: .chunked([Array("one ".utf8), Array("two ".utf8), Array("three".utf8)], pause: .milliseconds(30))
+            )
         case "/unavailable":
             return FixtureResponse(status: 503, headers: [("retry-after", "7")], body: Array(#"{"error":"overloaded"}"#.utf8))
         case "/missing":
@@ -34,7 +37,10 @@ import Testing
     }
 
     @Test func statusesHeadersAndBodiesPassThroughUnchanged() async throws {
-        try await withSidecar(baseline: .responder(Self.baseline), candidates: [("c", .responder { _ in .json(#"{"candidate":true}"#) })]) { sidecar, _, _ in
+        try await withSidecar(baseline: .responder(Self.baseline), candidates: [("c", .responder { _ in .json(#"{"candidate":true}"#) })]) {
+            sidecar,
+            _,
+            _ in
             let client = try await sidecar.client()
             let created = try await client.send(method: .POST, path: "/created", body: Array("{}".utf8))
             #expect(created.status == 201)
@@ -77,9 +83,17 @@ import Testing
     }
 
     @Test func largeRequestBodiesReachTheBaselineIntact() async throws {
-        try await withSidecar(baseline: .responder(Self.baseline), candidates: [("c", .responder { _ in .json("{}") })]) { sidecar, baseline, candidates in
+        try await withSidecar(baseline: .responder(Self.baseline), candidates: [("c", .responder { _ in .json("{}") })]) {
+            sidecar,
+            baseline,
+            candidates in
             let client = try await sidecar.client()
-            let response = try await client.send(method: .POST, path: "/upload", headers: [("content-type", "application/octet-stream")], body: Self.bigBody)
+            let response = try await client.send(
+                method: .POST,
+                path: "/upload",
+                headers: [("content-type", "application/octet-stream")],
+                body: Self.bigBody
+            )
             #expect(response.text == #"{"bytes":\#(Self.bigBody.count),"hash":"\#(StableHash.fnv1a64(Self.bigBody))"}"#)
             await client.close()
             await sidecar.stop()
@@ -93,7 +107,10 @@ import Testing
 
     @Test func hopByHopHeadersAreStrippedBothWays() async throws {
         let baseline: FixtureServer.Responder = { _ in
-            FixtureResponse(headers: [("x-hop", "secret"), ("connection", "x-hop"), ("keep-alive", "timeout=9"), ("x-end", "kept")], body: Array("ok".utf8))
+            FixtureResponse(
+                headers: [("x-hop", "secret"), ("connection", "x-hop"), ("keep-alive", "timeout=9"), ("x-end", "kept")],
+                body: Array("ok".utf8)
+            )
         }
         try await withSidecar(baseline: .responder(baseline), candidates: [("c", .responder { _ in .json("{}") })]) { sidecar, baseline, candidates in
             let client = try await sidecar.client()
@@ -128,7 +145,10 @@ import Testing
     }
 
     @Test func aRequestIDIsGeneratedWhenMissingAndSharedByBothArms() async throws {
-        try await withSidecar(baseline: .responder { _ in .json("{}") }, candidates: [("c", .responder { _ in .json("{}") })]) { sidecar, baseline, candidates in
+        try await withSidecar(baseline: .responder { _ in .json("{}") }, candidates: [("c", .responder { _ in .json("{}") })]) {
+            sidecar,
+            baseline,
+            candidates in
             let client = try await sidecar.client()
             _ = try await client.send(path: "/a")
             await client.close()

@@ -30,15 +30,18 @@ import Testing
             try await queue.read { db in
                 #expect(try Int.fetchOne(db, sql: "SELECT count(*) FROM pairs") == 1200)
                 #expect(try Int.fetchOne(db, sql: "SELECT count(DISTINCT request_id) FROM pairs") == 600)
-                #expect(try Int.fetchOne(db, sql: "SELECT count(*) FROM (SELECT request_id FROM pairs GROUP BY request_id, candidate HAVING count(*) > 1)") == 0)
+                #expect(
+                    try Int.fetchOne(
+                        db,
+                        sql: "SELECT count(*) FROM (SELECT request_id FROM pairs GROUP BY request_id, candidate HAVING count(*) > 1)"
+                    ) == 0
+                )
                 let ids = Set(try String.fetchAll(db, sql: "SELECT DISTINCT request_id FROM pairs"))
                 #expect(ids == Set((0..<600).map { "rq-\($0)" }))
                 // The same model against itself never diverges; the challenger at its known rate.
                 #expect(try Int.fetchOne(db, sql: "SELECT sum(diverged) FROM pairs WHERE candidate = 'same'") == 0)
-                let expected = requests.filter { request in
-                    guard let inputs = try? JSONParser().parse(request.body)["inputs"] else { return false }
-                    return Self.challenger.disagrees(onKey: StableHash.fnv1a64(inputs.serialized.utf8) ^ 7)
-                }.count
+                let expected = requests.filter { Self.challenger.plannedOutcome(forBody: $0.body) == .disagree }.count
+                #expect(expected > 60 && expected < 180)
                 #expect(try Int.fetchOne(db, sql: "SELECT sum(diverged) FROM pairs WHERE candidate = 'new'") == expected)
                 let row = try #require(try Row.fetchOne(db, sql: "SELECT * FROM pairs WHERE request_id = 'rq-5' AND candidate = 'new'"))
                 #expect(row["method"] as String == "POST")
@@ -50,8 +53,15 @@ import Testing
                 #expect(row["config_revision"] as String == "test")
                 #expect((row["baseline_latency_us"] as Int64?) ?? 0 > 0)
                 #expect((row["candidate_latency_us"] as Int64?) ?? 0 > 0)
-                #expect(try String.fetchOne(db, sql: "SELECT json_extract(request_body, '$.id') FROM pairs WHERE request_id = 'rq-5' LIMIT 1") == "req-5")
-                #expect(try String.fetchOne(db, sql: "SELECT json_extract(candidate_body, '$.model_version') FROM pairs WHERE request_id = 'rq-5' AND candidate = 'new'") == "2")
+                #expect(
+                    try String.fetchOne(db, sql: "SELECT json_extract(request_body, '$.id') FROM pairs WHERE request_id = 'rq-5' LIMIT 1") == "req-5"
+                )
+                #expect(
+                    try String.fetchOne(
+                        db,
+                        sql: "SELECT json_extract(candidate_body, '$.model_version') FROM pairs WHERE request_id = 'rq-5' AND candidate = 'new'"
+                    ) == "2"
+                )
                 #expect(try Int.fetchOne(db, sql: "SELECT sum(count) FROM coverage WHERE reason = 'compared'") == 1200)
             }
             try queue.close()
@@ -85,10 +95,13 @@ import Testing
             var counts: [Int] = []
             var orphans = 0
             while !load.isCancelled {
-                let output = try runSQLite(sidecar.databasePath, """
+                let output = try runSQLite(
+                    sidecar.databasePath,
+                    """
                     SELECT count(*) FROM pairs;
                     SELECT count(*) FROM shadows s LEFT JOIN exchanges e ON e.id = s.exchange_id WHERE e.id IS NULL;
-                    """)
+                    """
+                )
                 let lines = output.split(separator: "\n").compactMap { Int($0) }
                 if lines.count == 2 {
                     counts.append(lines[0])

@@ -85,7 +85,13 @@ func withSidecar(
         let (port, server) = try await upstream.start()
         candidateServers.append(server)
         candidateConfigurations.append(
-            CandidateConfiguration(name: name, url: UpstreamURL(host: "127.0.0.1", port: port), version: "\(name)-v", timeout: .seconds(1), connectTimeout: .milliseconds(500))
+            CandidateConfiguration(
+                name: name,
+                url: UpstreamURL(host: "127.0.0.1", port: port),
+                version: "\(name)-v",
+                timeout: .seconds(1),
+                connectTimeout: .milliseconds(500)
+            )
         )
     }
     var configuration = Configuration(

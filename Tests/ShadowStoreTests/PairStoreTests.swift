@@ -133,7 +133,13 @@ import Testing
             let store = try PairStore(path: directory + "/db.sqlite")
             let queue = RecordQueue<ExchangeRecord>(capacity: 10_000)
             let coverage = CoverageCounter()
-            let writer = RecordWriter(store: store, queue: queue, coverage: coverage, storage: StorageConfiguration(batchSize: 100), logger: Logger(label: "test"))
+            let writer = RecordWriter(
+                store: store,
+                queue: queue,
+                coverage: coverage,
+                storage: StorageConfiguration(batchSize: 100),
+                logger: Logger(label: "test")
+            )
             let group = ServiceGroup(services: [writer], logger: Logger(label: "test"))
             try await withThrowingTaskGroup(of: Void.self) { tasks in
                 tasks.addTask { try await group.run() }

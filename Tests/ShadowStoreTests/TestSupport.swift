@@ -24,12 +24,26 @@ func makeRecord(
         method: "POST",
         path: "/v2/models/classifier/infer",
         requestBody: CapturedBody(bytes: Array(#"{"inputs":[1]}"#.utf8)),
-        baseline: ArmResult(version: "1.0", status: 200, latencyMicros: 1500, timeToHeadMicros: 1400, contentType: "application/json", body: CapturedBody(bytes: Array(baseline.utf8))),
+        baseline: ArmResult(
+            version: "1.0",
+            status: 200,
+            latencyMicros: 1500,
+            timeToHeadMicros: 1400,
+            contentType: "application/json",
+            body: CapturedBody(bytes: Array(baseline.utf8))
+        ),
         candidates: [
             CandidateResult(
                 name: "v2",
                 result: candidateError == nil
-                    ? ArmResult(version: "2.0", status: 200, latencyMicros: 2500, timeToHeadMicros: 2000, contentType: "application/json", body: CapturedBody(bytes: Array(candidate.utf8)))
+                    ? ArmResult(
+                        version: "2.0",
+                        status: 200,
+                        latencyMicros: 2500,
+                        timeToHeadMicros: 2000,
+                        contentType: "application/json",
+                        body: CapturedBody(bytes: Array(candidate.utf8))
+                    )
                     : ArmResult(version: "2.0", latencyMicros: 5_000_000, error: candidateError)
             )
         ],

@@ -102,7 +102,10 @@ private final class AdminHandler: ChannelInboundHandler {
             case (.GET, "/healthz"): (status, body) = (.ok, #"{"status":"ok"}"#)
             case (.GET, "/readyz"):
                 let (ready, reason) = self.status.ready
-                (status, body) = (ready ? .ok : .serviceUnavailable, JSONValue.object([("status", .string(ready ? "ready" : "not_ready")), ("reason", .string(reason))]).serialized)
+                (status, body) = (
+                    ready ? .ok : .serviceUnavailable,
+                    JSONValue.object([("status", .string(ready ? "ready" : "not_ready")), ("reason", .string(reason))]).serialized
+                )
             case (.GET, "/stats"): (status, body) = (.ok, self.status.statsJSON)
             case (_, "/healthz"), (_, "/readyz"), (_, "/stats"): (status, body) = (.methodNotAllowed, #"{"error":"use GET"}"#)
             default: (status, body) = (.notFound, #"{"error":"unknown path; try /healthz, /readyz or /stats"}"#)

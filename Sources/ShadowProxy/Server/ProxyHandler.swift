@@ -154,7 +154,12 @@ final class ProxyHandler: ChannelInboundHandler, UpstreamResponseDelegate {
         guard case .receiving(var request) = self.state else { return }
         let size = (request.body?.readableBytes ?? 0) + buffer.readableBytes
         if size > self.limits.maxRequestBody {
-            self.reject(.bodyTooLarge(limit: self.limits.maxRequestBody), routeName: request.route.configuration.name, atMicros: request.receivedAtMicros, immediately: true)
+            self.reject(
+                .bodyTooLarge(limit: self.limits.maxRequestBody),
+                routeName: request.route.configuration.name,
+                atMicros: request.receivedAtMicros,
+                immediately: true
+            )
             return
         }
         // Avoid a copy-on-write of the whole body: take the state's reference out first.
@@ -230,7 +235,14 @@ final class ProxyHandler: ChannelInboundHandler, UpstreamResponseDelegate {
         let configuration = route.configuration
         let runtime = self.loopContext.runtime
         let peer = context.channel.remoteAddress?.ipAddress
-        let baselineHead = Self.upstreamHead(request.head, target: configuration.baseline.url, requestID: self.requestID, peer: peer, bodySize: request.body?.readableBytes, shadow: false)
+        let baselineHead = Self.upstreamHead(
+            request.head,
+            target: configuration.baseline.url,
+            requestID: self.requestID,
+            peer: peer,
+            bodySize: request.body?.readableBytes,
+            shadow: false
+        )
 
         self.responseStarted = false
         self.captured = []
@@ -291,8 +303,22 @@ final class ProxyHandler: ChannelInboundHandler, UpstreamResponseDelegate {
         let exchange = PendingExchange(record: record, candidateCount: configuration.candidates.count, shared: shared)
         var accepted = 0
         for (index, candidate) in configuration.candidates.enumerated() {
-            let head = Self.upstreamHead(request.head, target: candidate.url, requestID: self.requestID, peer: peer, bodySize: request.body?.readableBytes, shadow: true)
-            let call = ShadowCall(candidateIndex: index, candidate: candidate, head: head, body: request.body, exchange: exchange, captureLimit: storage.maxStoredBody)
+            let head = Self.upstreamHead(
+                request.head,
+                target: candidate.url,
+                requestID: self.requestID,
+                peer: peer,
+                bodySize: request.body?.readableBytes,
+                shadow: true
+            )
+            let call = ShadowCall(
+                candidateIndex: index,
+                candidate: candidate,
+                head: head,
+                body: request.body,
+                exchange: exchange,
+                captureLimit: storage.maxStoredBody
+            )
             if self.loopContext.lane(for: route, candidate: index).submit(call) {
                 accepted += 1
             } else {
@@ -392,7 +418,12 @@ final class ProxyHandler: ChannelInboundHandler, UpstreamResponseDelegate {
             self.keepAlive = false
             if parserError == .headerOverflow {
                 self.respond(
-                    SidecarError(status: .requestHeaderFieldsTooLarge, code: "headers_too_large", message: "request headers exceed limits.max_header_bytes", closesConnection: true),
+                    SidecarError(
+                        status: .requestHeaderFieldsTooLarge,
+                        code: "headers_too_large",
+                        message: "request headers exceed limits.max_header_bytes",
+                        closesConnection: true
+                    ),
                     close: true
                 )
             } else {

@@ -16,7 +16,12 @@ struct SidecarError: Error {
     }
 
     static func bodyTooLarge(limit: Int) -> SidecarError {
-        SidecarError(status: .payloadTooLarge, code: "body_too_large", message: "request body exceeds limits.max_request_body (\(limit) bytes)", closesConnection: true)
+        SidecarError(
+            status: .payloadTooLarge,
+            code: "body_too_large",
+            message: "request body exceeds limits.max_request_body (\(limit) bytes)",
+            closesConnection: true
+        )
     }
 
     static func badRequest(_ message: String) -> SidecarError {
@@ -24,7 +29,12 @@ struct SidecarError: Error {
     }
 
     static func requestTimeout() -> SidecarError {
-        SidecarError(status: .requestTimeout, code: "request_timeout", message: "the request did not arrive within server.idle_timeout", closesConnection: true)
+        SidecarError(
+            status: .requestTimeout,
+            code: "request_timeout",
+            message: "the request did not arrive within server.idle_timeout",
+            closesConnection: true
+        )
     }
 
     static func baselineFailed(_ error: ArmError) -> SidecarError {
@@ -36,9 +46,19 @@ struct SidecarError: Error {
         case .refused:
             SidecarError(status: .badGateway, code: "baseline_unreachable", message: "the baseline refused the connection", closesConnection: false)
         case .invalidResponse:
-            SidecarError(status: .badGateway, code: "baseline_invalid_response", message: "the baseline sent an invalid HTTP response", closesConnection: false)
+            SidecarError(
+                status: .badGateway,
+                code: "baseline_invalid_response",
+                message: "the baseline sent an invalid HTTP response",
+                closesConnection: false
+            )
         default:
-            SidecarError(status: .badGateway, code: "baseline_reset", message: "the baseline closed the connection before answering", closesConnection: false)
+            SidecarError(
+                status: .badGateway,
+                code: "baseline_reset",
+                message: "the baseline closed the connection before answering",
+                closesConnection: false
+            )
         }
     }
 

@@ -21,7 +21,14 @@ final class ShadowCall: UpstreamResponseDelegate {
     private var captured: [UInt8] = []
     private var seenBytes = 0
 
-    init(candidateIndex: Int, candidate: CandidateConfiguration, head: HTTPRequestHead, body: ByteBuffer?, exchange: PendingExchange, captureLimit: Int) {
+    init(
+        candidateIndex: Int,
+        candidate: CandidateConfiguration,
+        head: HTTPRequestHead,
+        body: ByteBuffer?,
+        exchange: PendingExchange,
+        captureLimit: Int
+    ) {
         self.candidateIndex = candidateIndex
         self.candidate = candidate
         self.head = head

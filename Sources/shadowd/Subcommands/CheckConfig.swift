@@ -18,7 +18,9 @@ extension ShadowdCommand {
             print("\(self.file): ok (revision \(configuration.revision))")
             for route in configuration.routes {
                 let candidates = route.candidates.map { "\($0.name) → \($0.url)" }.joined(separator: ", ")
-                print("  route \(route.name) \(route.prefix) → baseline \(route.baseline.url); candidates: \(candidates.isEmpty ? "none" : candidates); scorer \(route.scorer.kind.rawValue); sample \(route.samplePercent)%")
+                print(
+                    "  route \(route.name) \(route.prefix) → baseline \(route.baseline.url); candidates: \(candidates.isEmpty ? "none" : candidates); scorer \(route.scorer.kind.rawValue); sample \(route.samplePercent)%"
+                )
             }
         }
     }

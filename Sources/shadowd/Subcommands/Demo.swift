@@ -55,7 +55,11 @@ extension ShadowdCommand {
                         prefix: "/v2/",
                         baseline: BaselineConfiguration(url: UpstreamURL(host: "127.0.0.1", port: baseline.port), version: baselineSpec.version),
                         candidates: [
-                            CandidateConfiguration(name: "candidate", url: UpstreamURL(host: "127.0.0.1", port: candidate.port), version: candidateSpec.version)
+                            CandidateConfiguration(
+                                name: "candidate",
+                                url: UpstreamURL(host: "127.0.0.1", port: candidate.port),
+                                version: candidateSpec.version
+                            )
                         ],
                         scorer: ScorerConfiguration(kind: .json, ignorePaths: ["$.model_version"])
                     )
@@ -83,7 +87,13 @@ extension ShadowdCommand {
             try await sidecar.shutdown()
             try await baseline.stop()
             try await candidate.stop()
-            try self.report(databasePath: databasePath, replay: replay, traffic: traffic, candidateSpec: candidateSpec, elapsed: ContinuousClock.now - started)
+            try self.report(
+                databasePath: databasePath,
+                replay: replay,
+                traffic: traffic,
+                candidateSpec: candidateSpec,
+                elapsed: ContinuousClock.now - started
+            )
         }
 
         private func loadSpecs() throws -> (ModelSpec, ModelSpec) {
@@ -94,7 +104,10 @@ extension ShadowdCommand {
             }
             return (
                 try load("baseline", fallback: ModelSpec(version: "1.0", latencyMin: .milliseconds(1), latencyMax: .milliseconds(3))),
-                try load("candidate", fallback: ModelSpec(version: "2.0-rc1", disagreeRate: 0.1, latencyMin: .milliseconds(1), latencyMax: .milliseconds(4)))
+                try load(
+                    "candidate",
+                    fallback: ModelSpec(version: "2.0-rc1", disagreeRate: 0.1, latencyMin: .milliseconds(1), latencyMax: .milliseconds(4))
+                )
             )
         }
 
@@ -115,26 +128,43 @@ extension ShadowdCommand {
             return requests
         }
 
-        private func report(databasePath: String, replay: ReplayOutcome?, traffic: [ReplayRequest], candidateSpec: ModelSpec, elapsed: Duration) throws {
+        private func report(
+            databasePath: String,
+            replay: ReplayOutcome?,
+            traffic: [ReplayRequest],
+            candidateSpec: ModelSpec,
+            elapsed: Duration
+        ) throws {
             let store = try PairStore(path: databasePath)
             defer { try? store.close() }
             let summaries = try store.candidateSummaries()
             let coverage = try store.coverageTotals()
-            let expected = Self.expectedDisagreement(traffic, candidateSpec: candidateSpec)
+            let expected = Self.expectedDivergence(traffic, candidateSpec: candidateSpec)
             func ms(_ micros: Int64) -> String { String(format: "%.2f ms", Double(micros) / 1000) }
             if let replay {
                 let sorted = replay.latencies.sorted()
                 if !sorted.isEmpty {
-                    func at(_ q: Double) -> String { String(format: "%.2f ms", Double(sorted[min(sorted.count - 1, Int(q * Double(sorted.count)))].components.attoseconds) / 1e15) }
+                    func at(_ q: Double) -> String {
+                        String(format: "%.2f ms", Double(sorted[min(sorted.count - 1, Int(q * Double(sorted.count)))].components.attoseconds) / 1e15)
+                    }
                     print("client view (through the sidecar): p50 \(at(0.5)), p99 \(at(0.99))")
                 }
-                print("client: \(replay.completed) responses (\(replay.statusCounts.sorted { $0.key < $1.key }.map { "\($0.key)×\($0.value)" }.joined(separator: ", "))), \(replay.failures) transport failures")
+                print(
+                    "client: \(replay.completed) responses (\(replay.statusCounts.sorted { $0.key < $1.key }.map { "\($0.key)×\($0.value)" }.joined(separator: ", "))), \(replay.failures) transport failures"
+                )
             }
             for summary in summaries {
                 print("")
                 print("route \(summary.route), candidate \(summary.candidate):")
                 print("  pairs recorded:     \(summary.pairs) (\(summary.compared) compared)")
-                print(String(format: "  divergence rate:    %.2f%% (fixture's known disagreement rate on this traffic: %.2f%%)", summary.divergenceRate * 100, expected * 100))
+                print(
+                    String(
+                        format: "  divergence rate:    %.2f%% (known by construction: %.2f%%, of which %.2f%% injected candidate errors)",
+                        summary.divergenceRate * 100,
+                        expected.total * 100,
+                        expected.errors * 100
+                    )
+                )
                 print("  baseline latency:   p50 \(ms(summary.baselineLatencyMicros.p50)), p99 \(ms(summary.baselineLatencyMicros.p99))")
                 print("  candidate latency:  p50 \(ms(summary.candidateLatencyMicros.p50)), p99 \(ms(summary.candidateLatencyMicros.p99))")
                 if !summary.candidateErrors.isEmpty { print("  candidate errors:   \(summary.candidateErrors)") }
@@ -143,21 +173,25 @@ extension ShadowdCommand {
             print("")
             print("coverage: \(coverage.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ", "))")
             print("drops (not compared): \(dropped.values.reduce(0, +))")
-            print(String(format: "done in %.1f s. Database: %@", Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18, databasePath))
+            print(
+                String(
+                    format: "done in %.1f s. Database: %@",
+                    Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18,
+                    databasePath
+                )
+            )
             print("try: sqlite3 \(databasePath) \"SELECT candidate, count(*), avg(diverged) FROM pairs GROUP BY candidate;\"")
         }
 
-        /// The share of replayed inference requests on which the candidate fixture disagrees by construction.
-        static func expectedDisagreement(_ traffic: [ReplayRequest], candidateSpec: ModelSpec) -> Double {
+        /// The share of replayed inference requests that diverge by construction: the candidate
+        /// fixture disagrees on them, or answers them with an injected error.
+        static func expectedDivergence(_ traffic: [ReplayRequest], candidateSpec: ModelSpec) -> (total: Double, errors: Double) {
             let model = ModelFixture(spec: candidateSpec)
-            var total = 0
-            var disagreeing = 0
-            for request in traffic {
-                guard let document = try? JSONParser().parse(request.body), let inputs = document["inputs"] else { continue }
-                total += 1
-                if model.disagrees(onKey: StableHash.fnv1a64(inputs.serialized.utf8) ^ candidateSpec.seed) { disagreeing += 1 }
-            }
-            return total == 0 ? 0 : Double(disagreeing) / Double(total)
+            let outcomes = traffic.compactMap { model.plannedOutcome(forBody: $0.body) }
+            guard !outcomes.isEmpty else { return (0, 0) }
+            let diverging = outcomes.filter { $0 != .agree }.count
+            let errors = outcomes.filter { $0 == .error }.count
+            return (Double(diverging) / Double(outcomes.count), Double(errors) / Double(outcomes.count))
         }
     }
 }

@@ -1,0 +1,116 @@
+import Foundation
+import GRDB
+import ShadowFixtures
+import Testing
+
+/// The port at the end of a logged address such as `[IPv4]127.0.0.1/127.0.0.1:8080 [ShadowProxy] listening`.
+func portNumber(_ logged: String) throws -> Int {
+    let afterColon = logged.split(separator: " ").first?.split(separator: ":").last ?? ""
+    guard let port = Int(afterColon) else { throw DaemonError("no port in '\(logged)'") }
+    return port
+}
+
+/// The built binary, run the way users run it.
+@Suite(.serialized, .timeLimit(.minutes(5))) struct CommandLineTests {
+    @Test func checkConfigAcceptsTheExampleAndNamesTheKeyOfABadOne() async throws {
+        let good = try await runShadowd(["check-config", "Fixtures/configs/example.yaml"])
+        #expect(good.status == 0)
+        #expect(good.stdout.contains("Fixtures/configs/example.yaml: ok"))
+
+        let directory = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let bad = directory + "/bad.yaml"
+        try "routes:\n  - name: r\n    prefix: /v2/\n    baseline: {url: \"http://127.0.0.1:9001\", timeout: forever}\n".write(
+            toFile: bad,
+            atomically: true,
+            encoding: .utf8
+        )
+        let result = try await runShadowd(["check-config", bad])
+        #expect(result.status == 1)
+        #expect(result.stderr.contains("routes[0].baseline.timeout: expected a duration"))
+        #expect(!result.stderr.contains("Usage"), "a config error is not a usage error")
+
+        let missing = try await runShadowd(["check-config", directory + "/nope.yaml"])
+        #expect(missing.status == 1)
+        #expect(missing.stderr.contains("cannot read"))
+    }
+
+    @Test func serveProxiesRecordsAndDrainsOnSIGTERM() async throws {
+        let directory = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        // A slow baseline, so requests are in flight when SIGTERM arrives.
+        let baselineSpec = directory + "/baseline.yaml"
+        try "name: classifier\nversion: \"1\"\nlatency: {min: 400ms, max: 500ms}\n".write(toFile: baselineSpec, atomically: true, encoding: .utf8)
+        let baseline = try Daemon(["fixture-model", "--spec", baselineSpec, "--port", "0"])
+        let candidate = try Daemon(["fixture-model", "--spec", "Fixtures/models/candidate.yaml", "--port", "0"])
+        let baselinePort = try await baseline.waitFor("listening on http://127.0.0.1:")
+        let candidatePort = try await candidate.waitFor("listening on http://127.0.0.1:")
+
+        let config = directory + "/shadowd.yaml"
+        try """
+        server: {listen: "127.0.0.1:0"}
+        admin: {listen: "127.0.0.1:0"}
+        routes:
+          - name: classifier
+            prefix: /v2/
+            baseline: {url: "http://127.0.0.1:\(baselinePort)", version: "1"}
+            candidates:
+              - {name: next, url: "http://127.0.0.1:\(candidatePort)", version: "2"}
+            scorer: {kind: json, ignore_paths: ["$.model_version"]}
+        """.write(toFile: config, atomically: true, encoding: .utf8)
+        let database = directory + "/shadow.sqlite"
+        let serve = try Daemon(["serve", "--config", config, "--db", database])
+        let port = try portNumber(try await serve.waitFor("shadow.listen="))
+        let adminPort = try portNumber(try await serve.waitFor("shadow.admin="))
+
+        let requests = ReplayRequest.generated(count: 8)
+        async let inFlight = Replayer(port: port, requests: requests, concurrency: 8).run()
+        // SIGTERM only once all eight are inside the sidecar (the baseline takes 400 ms each).
+        let admin = try await HTTPTestClient.connect(port: adminPort)
+        for _ in 0..<200 {
+            if try await admin.send(path: "/stats").text.contains(#""requests":8"#) { break }
+            try await Task.sleep(for: .milliseconds(10))
+        }
+        await admin.close()
+        serve.signal(SIGTERM)
+        let outcome = try await inFlight
+        #expect(outcome.statusCounts == [200: 8], "requests in flight at SIGTERM must complete")
+        #expect(try await serve.wait() == 0, "stderr: \(serve.stderr)")
+        #expect(serve.stderr.contains("draining"))
+
+        let queue = try DatabaseQueue(path: database)
+        #expect(try await queue.read { try Int.fetchOne($0, sql: "SELECT count(*) FROM pairs") } == 8, "no accepted record is lost")
+        try queue.close()
+        baseline.signal(SIGTERM)
+        candidate.signal(SIGTERM)
+        #expect(try await baseline.wait() == 0)
+        #expect(try await candidate.wait() == 0)
+    }
+
+    @Test func serveRefusesAnUnusableConfigOrDatabaseWithExit1() async throws {
+        let directory = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let config = directory + "/shadowd.yaml"
+        try "routes:\n  - name: r\n    prefix: /\n    baseline: {url: \"http://127.0.0.1:9\"}\n".write(
+            toFile: config,
+            atomically: true,
+            encoding: .utf8
+        )
+        let foreign = directory + "/foreign.sqlite"
+        let queue = try DatabaseQueue(path: foreign)
+        try await queue.write { try $0.execute(sql: "CREATE TABLE customers(id)") }
+        try queue.close()
+        let result = try await runShadowd(["serve", "--config", config, "--db", foreign])
+        #expect(result.status == 1)
+        #expect(result.stderr.contains("no shadowd schema version"))
+    }
+
+    @Test func demoRunsOnTheBuiltInDefaults() async throws {
+        let directory = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let result = try await runShadowd(["demo", "--requests", "400", "--db", directory + "/demo.sqlite"])
+        #expect(result.status == 0, "stderr: \(result.stderr)")
+        #expect(result.stdout.contains("pairs recorded:     400"))
+        #expect(result.stdout.contains("drops (not compared): 0"))
+    }
+}

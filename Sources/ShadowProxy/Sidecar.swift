@@ -18,8 +18,11 @@ public final class Sidecar: Sendable {
 
     /// The services to run, in start order.
     public var services: [any Service] {
-        [self.writer] + (self.admin.map { [$0] } ?? []) + [self.proxy]
+        [self.writer] + (self.admin.map { [$0] } ?? []) + [self.proxy, self.notifier]
     }
+
+    /// sd_notify: READY, WATCHDOG, STOPPING (last in the group, so it hears shutdown first).
+    public let notifier: SystemdNotifier
 
     /// Request counters.
     public var statistics: ProxyStatistics { self.shared.statistics }
@@ -29,7 +32,7 @@ public final class Sidecar: Sendable {
     ///
     /// - Throws: ``StoreError`` when the database cannot be opened; an error when an upstream
     ///   host name does not resolve.
-    public init(configuration: Configuration, logger: Logger) async throws {
+    public init(configuration: Configuration, logger: Logger, environment: [String: String] = [:]) async throws {
         self.configuration = configuration
         let runtime = try SidecarRuntime(configuration: configuration)
         self.store = try PairStore(path: configuration.storage.path, synchronous: configuration.storage.synchronous)
@@ -49,6 +52,7 @@ public final class Sidecar: Sendable {
             )
         }
         self.proxy = ProxyServer(group: self.group, contexts: contexts, configuration: configuration, shared: shared, logger: logger)
+        self.notifier = SystemdNotifier(environment: environment, proxy: self.proxy, writer: self.writer, logger: logger)
         if let listen = configuration.admin.listen {
             self.admin = AdminServer(
                 group: self.group,

@@ -59,6 +59,7 @@ public final class RecordWriter: Service, Sendable {
 
     private func drainLoop() async {
         while let first = await self.queue.nextBatch(maximum: self.batchSize) {
+            self.statistics.beat()
             var batch = first
             if !batch.isEmpty, batch.count < self.batchSize, !self.queue.isFinished {
                 try? await Task.sleep(for: self.flushInterval)

@@ -8,6 +8,8 @@ public enum CoverageReason: String, Sendable, Hashable, CaseIterable {
     case candidateError = "candidate_error"
     /// Recorded; the baseline failed, so there is nothing to compare against.
     case baselineError = "baseline_error"
+    /// Recorded; the client went away before the baseline answered (the candidate's answer is kept).
+    case clientClosed = "client_closed"
     /// Not mirrored: outside the route's sample.
     case notSampled = "not_sampled"
     /// Not mirrored: request body above `limits.mirror_max_body`.
@@ -24,4 +26,12 @@ public enum CoverageReason: String, Sendable, Hashable, CaseIterable {
     case unrouted
     /// Rejected before reaching the baseline (413, 400).
     case rejected
+
+    /// Whether pairs under this reason are in the `pairs` table (the others are only counted).
+    public var isRecorded: Bool {
+        switch self {
+        case .compared, .candidateError, .baselineError, .clientClosed: true
+        default: false
+        }
+    }
 }

@@ -35,6 +35,7 @@ extension ExchangeRecord {
 
     /// The coverage reason this record counts under for one candidate.
     public func coverageReason(_ candidate: CandidateResult) -> CoverageReason {
+        if self.baseline.error == .clientClosed { return .clientClosed }
         if !self.baseline.succeeded { return .baselineError }
         if !candidate.result.succeeded { return .candidateError }
         return .compared

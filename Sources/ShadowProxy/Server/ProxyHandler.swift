@@ -381,7 +381,7 @@ final class ProxyHandler: ChannelInboundHandler, UpstreamResponseDelegate {
 
     func upstreamFailed(_ error: ArmError) {
         self.finishBaseline(error: error)
-        self.loopContext.shared.statistics.baselineFailures.add(1, ordering: .relaxed)
+        if error != .clientClosed { self.loopContext.shared.statistics.baselineFailures.add(1, ordering: .relaxed) }
         guard let context = self.context, case .forwarding = self.state else { return }
         if self.responseStarted {
             // Part of the answer is already on the wire; the only honest signal left is to close.

@@ -78,6 +78,22 @@ public final class ProxyServer: Service, Sendable {
             .get()
     }
 
+    /// Whether every event loop runs a no-op within `limit` (a wedged loop would not).
+    func eventLoopsRespond(within limit: Duration) async -> Bool {
+        let deadline = NIODeadline.now() + TimeAmount(limit)
+        for bound in self.contexts {
+            let loop = bound.eventLoop
+            let answered = loop.submit { true }
+            let timer = loop.scheduleTask(deadline: deadline) { false }
+            let first = loop.makePromise(of: Bool.self)
+            answered.cascade(to: first)
+            timer.futureResult.cascade(to: first)
+            guard (try? await first.futureResult.get()) == true else { return false }
+            timer.cancel()
+        }
+        return true
+    }
+
     /// Runs `body` on every loop's context and sums the results.
     private func onEveryLoop(_ body: @escaping @Sendable (LoopContext) -> Int) async -> Int {
         var total = 0

@@ -169,7 +169,7 @@ extension ShadowdCommand {
                 print("  candidate latency:  p50 \(ms(summary.candidateLatencyMicros.p50)), p99 \(ms(summary.candidateLatencyMicros.p99))")
                 if !summary.candidateErrors.isEmpty { print("  candidate errors:   \(summary.candidateErrors)") }
             }
-            let dropped = coverage.filter { !["compared", "candidate_error", "baseline_error"].contains($0.key) }
+            let dropped = coverage.filter { CoverageReason(rawValue: $0.key)?.isRecorded != true }
             print("")
             print("coverage: \(coverage.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ", "))")
             print("drops (not compared): \(dropped.values.reduce(0, +))")

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Foundation
 import Logging
 import ServiceLifecycle
 import ShadowCore
@@ -22,12 +23,15 @@ extension ShadowdCommand {
         @OptionGroup var logging: LoggingOptions
 
         func run() async throws {
+            // Configuration reload on SIGHUP is not implemented yet; never let `systemctl
+            // reload` (or a stray HUP) terminate the daemon.
+            signal(SIGHUP, SIG_IGN)
             let logger = try self.logging.makeLogger()
             var configuration = try loadConfiguration(self.config)
             if let db = self.db { configuration.storage.path = db }
             let sidecar: Sidecar
             do {
-                sidecar = try await Sidecar(configuration: configuration, logger: logger)
+                sidecar = try await Sidecar(configuration: configuration, logger: logger, environment: ProcessInfo.processInfo.environment)
             } catch {
                 throw CleanExit.message("error: \(error)", code: 1)
             }

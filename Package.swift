@@ -75,6 +75,16 @@ let package = Package(
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
             ]
         ),
+        // Benchmarks (run by hand in release; CI only builds them).
+        .executableTarget(
+            name: "shadowd-bench",
+            dependencies: [
+                "ShadowCore",
+                "ShadowStore",
+                "ShadowFixtures",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
         .testTarget(name: "ShadowCoreTests", dependencies: ["ShadowCore"]),
         .testTarget(
             name: "ShadowStoreTests",

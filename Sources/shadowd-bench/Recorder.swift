@@ -1,0 +1,103 @@
+import ArgumentParser
+import Foundation
+import ShadowCore
+import ShadowStore
+
+extension BenchCommand {
+    /// How many pairs per second the writer path stores: scoring plus batched inserts into a
+    /// WAL database, with 1 KiB JSON bodies, as the daemon does it.
+    struct Recorder: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Recorder throughput: pairs/s into a WAL database, batched.")
+
+        @Option(help: "Pairs to write.")
+        var pairs: Int = 200_000
+
+        @Option(help: "Exchanges per transaction.")
+        var batch: Int = 500
+
+        @Option(help: "Database folder (a temporary one by default).")
+        var directory: String?
+
+        func run() async throws {
+            let directory = self.directory ?? NSTemporaryDirectory() + "shadowd-bench-\(UUID().uuidString)"
+            try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+            defer { if self.directory == nil { try? FileManager.default.removeItem(atPath: directory) } }
+            let records = Self.makeRecords(count: min(self.pairs, 10_000))
+            print("recorder: \(self.pairs) pairs, 1 KiB JSON bodies ×3, batches of \(self.batch), WAL + synchronous=NORMAL")
+            for (label, scorer) in [("json scoring + insert", true), ("insert only", false)] {
+                let path = "\(directory)/\(scorer ? "scored" : "plain").sqlite"
+                let store = try PairStore(path: path)
+                let records =
+                    scorer
+                    ? records
+                    : records.map { record in
+                        var record = record
+                        record.candidates = record.candidates.map {
+                            CandidateResult(name: $0.name, result: ArmResult(version: $0.result.version, error: .timeout))
+                        }
+                        return record
+                    }
+                let started = ContinuousClock.now
+                var written = 0
+                while written < self.pairs {
+                    let count = min(self.batch, self.pairs - written)
+                    let slice = (0..<count).map { records[(written + $0) % records.count] }
+                    try store.write(slice, coverage: [:])
+                    written += count
+                }
+                let elapsed = ContinuousClock.now - started
+                let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+                let size = (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? Int) ?? 0
+                try store.close()
+                print(
+                    String(
+                        format: "  %-22@ %9.0f pairs/s  (%.2f s, database %.0f MiB)",
+                        label as NSString,
+                        Double(written) / seconds,
+                        seconds,
+                        Double(size) / 1_048_576
+                    )
+                )
+            }
+        }
+
+        static func makeRecords(count: Int) -> [ExchangeRecord] {
+            let filler = String(repeating: "x", count: 900)
+            return (0..<count).map { index in
+                let body = #"{"id":"\#(index)","label":"\#(index % 7 == 0 ? "dog" : "cat")","scores":[0.1,0.2,0.7],"pad":"\#(filler)"}"#
+                let baseline = #"{"id":"\#(index)","label":"cat","scores":[0.1,0.2,0.7],"pad":"\#(filler)"}"#
+                return ExchangeRecord(
+                    requestID: "bench-\(index)",
+                    route: "bench",
+                    configRevision: "bench",
+                    receivedAtMicros: 1_700_000_000_000_000 + Int64(index) * 1000,
+                    method: "POST",
+                    path: "/v2/models/bench/infer",
+                    requestBody: CapturedBody(bytes: Array(baseline.utf8)),
+                    baseline: ArmResult(
+                        version: "1",
+                        status: 200,
+                        latencyMicros: 900,
+                        timeToHeadMicros: 800,
+                        contentType: "application/json",
+                        body: CapturedBody(bytes: Array(baseline.utf8))
+                    ),
+                    candidates: [
+                        CandidateResult(
+                            name: "c",
+                            result: ArmResult(
+                                version: "2",
+                                status: 200,
+                                latencyMicros: 1100,
+                                timeToHeadMicros: 1000,
+                                contentType: "application/json",
+                                body: CapturedBody(bytes: Array(body.utf8))
+                            )
+                        )
+                    ],
+                    scorer: JSONScorer(configuration: ScorerConfiguration(ignorePaths: ["$.id"]))
+                )
+            }
+        }
+    }
+}

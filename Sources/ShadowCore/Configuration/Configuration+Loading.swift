@@ -201,13 +201,13 @@ extension CandidateConfiguration {
 extension ScorerConfiguration {
     init(reading reader: inout YAMLReader) throws(ConfigurationError) {
         self.init()
-        if let text = try reader.string("kind") {
-            guard let kind = Kind(rawValue: text) else {
-                let known = Kind.allCases.map(\.rawValue).joined(separator: ", ")
-                throw reader.fail("kind", "unknown scorer '\(text)' (known: \(known))")
-            }
-            self.kind = kind
+        self.kind = try reader.choice("kind", default: self.kind)
+        self.outputProtocol = try reader.choice("protocol", default: self.outputProtocol)
+        if let path = try reader.string("path") {
+            if case .failure(let failure) = JSONPathPattern.parse(path) { throw reader.fail("path", failure.reason) }
+            self.path = path
         }
+        self.output = try reader.string("output")
         self.ignorePaths = try reader.strings("ignore_paths")
         for (index, pattern) in self.ignorePaths.enumerated() {
             if case .failure(let failure) = JSONPathPattern.parse(pattern) {
@@ -218,5 +218,37 @@ extension ScorerConfiguration {
         self.absoluteTolerance = try reader.double("absolute_tolerance", default: 0, range: 0...Double.greatestFiniteMagnitude)
         self.relativeTolerance = try reader.double("relative_tolerance", default: 0, range: 0...Double.greatestFiniteMagnitude)
         self.canonicalizeJSON = try reader.bool("canonicalize_json", default: true)
+        self.arrays = try reader.choice("arrays", default: self.arrays)
+        self.scale = try reader.double("scale", default: self.scale, range: Double.leastNonzeroMagnitude...Double.greatestFiniteMagnitude)
+        self.distributionMetric = try reader.choice("metric", default: self.distributionMetric, when: self.kind == .distribution)
+        self.textMetric = try reader.choice("metric", default: self.textMetric, when: self.kind == .text)
+        self.k = try reader.int("k", default: self.k, range: 1...10_000)
+        self.rboP = try reader.double("rbo_p", default: self.rboP, range: 0.01...0.99)
+        self.normalizeText = try reader.bool("normalize", default: self.normalizeText)
+        self.maxDocumentBytes = try reader.bytes("max_document_bytes", default: self.maxDocumentBytes, range: 1024...(256 << 20))
+        self.maxDepth = try reader.int("max_depth", default: self.maxDepth, range: 2...10_000)
+        if [.label, .numeric, .distribution, .ranking, .text].contains(self.kind), self.outputProtocol == .raw, self.path == nil {
+            throw reader.fail(
+                "kind",
+                "the \(self.kind.rawValue) scorer needs 'protocol' (kserve_v2, tf_serving, openai) or a 'path' to the compared value"
+            )
+        }
+    }
+}
+
+extension YAMLReader {
+    /// One of an enum's raw values; `when: false` leaves the key for another reader.
+    mutating func choice<T: RawRepresentable & CaseIterable>(
+        _ key: String,
+        default fallback: T,
+        when applies: Bool = true
+    ) throws(ConfigurationError) -> T
+    where T.RawValue == String {
+        guard applies, let text = try self.string(key) else { return fallback }
+        guard let value = T(rawValue: text.lowercased()) else {
+            let known = T.allCases.map(\.rawValue).joined(separator: ", ")
+            throw self.fail(key, "unknown value '\(text)' (known: \(known))")
+        }
+        return value
     }
 }

@@ -217,9 +217,46 @@ public struct ScorerConfiguration: Sendable, Equatable {
         case exact
         /// Structural JSON diff: share of leaf paths that differ.
         case json
+        /// Classification: the labels (or argmax of a probability vector) differ.
+        case label
+        /// Regression: absolute / relative error of one or many values.
+        case numeric
+        /// Probability vectors: Jensen-Shannon divergence or total variation distance.
+        case distribution
+        /// Recommendation / search results: rank-biased overlap, Jaccard@k, Kendall tau.
+        case ranking
+        /// Generated text: token edit distance or token Jaccard.
+        case text
+    }
+
+    /// How arrays compare in the `json` scorer.
+    public enum ArrayMode: String, Sendable, Equatable, CaseIterable {
+        case ordered
+        /// As multisets: order does not matter.
+        case set
+    }
+
+    public enum DistributionMetric: String, Sendable, Equatable, CaseIterable {
+        /// Jensen-Shannon divergence, base 2 (0...1).
+        case js
+        /// Total variation distance (0...1).
+        case tvd
+    }
+
+    public enum TextMetric: String, Sendable, Equatable, CaseIterable {
+        /// Token-level Levenshtein distance over the longer token count.
+        case edit
+        /// 1 − Jaccard similarity of the token sets.
+        case jaccard
     }
 
     public var kind: Kind
+    /// Where the compared value lives in the response, by protocol (adapters know the shape).
+    public var outputProtocol: OutputProtocol
+    /// A JSONPath to the compared value; overrides the protocol's default.
+    public var path: String?
+    /// For the Open Inference Protocol: which named output to compare (default: the first).
+    public var output: String?
     /// JSONPath-like patterns whose values are not compared, e.g. `$.id`, `$.outputs[*].parameters`.
     public var ignorePaths: [String]
     /// A pair is `diverged` when its score is above this.
@@ -230,20 +267,60 @@ public struct ScorerConfiguration: Sendable, Equatable {
     public var relativeTolerance: Double
     /// For `exact`: compare JSON bodies after normalising key order and whitespace.
     public var canonicalizeJSON: Bool
+    /// For `json`: arrays in order, or as multisets.
+    public var arrays: ArrayMode
+    /// For `numeric`: an absolute error of this size scores 1.
+    public var scale: Double
+    public var distributionMetric: DistributionMetric
+    /// For `ranking`: the depth compared.
+    public var k: Int
+    /// For `ranking`: rank-biased overlap's persistence (0 < p < 1; higher weighs deep ranks more).
+    public var rboP: Double
+    public var textMetric: TextMetric
+    /// For `text`: compare case- and whitespace-insensitively.
+    public var normalizeText: Bool
+    /// Bodies above this size are compared by bytes (scoring time stays bounded).
+    public var maxDocumentBytes: Int
+    /// Documents nested deeper than this are compared by bytes.
+    public var maxDepth: Int
 
     public init(
         kind: Kind = .json,
+        outputProtocol: OutputProtocol = .raw,
+        path: String? = nil,
+        output: String? = nil,
         ignorePaths: [String] = [],
         threshold: Double = 0,
         absoluteTolerance: Double = 0,
         relativeTolerance: Double = 0,
-        canonicalizeJSON: Bool = true
+        canonicalizeJSON: Bool = true,
+        arrays: ArrayMode = .ordered,
+        scale: Double = 1,
+        distributionMetric: DistributionMetric = .js,
+        k: Int = 10,
+        rboP: Double = 0.9,
+        textMetric: TextMetric = .edit,
+        normalizeText: Bool = true,
+        maxDocumentBytes: Int = 8 << 20,
+        maxDepth: Int = 256
     ) {
         self.kind = kind
+        self.outputProtocol = outputProtocol
+        self.path = path
+        self.output = output
         self.ignorePaths = ignorePaths
         self.threshold = threshold
         self.absoluteTolerance = absoluteTolerance
         self.relativeTolerance = relativeTolerance
         self.canonicalizeJSON = canonicalizeJSON
+        self.arrays = arrays
+        self.scale = scale
+        self.distributionMetric = distributionMetric
+        self.k = k
+        self.rboP = rboP
+        self.textMetric = textMetric
+        self.normalizeText = normalizeText
+        self.maxDocumentBytes = maxDocumentBytes
+        self.maxDepth = maxDepth
     }
 }

@@ -8,38 +8,29 @@ public struct JSONScorer: Scorer {
     public let name = "json"
     let configuration: ScorerConfiguration
     let ignored: [JSONPathPattern]
-    let parser: JSONParser
-    /// Bodies above this size are compared by bytes, which keeps scoring time bounded.
-    let maximumDocumentBytes: Int
     /// At most this many differences are listed in an explanation.
     let maximumListedDifferences = 20
 
-    public init(configuration: ScorerConfiguration, maximumDepth: Int = 256, maximumDocumentBytes: Int = 8 << 20) {
+    public init(configuration: ScorerConfiguration, additionallyIgnoring extra: [String] = []) {
         self.configuration = configuration
-        self.ignored = configuration.ignorePaths.compactMap { try? JSONPathPattern.parse($0).get() }
-        self.parser = JSONParser(maximumDepth: maximumDepth)
-        self.maximumDocumentBytes = maximumDocumentBytes
+        let patterns = configuration.ignorePaths + configuration.outputProtocol.volatilePaths + extra
+        self.ignored = patterns.compactMap { try? JSONPathPattern.parse($0).get() }
+    }
+
+    /// Paths whose A/A disagreement marks them as noise are skipped from then on.
+    public func ignoring(_ paths: [String]) -> any Scorer {
+        JSONScorer(configuration: self.configuration, additionallyIgnoring: paths)
     }
 
     public func score(baseline: [UInt8], candidate: [UInt8]) -> Score {
-        if baseline.count > self.maximumDocumentBytes || candidate.count > self.maximumDocumentBytes {
-            return self.byteFallback(baseline, candidate, reason: "body above the \(self.maximumDocumentBytes)-byte scoring cap")
-        }
-        let left: JSONValue
-        let right: JSONValue
-        do {
-            left = try self.parser.parse(baseline)
-        } catch {
-            return self.byteFallback(baseline, candidate, reason: "baseline body is not JSON (\(error))")
-        }
-        do {
-            right = try self.parser.parse(candidate)
-        } catch {
-            return self.byteFallback(baseline, candidate, reason: "candidate body is not JSON (\(error))")
+        let documents: DocumentPair
+        switch DocumentPair.parse(baseline, candidate, configuration: self.configuration) {
+        case .fallback(let score): return score
+        case .parsed(let pair): documents = pair
         }
         var diff = Diff(scorer: self)
         var path: [JSONPathComponent] = []
-        diff.compare(left, right, path: &path)
+        diff.compare(documents.baseline, documents.candidate, path: &path)
         let total = max(diff.leaves, 1)
         let value = Double(diff.differing) / Double(total)
         var explanation: [(key: String, value: JSONValue)] = [
@@ -48,16 +39,11 @@ public struct JSONScorer: Scorer {
         ]
         if diff.ignored > 0 { explanation.append(("ignored", .number(Double(diff.ignored)))) }
         if !diff.listed.isEmpty { explanation.append(("differences", .array(diff.listed))) }
-        return Score(value: value, diverged: value > self.configuration.threshold, explanation: .object(explanation))
-    }
-
-    private func byteFallback(_ baseline: [UInt8], _ candidate: [UInt8], reason: String) -> Score {
-        let equal = baseline == candidate
-        let value: Double = equal ? 0 : 1
         return Score(
             value: value,
             diverged: value > self.configuration.threshold,
-            explanation: .object([("fallback", .string("bytes")), ("reason", .string(reason)), ("equal", .bool(equal))])
+            explanation: .object(explanation),
+            differingPaths: Array(diff.paths)
         )
     }
 
@@ -79,6 +65,8 @@ private struct Diff {
     var differing = 0
     var ignored = 0
     var listed: [JSONValue] = []
+    /// Generalised paths that differ (bounded, for per-path statistics).
+    var paths: Set<String> = []
 
     init(scorer: JSONScorer) {
         self.scorer = scorer
@@ -86,6 +74,7 @@ private struct Diff {
 
     mutating func note(_ kind: String, _ path: [JSONPathComponent], baseline: JSONValue?, candidate: JSONValue?, leaves count: Int) {
         self.differing += count
+        if self.paths.count < 100 { self.paths.insert(path.generalizedPathString) }
         guard self.listed.count < self.scorer.maximumListedDifferences else { return }
         var entry: [(key: String, value: JSONValue)] = [("path", .string(path.pathString)), ("kind", .string(kind))]
         if let baseline { entry.append(("baseline", Diff.preview(baseline))) }
@@ -146,6 +135,8 @@ private struct Diff {
                 }
                 path.removeLast()
             }
+        case (.array(let a), .array(let b)) where self.scorer.configuration.arrays == .set:
+            self.compareAsMultisets(a, b, path: &path)
         case (.array(let a), .array(let b)):
             if a.isEmpty && b.isEmpty {
                 self.leaves += 1
@@ -182,6 +173,40 @@ private struct Diff {
             let count = max(Diff.leafCount(left), Diff.leafCount(right))
             self.leaves += count
             self.note("type_changed", path, baseline: left, candidate: right, leaves: count)
+        }
+    }
+
+    /// Arrays as multisets: elements match by canonical JSON regardless of position; unmatched
+    /// ones count as added or removed.
+    mutating func compareAsMultisets(_ a: [JSONValue], _ b: [JSONValue], path: inout [JSONPathComponent]) {
+        if a.isEmpty && b.isEmpty {
+            self.leaves += 1
+            return
+        }
+        var remaining: [String: Int] = [:]
+        for element in b { remaining[OpenAIAgreement.canonical(element), default: 0] += 1 }
+        for (index, element) in a.enumerated() {
+            let key = OpenAIAgreement.canonical(element)
+            let count = Diff.leafCount(element)
+            self.leaves += count
+            if let left = remaining[key], left > 0 {
+                remaining[key] = left - 1
+            } else {
+                path.append(.index(index))
+                self.note("removed", path, baseline: element, candidate: nil, leaves: count)
+                path.removeLast()
+            }
+        }
+        for (index, element) in b.enumerated() {
+            let key = OpenAIAgreement.canonical(element)
+            if let left = remaining[key], left > 0 {
+                remaining[key] = left - 1
+                let count = Diff.leafCount(element)
+                self.leaves += count
+                path.append(.index(index))
+                self.note("added", path, baseline: nil, candidate: element, leaves: count)
+                path.removeLast()
+            }
         }
     }
 }

@@ -7,6 +7,13 @@ public protocol Scorer: Sendable {
     var name: String { get }
     /// Scores two response bodies. Both arms answered with the same status.
     func score(baseline: [UInt8], candidate: [UInt8]) -> Score
+    /// The same scorer, also skipping these JSON paths (noise found by the A/A comparison).
+    /// Scorers that do not compare by path return themselves.
+    func ignoring(_ paths: [String]) -> any Scorer
+}
+
+extension Scorer {
+    public func ignoring(_ paths: [String]) -> any Scorer { self }
 }
 
 /// How far two outputs diverge.
@@ -16,11 +23,14 @@ public struct Score: Sendable, Equatable {
     public var diverged: Bool
     /// A short structured account: which paths differ and how.
     public var explanation: JSONValue
+    /// The JSON paths that differ, indices folded to `[*]` (for per-path noise statistics).
+    public var differingPaths: [String]
 
-    public init(value: Double, diverged: Bool, explanation: JSONValue) {
+    public init(value: Double, diverged: Bool, explanation: JSONValue, differingPaths: [String] = []) {
         self.value = value
         self.diverged = diverged
         self.explanation = explanation
+        self.differingPaths = differingPaths
     }
 }
 
@@ -30,6 +40,11 @@ extension ScorerConfiguration {
         switch self.kind {
         case .exact: ExactScorer(configuration: self)
         case .json: JSONScorer(configuration: self)
+        case .label: LabelScorer(configuration: self)
+        case .numeric: NumericScorer(configuration: self)
+        case .distribution: DistributionScorer(configuration: self)
+        case .ranking: RankingScorer(configuration: self)
+        case .text: TextScorer(configuration: self)
         }
     }
 }

@@ -23,7 +23,7 @@ public struct ModelFixture: Sendable {
 
     public func respond(to request: FixtureRequest) -> FixtureResponse {
         let path = request.uri.split(separator: "?").first.map(String.init) ?? request.uri
-        if request.method == "GET", path == "/v2/health/ready" || path == "/v2/health/live" {
+        if request.method == "GET", path == "/v2/health/ready" || path == "/v2/health/live" || path == "/health" {
             return .json(#"{"ready":true}"#)
         }
         if request.method == "GET", path == "/v2/models/\(self.spec.name)" {
@@ -33,7 +33,8 @@ public struct ModelFixture: Sendable {
                 ]).serialized
             )
         }
-        guard path == "/v2/models/\(self.spec.name)/infer" else {
+        let (inferPath, inputKey) = self.endpoint
+        guard path == inferPath else {
             return .json(#"{"error":"unknown path \#(path.prefix(100))"}"#, status: 404)
         }
         guard request.method == "POST" else { return .json(#"{"error":"use POST"}"#, status: 405) }
@@ -43,8 +44,8 @@ public struct ModelFixture: Sendable {
         } catch {
             return .json(JSONValue.object([("error", .string("request body is not JSON: \(error)"))]).serialized, status: 400)
         }
-        guard let inputs = document["inputs"] else {
-            return .json(#"{"error":"missing 'inputs'"}"#, status: 400)
+        guard let inputs = document[inputKey] else {
+            return .json(#"{"error":"missing '\#(inputKey)'"}"#, status: 400)
         }
         let key = Self.key(inputs, seed: self.spec.seed)
         let delay = self.latency(key)
@@ -55,25 +56,77 @@ public struct ModelFixture: Sendable {
         case .agree, .disagree: break
         }
         let (label, probabilities) = self.predict(key)
-        var response: [(key: String, value: JSONValue)] = [("model_name", .string(self.spec.name)), ("model_version", .string(self.spec.version))]
-        if let id = document["id"] { response.append(("id", id)) }
-        response.append(
-            (
-                "outputs",
-                .array([
-                    .object([
-                        ("name", .string("label")), ("datatype", .string("BYTES")), ("shape", .array([.number(1)])),
-                        ("data", .array([.string(label)])),
-                    ]),
-                    .object([
-                        ("name", .string("probabilities")), ("datatype", .string("FP32")),
-                        ("shape", .array([.number(Double(probabilities.count))])), ("data", .array(probabilities.map { .number($0) })),
-                    ]),
-                ])
+        let noisy = self.spec.noiseRate > 0 && Double.random(in: 0..<1) < self.spec.noiseRate
+        let shown = noisy ? probabilities.map { (($0 + Double.random(in: -0.01...0.01)) * 10_000).rounded() / 10_000 } : probabilities
+        switch self.spec.api {
+        case .kserveV2:
+            var response: [(key: String, value: JSONValue)] = [
+                ("model_name", .string(self.spec.name)), ("model_version", .string(self.spec.version)),
+            ]
+            if let id = document["id"] { response.append(("id", id)) }
+            response.append(
+                (
+                    "outputs",
+                    .array([
+                        .object([
+                            ("name", .string("label")), ("datatype", .string("BYTES")), ("shape", .array([.number(1)])),
+                            ("data", .array([.string(label)])),
+                        ]),
+                        .object([
+                            ("name", .string("probabilities")), ("datatype", .string("FP32")),
+                            ("shape", .array([.number(Double(shown.count))])), ("data", .array(shown.map { .number($0) })),
+                        ]),
+                    ])
+                )
             )
-        )
-        return .json(JSONValue.object(response).serialized, delay: delay)
+            return .json(JSONValue.object(response).serialized, delay: delay)
+        case .tfServing:
+            return .json(JSONValue.object([("predictions", .array([.array(shown.map { .number($0) })]))]).serialized, delay: delay)
+        case .openAI:
+            let words = Self.vocabulary
+            let count = 8 + Int(key % 8)
+            var text = (0..<count).map { words[Int((key >> UInt64($0 % 48)) % UInt64(words.count))] }
+            text[0] = label
+            let content = text.joined(separator: " ") + "."
+            let response = JSONValue.object([
+                ("id", .string("chatcmpl-\(UInt64.random(in: 0..<UInt64.max))")),
+                ("object", .string("chat.completion")),
+                ("created", .number(Double(Int.random(in: 1_700_000_000..<1_800_000_000)))),
+                ("model", .string("\(self.spec.name)-\(self.spec.version)")),
+                (
+                    "choices",
+                    .array([
+                        .object([
+                            ("index", .number(0)),
+                            ("message", .object([("role", .string("assistant")), ("content", .string(content))])),
+                            ("finish_reason", .string("stop")),
+                        ])
+                    ])
+                ),
+                (
+                    "usage",
+                    .object([
+                        ("prompt_tokens", .number(Double(12 + key % 20))), ("completion_tokens", .number(Double(count))),
+                        ("total_tokens", .number(Double(12 + key % 20 + UInt64(count)))),
+                    ])
+                ),
+            ])
+            return .json(response.serialized, delay: delay)
+        }
     }
+
+    /// The inference path and the request field whose value determines the answer.
+    var endpoint: (path: String, inputs: String) {
+        switch self.spec.api {
+        case .kserveV2: ("/v2/models/\(self.spec.name)/infer", "inputs")
+        case .tfServing: ("/v1/models/\(self.spec.name):predict", "instances")
+        case .openAI: ("/v1/chat/completions", "messages")
+        }
+    }
+
+    static let vocabulary = [
+        "the", "model", "says", "this", "is", "likely", "a", "picture", "of", "with", "high", "confidence", "given", "shape", "and", "colour",
+    ]
 
     /// What this model does with an input, decided by hashes of it (the same every run).
     public enum PlannedOutcome: Sendable, Equatable {
@@ -82,7 +135,7 @@ public struct ModelFixture: Sendable {
 
     /// The planned outcome for a V2 request body, or `nil` when it is not a V2 request.
     public func plannedOutcome(forBody body: [UInt8]) -> PlannedOutcome? {
-        guard let document = try? JSONParser().parse(body), let inputs = document["inputs"] else { return nil }
+        guard let document = try? JSONParser().parse(body), let inputs = document[self.endpoint.inputs] else { return nil }
         return self.plannedOutcome(forKey: Self.key(inputs, seed: self.spec.seed))
     }
 

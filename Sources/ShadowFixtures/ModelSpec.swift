@@ -21,6 +21,22 @@ public struct ModelSpec: Sendable, Equatable {
     public var errorRate: Double
     public var hangRate: Double
     public var garbageRate: Double
+    /// Share of calls (drawn per call, not per input) whose probabilities get a small random
+    /// jitter: nondeterminism, as a model on a GPU shows. Two calls disagree with probability
+    /// `1 - (1 - noise_rate)²`.
+    public var noiseRate: Double
+    /// Which API the model speaks.
+    public var api: API
+
+    /// The fixture's wire protocol.
+    public enum API: String, Sendable, Equatable, CaseIterable {
+        /// `POST /v2/models/{name}/infer` (Open Inference Protocol).
+        case kserveV2 = "kserve_v2"
+        /// `POST /v1/models/{name}:predict` with `instances` (TensorFlow Serving REST).
+        case tfServing = "tf_serving"
+        /// `POST /v1/chat/completions` (OpenAI-compatible, non-streaming).
+        case openAI = "openai"
+    }
 
     public init(
         name: String = "classifier",
@@ -32,7 +48,9 @@ public struct ModelSpec: Sendable, Equatable {
         latencyMax: Duration = .zero,
         errorRate: Double = 0,
         hangRate: Double = 0,
-        garbageRate: Double = 0
+        garbageRate: Double = 0,
+        noiseRate: Double = 0,
+        api: API = .kserveV2
     ) {
         self.name = name
         self.version = version
@@ -44,6 +62,8 @@ public struct ModelSpec: Sendable, Equatable {
         self.errorRate = errorRate
         self.hangRate = hangRate
         self.garbageRate = garbageRate
+        self.noiseRate = noiseRate
+        self.api = api
     }
 
     /// Parses a spec file's text.
@@ -52,7 +72,9 @@ public struct ModelSpec: Sendable, Equatable {
             throw FixtureError("a model spec must be a YAML mapping")
         }
         var spec = ModelSpec()
-        let known: Set<String> = ["name", "version", "labels", "seed", "disagree_rate", "latency", "error_rate", "hang_rate", "garbage_rate"]
+        let known: Set<String> = [
+            "name", "version", "labels", "seed", "disagree_rate", "latency", "error_rate", "hang_rate", "garbage_rate", "noise_rate", "api",
+        ]
         for (key, _) in mapping {
             guard let name = key.string, known.contains(name) else {
                 throw FixtureError("model spec: unknown key '\(key.string ?? "?")' (known: \(known.sorted().joined(separator: ", ")))")
@@ -73,6 +95,13 @@ public struct ModelSpec: Sendable, Equatable {
         spec.errorRate = try rate("error_rate")
         spec.hangRate = try rate("hang_rate")
         spec.garbageRate = try rate("garbage_rate")
+        spec.noiseRate = try rate("noise_rate")
+        if let api = mapping["api"]?.string {
+            guard let value = API(rawValue: api) else {
+                throw FixtureError("model spec: api must be one of \(API.allCases.map(\.rawValue).joined(separator: ", "))")
+            }
+            spec.api = value
+        }
         if let latency = mapping["latency"]?.mapping {
             func duration(_ key: String) throws -> Duration {
                 guard let text = latency[key]?.string else { return .zero }

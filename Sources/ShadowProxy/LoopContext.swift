@@ -31,7 +31,7 @@ final class LoopContext {
     }
 
     func lane(for route: SidecarRuntime.Route, candidate index: Int) -> ShadowLane {
-        let candidate = route.configuration.candidates[index]
+        let candidate = route.targets[index]
         let key = "\(route.configuration.name)\u{0}\(candidate.name)\u{0}\(candidate.url)"
         if let lane = self.lanes[key] { return lane }
         let concurrency = max(1, candidate.maxConcurrency / self.loopCount)

@@ -40,7 +40,16 @@ public final class Sidecar: Sendable {
         let coverage = CoverageCounter()
         let shared = SharedState(records: records, coverage: coverage, logger: logger)
         self.shared = shared
-        self.writer = RecordWriter(store: self.store, queue: records, coverage: coverage, storage: configuration.storage, logger: logger)
+        let noise = NoiseFloorTracker(routes: configuration.routes)
+        try self.store.refresh(noise)
+        self.writer = RecordWriter(
+            store: self.store,
+            queue: records,
+            coverage: coverage,
+            storage: configuration.storage,
+            noise: noise,
+            logger: logger
+        )
         let threads = configuration.server.threads ?? System.coreCount
         self.group = MultiThreadedEventLoopGroup(numberOfThreads: threads)
         var contexts: [NIOLoopBound<LoopContext>] = []

@@ -7,6 +7,8 @@ final class SidecarRuntime: Sendable {
     struct Route: Sendable {
         let configuration: RouteConfiguration
         let scorer: any Scorer
+        /// The candidates, then the A/A replica if configured.
+        let targets: [CandidateConfiguration]
         let baselineAddress: SocketAddress
         let candidateAddresses: [SocketAddress]
     }
@@ -22,8 +24,9 @@ final class SidecarRuntime: Sendable {
             Route(
                 configuration: route,
                 scorer: route.scorer.makeScorer(),
+                targets: route.mirrorTargets,
                 baselineAddress: try SocketAddress.makeAddressResolvingHost(route.baseline.url.host, port: route.baseline.url.port),
-                candidateAddresses: try route.candidates.map {
+                candidateAddresses: try route.mirrorTargets.map {
                     try SocketAddress.makeAddressResolvingHost($0.url.host, port: $0.url.port)
                 }
             )

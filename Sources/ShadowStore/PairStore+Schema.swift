@@ -93,7 +93,31 @@ extension PairStore {
                 count
             FROM coverage_counts;
             """
-        )
+        ),
+        (
+            2,
+            """
+            CREATE TABLE path_stats (
+                route TEXT NOT NULL,
+                candidate TEXT NOT NULL,
+                path TEXT NOT NULL,
+                differing INTEGER NOT NULL,
+                PRIMARY KEY (route, candidate, path)
+            ) WITHOUT ROWID;
+            CREATE TABLE score_totals (
+                route TEXT NOT NULL,
+                candidate TEXT NOT NULL,
+                compared INTEGER NOT NULL,
+                diverged INTEGER NOT NULL,
+                PRIMARY KEY (route, candidate)
+            ) WITHOUT ROWID;
+            CREATE VIEW path_divergence AS
+            SELECT p.route, p.candidate, p.path, p.differing, t.compared, 1.0 * p.differing / t.compared AS rate
+            FROM path_stats p JOIN score_totals t ON t.route = p.route AND t.candidate = p.candidate;
+            CREATE VIEW noise_floor AS
+            SELECT route, path, differing, compared, rate FROM path_divergence WHERE candidate = 'aa-replica';
+            """
+        ),
     ]
 
     func migrate() throws {

@@ -8,12 +8,31 @@ extension PairStore {
     ///
     /// Bodies that are valid JSON are stored as TEXT so `json_extract` works on them; anything
     /// else is stored as a BLOB.
-    public func write(_ batch: [ExchangeRecord], coverage: [CoverageCounter.Key: Int]) throws {
+    ///
+    /// Each compared pair also updates the per-path statistics (`path_stats`, `score_totals`);
+    /// with a `noise` tracker, candidates are scored without the route's noisy paths.
+    public func write(_ batch: [ExchangeRecord], coverage: [CoverageCounter.Key: Int], noise: NoiseFloorTracker? = nil) throws {
         var coverage = coverage
         var scored: [[Score?]] = []
         scored.reserveCapacity(batch.count)
+        var scorers: [String: any Scorer] = [:]
+        var pathCounts: [PathKey: Int] = [:]
+        var totals: [PathKey: (compared: Int, diverged: Int)] = [:]
         for record in batch {
-            scored.append(record.candidates.map { record.score($0) })
+            let scores = record.candidates.map { candidate -> Score? in
+                let scorer = noise?.scorer(for: record, candidate: candidate.name, cache: &scorers) ?? record.scorer
+                return record.score(candidate, using: scorer)
+            }
+            for (candidate, score) in zip(record.candidates, scores) {
+                guard let score else { continue }
+                let key = PathKey(route: record.route, candidate: candidate.name, path: "")
+                totals[key, default: (0, 0)].compared += 1
+                totals[key, default: (0, 0)].diverged += score.diverged ? 1 : 0
+                for path in score.differingPaths {
+                    pathCounts[PathKey(route: record.route, candidate: candidate.name, path: path), default: 0] += 1
+                }
+            }
+            scored.append(scores)
             let minute = record.receivedAtMicros / 60_000_000 * 60
             for candidate in record.candidates {
                 let key = CoverageCounter.Key(
@@ -53,9 +72,43 @@ extension PairStore {
                 for (key, count) in coverage where count > 0 {
                     try upsertCoverage.execute(arguments: [key.minute, key.route, key.candidate, key.reason.rawValue, count])
                 }
+                if !totals.isEmpty {
+                    let upsertPath = try db.cachedStatement(sql: PairStore.upsertPathSQL)
+                    let upsertTotal = try db.cachedStatement(sql: PairStore.upsertTotalSQL)
+                    for (key, count) in pathCounts {
+                        try upsertPath.execute(arguments: [key.route, key.candidate, key.path, count])
+                    }
+                    for (key, total) in totals {
+                        try upsertTotal.execute(arguments: [key.route, key.candidate, total.compared, total.diverged])
+                    }
+                    if totals.keys.contains(where: { $0.candidate == NoiseFloorConfiguration.replicaName }) {
+                        try noise?.refresh(db)
+                    }
+                }
                 return .commit
             }
         }
+    }
+
+    struct PathKey: Hashable {
+        let route: String
+        let candidate: String
+        let path: String
+    }
+
+    static let upsertPathSQL = """
+        INSERT INTO path_stats (route, candidate, path, differing) VALUES (?, ?, ?, ?)
+        ON CONFLICT (route, candidate, path) DO UPDATE SET differing = differing + excluded.differing
+        """
+
+    static let upsertTotalSQL = """
+        INSERT INTO score_totals (route, candidate, compared, diverged) VALUES (?, ?, ?, ?)
+        ON CONFLICT (route, candidate) DO UPDATE SET compared = compared + excluded.compared, diverged = diverged + excluded.diverged
+        """
+
+    /// Loads the noise tracker's state from the statistics already in the database.
+    public func refresh(_ noise: NoiseFloorTracker) throws {
+        try self.queue.read { try noise.refresh($0) }
     }
 
     /// JSON bodies become TEXT, everything else a BLOB (json_valid decides).

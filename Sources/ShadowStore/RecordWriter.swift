@@ -12,14 +12,23 @@ public final class RecordWriter: Service, Sendable {
     public let queue: RecordQueue<ExchangeRecord>
     public let coverage: CoverageCounter
     let store: PairStore
+    let noise: NoiseFloorTracker?
     let batchSize: Int
     let flushInterval: Duration
     let logger: Logger
     /// Written and failed counts, for `/readyz` and `/stats`.
     public let statistics = WriterStatistics()
 
-    public init(store: PairStore, queue: RecordQueue<ExchangeRecord>, coverage: CoverageCounter, storage: StorageConfiguration, logger: Logger) {
+    public init(
+        store: PairStore,
+        queue: RecordQueue<ExchangeRecord>,
+        coverage: CoverageCounter,
+        storage: StorageConfiguration,
+        noise: NoiseFloorTracker? = nil,
+        logger: Logger
+    ) {
         self.store = store
+        self.noise = noise
         self.queue = queue
         self.coverage = coverage
         self.batchSize = storage.batchSize
@@ -75,7 +84,7 @@ public final class RecordWriter: Service, Sendable {
         let counts = self.coverage.drain()
         if batch.isEmpty && counts.isEmpty { return }
         do {
-            try self.store.write(batch, coverage: counts)
+            try self.store.write(batch, coverage: counts, noise: self.noise)
             self.statistics.recordWritten(batch.count)
         } catch {
             self.coverage.restore(counts)

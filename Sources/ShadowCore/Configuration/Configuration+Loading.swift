@@ -172,7 +172,38 @@ extension RouteConfiguration {
             scorer = try ScorerConfiguration(reading: &scorerReader)
             try scorerReader.finish()
         }
-        self.init(name: name, prefix: prefix, baseline: baseline, candidates: candidates, samplePercent: samplePercent, scorer: scorer)
+        var noiseFloor: NoiseFloorConfiguration?
+        if var noiseReader = try reader.object("noise_floor") {
+            noiseFloor = try NoiseFloorConfiguration(reading: &noiseReader, allowedHosts: allowedHosts)
+            try noiseReader.finish()
+        }
+        if noiseFloor != nil, candidateNames.contains(NoiseFloorConfiguration.replicaName) {
+            throw reader.fail("candidates", "'\(NoiseFloorConfiguration.replicaName)' is reserved for the noise floor's replica")
+        }
+        self.init(
+            name: name,
+            prefix: prefix,
+            baseline: baseline,
+            candidates: candidates,
+            samplePercent: samplePercent,
+            scorer: scorer,
+            noiseFloor: noiseFloor
+        )
+    }
+}
+
+extension NoiseFloorConfiguration {
+    init(reading reader: inout YAMLReader, allowedHosts: [String]) throws(ConfigurationError) {
+        var replica: UpstreamURL?
+        if reader.has("replica") { replica = try reader.upstreamURL("replica", allowedHosts: allowedHosts) }
+        let defaultShare: Double = replica == nil ? 5 : 100
+        self.init(
+            replica: replica,
+            samplePercent: try reader.double("sample_percent", default: defaultShare, range: 0...100),
+            maxDisagreement: try reader.double("max_disagreement", default: 0.01, range: 0...1),
+            minPairs: try reader.int("min_pairs", default: 50, range: 1...1_000_000),
+            autoIgnore: try reader.bool("auto_ignore", default: false)
+        )
     }
 }
 

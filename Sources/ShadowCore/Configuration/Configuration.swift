@@ -134,6 +134,8 @@ public struct RouteConfiguration: Sendable, Equatable {
     /// Share of requests mirrored, 0...100.
     public var samplePercent: Double
     public var scorer: ScorerConfiguration
+    /// The A/A comparison that measures how much the baseline disagrees with itself.
+    public var noiseFloor: NoiseFloorConfiguration?
 
     public init(
         name: String,
@@ -141,7 +143,8 @@ public struct RouteConfiguration: Sendable, Equatable {
         baseline: BaselineConfiguration,
         candidates: [CandidateConfiguration],
         samplePercent: Double = 100,
-        scorer: ScorerConfiguration = .init()
+        scorer: ScorerConfiguration = .init(),
+        noiseFloor: NoiseFloorConfiguration? = nil
     ) {
         self.name = name
         self.prefix = prefix
@@ -149,6 +152,57 @@ public struct RouteConfiguration: Sendable, Equatable {
         self.candidates = candidates
         self.samplePercent = samplePercent
         self.scorer = scorer
+        self.noiseFloor = noiseFloor
+    }
+
+    /// Everything a request may be mirrored to: the candidates, then the A/A replica if any.
+    public var mirrorTargets: [CandidateConfiguration] {
+        guard let noiseFloor = self.noiseFloor else { return self.candidates }
+        return self.candidates + [noiseFloor.replicaTarget(baseline: self.baseline)]
+    }
+}
+
+/// A/A: a share of requests also goes to a second instance of the baseline (or to the baseline
+/// itself again), scored with the route's scorer. Paths on which the baseline disagrees with
+/// itself more often than `maxDisagreement` are noise; with `autoIgnore` the candidates' scores
+/// skip them.
+public struct NoiseFloorConfiguration: Sendable, Equatable {
+    /// The candidate name A/A pairs are recorded under (reserved).
+    public static let replicaName = "aa-replica"
+
+    /// A second instance of the baseline model; `nil` sends the copies to the baseline itself.
+    public var replica: UpstreamURL?
+    /// Share of requests also sent to the replica, 0...100.
+    public var samplePercent: Double
+    public var maxDisagreement: Double
+    /// A/A pairs needed before a path can be called noisy.
+    public var minPairs: Int
+    public var autoIgnore: Bool
+
+    public init(
+        replica: UpstreamURL? = nil,
+        samplePercent: Double? = nil,
+        maxDisagreement: Double = 0.01,
+        minPairs: Int = 50,
+        autoIgnore: Bool = false
+    ) {
+        self.replica = replica
+        self.samplePercent = samplePercent ?? (replica == nil ? 5 : 100)
+        self.maxDisagreement = maxDisagreement
+        self.minPairs = minPairs
+        self.autoIgnore = autoIgnore
+    }
+
+    func replicaTarget(baseline: BaselineConfiguration) -> CandidateConfiguration {
+        var target = CandidateConfiguration(
+            name: Self.replicaName,
+            url: self.replica ?? baseline.url,
+            version: baseline.version,
+            timeout: baseline.timeout,
+            connectTimeout: baseline.connectTimeout
+        )
+        target.samplePercent = self.samplePercent
+        return target
     }
 }
 
@@ -190,6 +244,8 @@ public struct CandidateConfiguration: Sendable, Equatable {
     public var queueCapacity: Int
     /// Concurrent calls to this candidate (also its connection count).
     public var maxConcurrency: Int
+    /// Its own sampling share, drawn separately from the route's (the A/A replica uses it).
+    public var samplePercent: Double?
 
     public init(
         name: String,

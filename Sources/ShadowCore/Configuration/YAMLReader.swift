@@ -38,6 +38,11 @@ struct YAMLReader {
         return nil
     }
 
+    /// Whether the mapping has the key (without consuming it).
+    func has(_ key: String) -> Bool {
+        self.mapping.contains { $0.key.string == key }
+    }
+
     func fail(_ key: String, _ reason: String, node: Yams.Node? = nil) -> ConfigurationError {
         ConfigurationError(key: self.child(key), reason: reason, line: YAMLReader.line(of: node ?? self.node))
     }

@@ -2,6 +2,11 @@ extension ExchangeRecord {
     /// Scores one candidate against the baseline, or `nil` when there is nothing to compare
     /// (either arm failed).
     public func score(_ candidate: CandidateResult) -> Score? {
+        self.score(candidate, using: self.scorer)
+    }
+
+    /// Scores one candidate with the given scorer (the record's own, possibly minus noisy paths).
+    public func score(_ candidate: CandidateResult, using scorer: any Scorer) -> Score? {
         let baseline = self.baseline
         let other = candidate.result
         guard baseline.succeeded, other.succeeded, let baselineStatus = baseline.status, let candidateStatus = other.status else {
@@ -15,7 +20,8 @@ extension ExchangeRecord {
                     ("status", .string("differs")),
                     ("baseline", .number(Double(baselineStatus))),
                     ("candidate", .number(Double(candidateStatus))),
-                ])
+                ]),
+                differingPaths: ["(status)"]
             )
         }
         if baseline.body.truncated || other.body.truncated {
@@ -30,7 +36,7 @@ extension ExchangeRecord {
                 ])
             )
         }
-        return self.scorer.score(baseline: baseline.body.bytes, candidate: other.body.bytes)
+        return scorer.score(baseline: baseline.body.bytes, candidate: other.body.bytes)
     }
 
     /// The coverage reason this record counts under for one candidate.

@@ -75,20 +75,14 @@ public enum JSONPathComponent: Sendable, Equatable {
 
 extension Array where Element == JSONPathComponent {
     /// `$.outputs[0].data` form, for explanations.
-    public var pathString: String { self.render(generalized: false) }
-
-    /// The path with array indices folded to `[*]` (`$.outputs[*].data[*]`), so statistics per
-    /// path add up across documents.
-    public var generalizedPathString: String { self.render(generalized: true) }
-
-    private func render(generalized: Bool) -> String {
+    public var pathString: String {
         var text = "$"
         for component in self {
             switch component {
             case .key(let key):
                 let plain = !key.isEmpty && key.allSatisfy { $0.isLetter || $0.isNumber || $0 == "_" || $0 == "-" }
                 text += plain ? ".\(key)" : "[\"\(key)\"]"
-            case .index(let index): text += generalized ? "[*]" : "[\(index)]"
+            case .index(let index): text += "[\(index)]"
             }
         }
         return text

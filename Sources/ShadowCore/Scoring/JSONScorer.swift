@@ -65,7 +65,7 @@ private struct Diff {
     var differing = 0
     var ignored = 0
     var listed: [JSONValue] = []
-    /// Generalised paths that differ (bounded, for per-path statistics).
+    /// Paths that differ (at most 100, for per-path statistics).
     var paths: Set<String> = []
 
     init(scorer: JSONScorer) {
@@ -74,7 +74,7 @@ private struct Diff {
 
     mutating func note(_ kind: String, _ path: [JSONPathComponent], baseline: JSONValue?, candidate: JSONValue?, leaves count: Int) {
         self.differing += count
-        if self.paths.count < 100 { self.paths.insert(path.generalizedPathString) }
+        if self.paths.count < 100 { self.paths.insert(path.pathString) }
         guard self.listed.count < self.scorer.maximumListedDifferences else { return }
         var entry: [(key: String, value: JSONValue)] = [("path", .string(path.pathString)), ("kind", .string(kind))]
         if let baseline { entry.append(("baseline", Diff.preview(baseline))) }

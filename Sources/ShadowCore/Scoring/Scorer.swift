@@ -23,7 +23,7 @@ public struct Score: Sendable, Equatable {
     public var diverged: Bool
     /// A short structured account: which paths differ and how.
     public var explanation: JSONValue
-    /// The JSON paths that differ, indices folded to `[*]` (for per-path noise statistics).
+    /// The JSON paths (or named fields) that differ, for per-path statistics and the noise floor.
     public var differingPaths: [String]
 
     public init(value: Double, diverged: Bool, explanation: JSONValue, differingPaths: [String] = []) {

@@ -269,20 +269,28 @@ final class ProxyHandler: ChannelInboundHandler, UpstreamResponseDelegate {
         let configuration = route.configuration
         let shared = self.loopContext.shared
         let at = request.receivedAtMicros
-        guard !configuration.candidates.isEmpty else {
+        let targets = route.targets
+        guard !targets.isEmpty else {
             shared.coverage.add(route: configuration.name, reason: .noCandidates, atMicros: at)
             return nil
         }
-        let sampled = configuration.samplePercent >= 100 || Double.random(in: 0..<100) < configuration.samplePercent
+        // One draw for the route's sample; targets with their own share (the A/A replica) draw apart.
+        let routeDraw = Double.random(in: 0..<100)
         let bodySize = request.body?.readableBytes ?? 0
-        let eligible = sampled && bodySize <= runtime.configuration.limits.mirrorMaxBody
-        guard eligible else {
-            let reason: CoverageReason = sampled ? .bodyTooLarge : .notSampled
-            for candidate in configuration.candidates {
-                shared.coverage.add(route: configuration.name, candidate: candidate.name, reason: reason, atMicros: at)
+        let tooLarge = bodySize > runtime.configuration.limits.mirrorMaxBody
+        var chosen: [Int] = []
+        for (index, target) in targets.enumerated() {
+            let percent = target.samplePercent ?? configuration.samplePercent
+            let draw = target.samplePercent == nil ? routeDraw : Double.random(in: 0..<100)
+            if percent < 100 && draw >= percent {
+                shared.coverage.add(route: configuration.name, candidate: target.name, reason: .notSampled, atMicros: at)
+            } else if tooLarge {
+                shared.coverage.add(route: configuration.name, candidate: target.name, reason: .bodyTooLarge, atMicros: at)
+            } else {
+                chosen.append(index)
             }
-            return nil
         }
+        guard !chosen.isEmpty else { return nil }
         let storage = runtime.configuration.storage
         var storedRequest = CapturedBody(bytes: [], totalBytes: bodySize)
         if storage.storeRequestBodies, let body = request.body {
@@ -297,12 +305,13 @@ final class ProxyHandler: ChannelInboundHandler, UpstreamResponseDelegate {
             path: request.head.uri,
             requestBody: storedRequest,
             baseline: ArmResult(version: configuration.baseline.version),
-            candidates: configuration.candidates.map { CandidateResult(name: $0.name, result: ArmResult(version: $0.version)) },
+            candidates: chosen.map { CandidateResult(name: targets[$0].name, result: ArmResult(version: targets[$0].version)) },
             scorer: route.scorer
         )
-        let exchange = PendingExchange(record: record, candidateCount: configuration.candidates.count, shared: shared)
+        let exchange = PendingExchange(record: record, candidateCount: chosen.count, shared: shared)
         var accepted = 0
-        for (index, candidate) in configuration.candidates.enumerated() {
+        for (slot, index) in chosen.enumerated() {
+            let candidate = targets[index]
             let head = Self.upstreamHead(
                 request.head,
                 target: candidate.url,
@@ -312,7 +321,7 @@ final class ProxyHandler: ChannelInboundHandler, UpstreamResponseDelegate {
                 shadow: true
             )
             let call = ShadowCall(
-                candidateIndex: index,
+                candidateIndex: slot,
                 candidate: candidate,
                 head: head,
                 body: request.body,
@@ -324,7 +333,7 @@ final class ProxyHandler: ChannelInboundHandler, UpstreamResponseDelegate {
             } else {
                 shared.coverage.add(route: configuration.name, candidate: candidate.name, reason: .queueFull, atMicros: at)
                 shared.statistics.shadowDropped.add(1, ordering: .relaxed)
-                exchange.candidateDropped(index)
+                exchange.candidateDropped(slot)
             }
         }
         shared.statistics.mirrored.add(accepted, ordering: .relaxed)

@@ -124,7 +124,7 @@ public final class ProxyServer: Service, Sendable {
                 return 0
             }
         }
-        let slowestCandidate = self.configuration.routes.flatMap(\.candidates).map(\.timeout).max() ?? .zero
+        let slowestCandidate = self.configuration.routes.flatMap(\.mirrorTargets).map(\.timeout).max() ?? .zero
         let shadowLeft = await self.waitUntil(.now + slowestCandidate + .seconds(1)) { $0.pendingShadowWork }
         if shadowLeft > 0 {
             self.logger.warning("shadow copies still pending at shutdown; recorded as 'shutdown'", metadata: ["shadow.pending": "\(shadowLeft)"])

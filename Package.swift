@@ -18,6 +18,7 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
         .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
         .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
+        .package(url: "https://github.com/x-sheep/swift-property-based", from: "2.0.1"),
     ],
     targets: [
         // No I/O: configuration, routing, header rules, JSON, scorers, the bounded record hand-off.
@@ -85,7 +86,10 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
-        .testTarget(name: "ShadowCoreTests", dependencies: ["ShadowCore"]),
+        .testTarget(
+            name: "ShadowCoreTests",
+            dependencies: ["ShadowCore", .product(name: "PropertyBased", package: "swift-property-based")]
+        ),
         .testTarget(
             name: "ShadowStoreTests",
             dependencies: ["ShadowCore", "ShadowStore", .product(name: "GRDB", package: "GRDB.swift")]

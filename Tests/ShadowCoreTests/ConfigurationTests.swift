@@ -69,7 +69,7 @@ import Testing
         ),
         (
             "routes:\n  - name: r\n    prefix: /a\n    baseline: {url: \"http://127.0.0.1:1\"}\n    scorer: {kind: magic}",
-            "routes[0].scorer.kind: unknown scorer 'magic'"
+            "routes[0].scorer.kind: unknown value 'magic' (known: exact, json, label"
         ),
         (
             "routes:\n  - name: r\n    prefix: /a\n    baseline: {url: \"http://127.0.0.1:1\"}\n    scorer: {ignore_paths: [\"id\"]}",

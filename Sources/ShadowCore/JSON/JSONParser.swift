@@ -172,15 +172,19 @@ private struct Cursor {
     mutating func parseString() throws(JSONParser.Error) -> String {
         self.index += 1
         let start = self.index
-        // Fast path: no escapes.
+        // Fast path: no escapes. ASCII needs no validation (and skips the generic validating
+        // initialiser, which costs a runtime metadata lookup per call).
+        var ascii = true
         while self.index < self.bytes.count {
             let byte = self.bytes[self.index]
             if byte == UInt8(ascii: "\"") {
                 let slice = UnsafeBufferPointer(rebasing: self.bytes[start..<self.index])
                 self.index += 1
+                if ascii { return String(decoding: slice, as: UTF8.self) }
                 guard let text = String(validating: slice, as: UTF8.self) else { throw self.error("invalid UTF-8 in string") }
                 return text
             }
+            ascii = ascii && byte < 0x80
             if byte == UInt8(ascii: "\\") { break }
             guard byte >= 0x20 else { throw self.error("control character in string") }
             self.index += 1

@@ -90,6 +90,9 @@ extension ValueScorer {
         }
         let (left, right) = documents.primaryValues(self.configuration)
         switch (left, right) {
+        case (.some(let left), .some(let right)) where left == right && self.identicalValuesAreEqual:
+            // Identical values are never divergent, even when they are not, say, a distribution.
+            return Score(value: 0, diverged: false, explanation: .object([("equal", .bool(true))]))
         case (.some(let left), .some(let right)):
             return self.compare(left, right, documents: documents)
         case (.none, .none):
@@ -114,6 +117,9 @@ extension ValueScorer {
     }
 
     func diverged(_ value: Double) -> Bool { value > self.configuration.threshold }
+
+    /// The text scorer also compares fields beside the value (finish reason, tool calls).
+    var identicalValuesAreEqual: Bool { !(self is TextScorer && self.configuration.outputProtocol == .openAI) }
 }
 
 extension JSONValue {

@@ -80,7 +80,9 @@ extension Array where Element == JSONPathComponent {
         for component in self {
             switch component {
             case .key(let key):
-                let plain = !key.isEmpty && key.allSatisfy { $0.isLetter || $0.isNumber || $0 == "_" || $0 == "-" }
+                let plain =
+                    !key.isEmpty
+                    && key.utf8.allSatisfy { ($0 | 0x20 >= 0x61 && $0 | 0x20 <= 0x7A) || (0x30...0x39).contains($0) || $0 == 0x5F || $0 == 0x2D }
                 text += plain ? ".\(key)" : "[\"\(key)\"]"
             case .index(let index): text += "[\(index)]"
             }

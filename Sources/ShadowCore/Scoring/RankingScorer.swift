@@ -81,13 +81,14 @@ public struct RankingScorer: ValueScorer {
         var positionInB: [String: Int] = [:]
         for (index, item) in b.enumerated() where positionInB[item] == nil { positionInB[item] = index }
         var seen: Set<String> = []
-        let shared = a.filter { positionInB[$0] != nil && seen.insert($0).inserted }
-        guard shared.count >= 2 else { return nil }
+        // Positions in b of the shared items, in a's order: tau counts the pairs kept in order.
+        let positions = a.compactMap { item -> Int? in seen.insert(item).inserted ? positionInB[item] : nil }
+        guard positions.count >= 2 else { return nil }
         var concordant = 0
         var discordant = 0
-        for i in 0..<shared.count {
-            for j in (i + 1)..<shared.count {
-                if positionInB[shared[i]]! < positionInB[shared[j]]! { concordant += 1 } else { discordant += 1 }
+        for i in 0..<positions.count {
+            for j in (i + 1)..<positions.count {
+                if positions[i] < positions[j] { concordant += 1 } else { discordant += 1 }
             }
         }
         return Double(concordant - discordant) / Double(concordant + discordant)

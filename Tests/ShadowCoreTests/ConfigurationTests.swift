@@ -23,7 +23,11 @@ import Testing
         #expect(route.baseline.url == UpstreamURL(host: "127.0.0.1", port: 9001))
         #expect(route.candidates.map(\.name) == ["classifier-v2"])
         #expect(route.candidates[0].timeout == .seconds(5))
-        #expect(route.scorer.ignorePaths == ["$.model_version", "$.id"])
+        #expect(route.scorer.ignorePaths == ["$.outputs[*].parameters"])
+        #expect(route.scorer.outputProtocol == .kserveV2)
+        #expect(route.noiseFloor == NoiseFloorConfiguration(samplePercent: 5, maxDisagreement: 0.01, minPairs: 50, autoIgnore: false))
+        #expect(route.mirrorTargets.map(\.name) == ["classifier-v2", "aa-replica"])
+        #expect(route.mirrorTargets[1].url == route.baseline.url)
         #expect(configuration.limits.maxHeaderBytes == 64 * 1024)
         #expect(configuration.storage.flushInterval == .milliseconds(50))
     }
@@ -94,6 +98,20 @@ import Testing
         } throws: { error in
             "\(error)".contains(expected)
         }
+    }
+
+    @Test func theReplicaNameIsReserved() {
+        let yaml = """
+            routes:
+              - name: r
+                prefix: /
+                baseline: {url: "http://127.0.0.1:1"}
+                candidates: [{name: aa-replica, url: "http://127.0.0.1:2"}]
+                noise_floor: {sample_percent: 10}
+            """
+        #expect {
+            _ = try Configuration.load(yaml: yaml)
+        } throws: { "\($0)".contains("'aa-replica' is reserved") }
     }
 
     @Test func nonLoopbackHostsNeedTheAllowList() throws {

@@ -48,31 +48,33 @@ public struct TextScorer: ValueScorer {
     }
 
     /// Whitespace-separated tokens, lowercased when normalising. Splits on the UTF-8 bytes
-    /// (ASCII whitespace), which keeps Unicode property lookups off the hot path.
+    /// (ASCII whitespace), which keeps Unicode property lookups and per-token copies off the hot path.
     func tokens(_ text: String) -> [String] {
-        var tokens: [String] = []
         let normalize = self.configuration.normalizeText
         var utf8 = Array(text.utf8)
-        let ascii = utf8.allSatisfy { $0 < 0x80 }
-        if normalize, !ascii { utf8 = Array(text.lowercased().utf8) }
-        var start = -1
-        for index in 0...utf8.count {
-            let byte: UInt8 = index < utf8.count ? utf8[index] : 0x20
-            let isSpace = byte == 0x20 || byte == 0x09 || byte == 0x0A || byte == 0x0D || byte == 0x0B || byte == 0x0C
-            if isSpace {
-                if start >= 0 {
-                    var token = Array(utf8[start..<index])
-                    if normalize, ascii {
-                        for offset in token.indices where (0x41...0x5A).contains(token[offset]) { token[offset] |= 0x20 }
-                    }
-                    tokens.append(String(decoding: token, as: UTF8.self))
-                    start = -1
-                }
-            } else if start < 0 {
-                start = index
+        if normalize {
+            if utf8.allSatisfy({ $0 < 0x80 }) {
+                for index in utf8.indices where (0x41...0x5A).contains(utf8[index]) { utf8[index] |= 0x20 }
+            } else {
+                utf8 = Array(text.lowercased().utf8)
             }
         }
-        return tokens
+        return utf8.withUnsafeBufferPointer { bytes in
+            var tokens: [String] = []
+            var start = -1
+            for index in 0...bytes.count {
+                let byte: UInt8 = index < bytes.count ? bytes[index] : 0x20
+                if byte == 0x20 || (0x09...0x0D).contains(byte) {
+                    if start >= 0 {
+                        tokens.append(String(decoding: UnsafeBufferPointer(rebasing: bytes[start..<index]), as: UTF8.self))
+                        start = -1
+                    }
+                } else if start < 0 {
+                    start = index
+                }
+            }
+            return tokens
+        }
     }
 
     /// Levenshtein distance over tokens.
@@ -198,6 +200,12 @@ struct OpenAIAgreement {
         if !leftTools.isEmpty || !rightTools.isEmpty {
             explanation.append(("tool_names_agree", .bool(namesAgree)))
             explanation.append(("tool_arguments_agree", .bool(self.toolCallsAgree)))
+        }
+        // Token usage, for cost comparison (not part of the score).
+        let leftUsage = baseline["usage"]?["completion_tokens"]
+        let rightUsage = candidate["usage"]?["completion_tokens"]
+        if leftUsage != nil || rightUsage != nil {
+            explanation.append(("completion_tokens", .object([("baseline", leftUsage ?? .null), ("candidate", rightUsage ?? .null)])))
         }
         self.explanation = explanation
     }

@@ -4,12 +4,18 @@ import NIOPosix
 import ServiceLifecycle
 import ShadowCore
 import ShadowStore
+import Synchronization
 
 /// The whole daemon wired together: open the store, build the per-loop request path, and hand
 /// back the services to run in one `ServiceGroup`, in dependency order (writer first, so it
 /// stops last; the client listener last, so it stops first).
 public final class Sidecar: Sendable {
+    /// The configuration the daemon started with.
     public let configuration: Configuration
+    /// The configuration in force now (changes on reload).
+    public var activeConfiguration: Configuration { self.current.withLock { $0 } }
+    private let current: Mutex<Configuration>
+    let contexts: [NIOLoopBound<LoopContext>]
     public let store: PairStore
     public let writer: RecordWriter
     public let proxy: ProxyServer
@@ -34,6 +40,7 @@ public final class Sidecar: Sendable {
     ///   host name does not resolve.
     public init(configuration: Configuration, logger: Logger, environment: [String: String] = [:]) async throws {
         self.configuration = configuration
+        self.current = Mutex(configuration)
         let runtime = try SidecarRuntime(configuration: configuration)
         self.store = try PairStore(path: configuration.storage.path, synchronous: configuration.storage.synchronous)
         let records = RecordQueue<ExchangeRecord>(capacity: configuration.storage.queueCapacity)
@@ -60,6 +67,7 @@ public final class Sidecar: Sendable {
                 }.get()
             )
         }
+        self.contexts = contexts
         self.proxy = ProxyServer(group: self.group, contexts: contexts, configuration: configuration, shared: shared, logger: logger)
         self.notifier = SystemdNotifier(environment: environment, proxy: self.proxy, writer: self.writer, logger: logger)
         if let listen = configuration.admin.listen {
@@ -74,9 +82,37 @@ public final class Sidecar: Sendable {
         }
     }
 
+    /// Applies a new configuration to the running daemon: each event loop switches to it between
+    /// requests (in-flight ones finish under the old one). Listen addresses, threads and storage
+    /// need a restart; a change there is refused.
+    ///
+    /// - Throws: ``ReloadError`` naming what cannot change, or a resolution error for a new upstream.
+    public func apply(_ configuration: Configuration) async throws {
+        let current = self.configuration
+        var refused: [String] = []
+        if configuration.server.listen != current.server.listen { refused.append("server.listen") }
+        if configuration.server.threads != current.server.threads { refused.append("server.threads") }
+        if configuration.admin != current.admin { refused.append("admin") }
+        if configuration.storage != current.storage { refused.append("storage") }
+        if configuration.limits.maxHeaderBytes != current.limits.maxHeaderBytes { refused.append("limits.max_header_bytes") }
+        guard refused.isEmpty else { throw ReloadError(keys: refused) }
+        let runtime = try SidecarRuntime(configuration: configuration)
+        self.writer.noise?.update(routes: configuration.routes)
+        for bound in self.contexts {
+            try await bound.eventLoop.submit { bound.value.runtime = runtime }.get()
+        }
+        self.current.withLock { $0 = configuration }
+    }
+
     /// Stops the event loops and closes the database; call after the service group returned.
     public func shutdown() async throws {
         try await self.group.shutdownGracefully()
         try self.store.close()
     }
+}
+
+/// A reload that would change settings only a restart can change.
+public struct ReloadError: Error, CustomStringConvertible {
+    public let keys: [String]
+    public var description: String { "\(self.keys.joined(separator: ", ")) cannot change on reload; restart shadowd to apply" }
 }

@@ -8,14 +8,21 @@ import Synchronization
 /// Owned by the writer: refreshed inside each write transaction from `path_stats`, so it also
 /// survives a restart (the statistics are in the database).
 public final class NoiseFloorTracker: Sendable {
-    private let settings: [String: NoiseFloorConfiguration]
+    private let configured = Mutex<[String: NoiseFloorConfiguration]>([:])
     private let noisy = Mutex<[String: [String]]>([:])
 
     public init(routes: [RouteConfiguration]) {
+        self.update(routes: routes)
+    }
+
+    /// New noise-floor settings (configuration reload); takes effect with the next batch.
+    public func update(routes: [RouteConfiguration]) {
         var settings: [String: NoiseFloorConfiguration] = [:]
         for route in routes { if let noiseFloor = route.noiseFloor { settings[route.name] = noiseFloor } }
-        self.settings = settings
+        self.configured.withLock { $0 = settings }
     }
+
+    private var settings: [String: NoiseFloorConfiguration] { self.configured.withLock { $0 } }
 
     /// The noisy paths of a route now.
     public func noisyPaths(route: String) -> [String] {

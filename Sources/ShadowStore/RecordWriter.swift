@@ -12,7 +12,8 @@ public final class RecordWriter: Service, Sendable {
     public let queue: RecordQueue<ExchangeRecord>
     public let coverage: CoverageCounter
     let store: PairStore
-    let noise: NoiseFloorTracker?
+    /// The A/A noise floor this writer scores against.
+    public let noise: NoiseFloorTracker?
     let batchSize: Int
     let flushInterval: Duration
     let logger: Logger

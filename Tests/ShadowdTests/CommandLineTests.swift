@@ -114,3 +114,75 @@ func portNumber(_ logged: String) throws -> Int {
         #expect(result.stdout.contains("drops (not compared): 0"))
     }
 }
+
+@Suite(.serialized, .timeLimit(.minutes(3))) struct ReloadTests {
+    @Test func sighupAppliesAValidConfigAndRefusesAnInvalidOne() async throws {
+        let directory = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let baseline = try Daemon(["fixture-model", "--spec", "Fixtures/models/baseline.yaml", "--port", "0"])
+        let candidate = try Daemon(["fixture-model", "--spec", "Fixtures/models/baseline.yaml", "--port", "0"])
+        let baselinePort = try await baseline.waitFor("listening on http://127.0.0.1:")
+        let candidatePort = try await candidate.waitFor("listening on http://127.0.0.1:")
+        func config(sample: Int) -> String {
+            """
+            server: {listen: "127.0.0.1:0"}
+            admin: {listen: "127.0.0.1:0"}
+            storage: {flush_interval: 10ms}
+            routes:
+              - name: classifier
+                prefix: /v2/
+                sample_percent: \(sample)
+                baseline: {url: "http://127.0.0.1:\(baselinePort)"}
+                candidates: [{name: next, url: "http://127.0.0.1:\(candidatePort)"}]
+            """
+        }
+        let path = directory + "/shadowd.yaml"
+        try config(sample: 100).write(toFile: path, atomically: true, encoding: .utf8)
+        let database = directory + "/shadow.sqlite"
+        let serve = try Daemon(["serve", "--config", path, "--db", database])
+        let port = try portNumber(try await serve.waitFor("shadow.listen="))
+        let client = try await HTTPTestClient.connect(port: port)
+        let requests = ReplayRequest.generated(count: 30)
+        func send(_ slice: ArraySlice<ReplayRequest>) async throws {
+            for request in slice {
+                let response = try await client.send(
+                    method: request.httpMethod,
+                    path: request.path,
+                    headers: [("content-type", "application/json")],
+                    body: request.body
+                )
+                #expect(response.status == 200)
+            }
+        }
+        try await send(requests[0..<10])
+
+        // Sampling to 0%: the same keep-alive connection keeps working, copies stop.
+        try config(sample: 0).write(toFile: path, atomically: true, encoding: .utf8)
+        serve.signal(SIGHUP)
+        _ = try await serve.waitFor("configuration reloaded")
+        try await send(requests[10..<20])
+
+        // An invalid file is refused; the 0% configuration stays in force.
+        try "routes: [oops".write(toFile: path, atomically: true, encoding: .utf8)
+        serve.signal(SIGHUP)
+        _ = try await serve.waitFor("configuration reload refused")
+        try await send(requests[20..<30])
+        #expect(client.isActive)
+        await client.close()
+
+        serve.signal(SIGTERM)
+        #expect(try await serve.wait() == 0)
+        let queue = try DatabaseQueue(path: database)
+        let totals = try await queue.read { db in
+            try Row.fetchAll(db, sql: "SELECT reason, sum(count) AS n FROM coverage GROUP BY reason").reduce(into: [String: Int]()) {
+                $0[$1["reason"]] = $1["n"]
+            }
+        }
+        try queue.close()
+        #expect(totals == ["compared": 10, "not_sampled": 20])
+        baseline.signal(SIGTERM)
+        candidate.signal(SIGTERM)
+        _ = try await baseline.wait()
+        _ = try await candidate.wait()
+    }
+}

@@ -23,8 +23,7 @@ extension ShadowdCommand {
         @OptionGroup var logging: LoggingOptions
 
         func run() async throws {
-            // Configuration reload on SIGHUP is not implemented yet; never let `systemctl
-            // reload` (or a stray HUP) terminate the daemon.
+            // A HUP before the reloader is listening must not terminate the daemon.
             signal(SIGHUP, SIG_IGN)
             let logger = try self.logging.makeLogger()
             var configuration = try loadConfiguration(self.config)
@@ -43,9 +42,16 @@ extension ShadowdCommand {
                     "shadow.config.revision": "\(configuration.revision)",
                 ]
             )
+            let path = self.config
+            let database = self.db
+            let reloader = ConfigReloader(sidecar: sidecar, logger: logger) {
+                var configuration = try Configuration.load(yaml: String(contentsOfFile: path, encoding: .utf8))
+                if let database { configuration.storage.path = database }
+                return configuration
+            }
             let group = ServiceGroup(
                 configuration: .init(
-                    services: sidecar.services.map { .init(service: $0) },
+                    services: (sidecar.services + [reloader]).map { .init(service: $0) },
                     gracefulShutdownSignals: [.sigterm, .sigint],
                     logger: logger
                 )

@@ -75,6 +75,20 @@ public final class PairStore: Sendable {
         }
     }
 
+    /// Caps the database at its current size (`nil` lifts the cap), so the next write that needs a
+    /// new page fails with SQLITE_FULL exactly as a full disk would. Fault injection for tests and
+    /// drills (<https://www.sqlite.org/pragma.html#pragma_max_page_count>).
+    public func simulateFullDisk(_ full: Bool) throws {
+        try self.queue.writeWithoutTransaction { db in
+            if full {
+                let pages = try Int.fetchOne(db, sql: "PRAGMA page_count") ?? 1
+                _ = try Int.fetchOne(db, sql: "PRAGMA max_page_count = \(pages)")
+            } else {
+                _ = try Int.fetchOne(db, sql: "PRAGMA max_page_count = 4294967294")
+            }
+        }
+    }
+
     /// Checkpoints the WAL into the database and truncates it; used on clean shutdown.
     public func checkpoint() throws {
         try self.queue.writeWithoutTransaction { db in

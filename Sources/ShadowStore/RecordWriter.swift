@@ -86,19 +86,29 @@ public final class RecordWriter: Service, Sendable {
         if batch.isEmpty && counts.isEmpty { return }
         do {
             try self.store.write(batch, coverage: counts, noise: self.noise)
+            if self.statistics.snapshot().lastBatchFailed {
+                self.logger.notice("recording resumed")
+            }
             self.statistics.recordWritten(batch.count)
         } catch {
+            // The transaction rolled back as a whole (GRDB issues the ROLLBACK): nothing partial
+            // is left behind, and the next batch tries again, so recording resumes by itself
+            // once space returns.
             self.coverage.restore(counts)
             for record in batch {
                 for candidate in record.candidates {
                     self.coverage.add(route: record.route, candidate: candidate.name, reason: .writeFailed, atMicros: record.receivedAtMicros)
                 }
             }
+            let wasFailing = self.statistics.snapshot().lastBatchFailed
             self.statistics.recordFailed(batch.count)
-            self.logger.error(
-                "recording failed; records dropped and counted as write_failed",
-                metadata: ["error": "\(error)", "shadow.batch.size": "\(batch.count)"]
-            )
+            // One error line when recording degrades, not one per batch.
+            if !wasFailing {
+                self.logger.error(
+                    "recording failed; records are dropped and counted as write_failed until writes succeed again",
+                    metadata: ["error": "\(error)", "shadow.batch.size": "\(batch.count)"]
+                )
+            }
         }
     }
 }

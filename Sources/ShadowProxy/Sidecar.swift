@@ -24,8 +24,11 @@ public final class Sidecar: Sendable {
 
     /// The services to run, in start order.
     public var services: [any Service] {
-        [self.writer] + (self.admin.map { [$0] } ?? []) + [self.proxy, self.notifier]
+        [self.writer, self.retention] + (self.admin.map { [$0] } ?? []) + [self.proxy, self.notifier]
     }
+
+    /// Deletes old pairs and shrinks the file (when `storage.retention` is set).
+    public let retention: RetentionService
 
     /// sd_notify: READY, WATCHDOG, STOPPING (last in the group, so it hears shutdown first).
     public let notifier: SystemdNotifier
@@ -57,6 +60,7 @@ public final class Sidecar: Sendable {
             noise: noise,
             logger: logger
         )
+        self.retention = RetentionService(store: self.store, storage: configuration.storage, logger: logger)
         let threads = configuration.server.threads ?? System.coreCount
         self.group = MultiThreadedEventLoopGroup(numberOfThreads: threads)
         var contexts: [NIOLoopBound<LoopContext>] = []

@@ -156,3 +156,51 @@ import Testing
         }
     }
 }
+
+@Suite struct RetentionTests {
+    @Test func pruningByAgeDeletesOldPairsAndShrinksTheFile() async throws {
+        try await withTemporaryDirectory { directory in
+            let path = directory + "/db.sqlite"
+            let store = try PairStore(path: path)
+            let old: Int64 = 1_600_000_000_000_000
+            let recent: Int64 = 1_700_000_000_000_000
+            for batch in 0..<10 {
+                try store.write((0..<300).map { makeRecord(id: "old-\(batch)-\($0)", at: old + Int64($0)) }, coverage: [:])
+            }
+            try store.write(
+                (0..<100).map { makeRecord(id: "new-\($0)", at: recent) },
+                coverage: [.init(minute: old / 1_000_000, route: "classifier", candidate: "v2", reason: .queueFull): 3]
+            )
+            try store.checkpoint()
+            let result = try store.prune(olderThanMicros: recent - 1, maxBytes: nil, chunk: 500)
+            #expect(result.exchangesDeleted == 3_000)
+            #expect(result.bytesAfter < result.bytesBefore / 3, "the file shrinks: \(result.bytesBefore) → \(result.bytesAfter)")
+            #expect(try store.candidateSummaries().first?.pairs == 100)
+            #expect(try store.coverageTotals()["queue_full"] == nil, "old coverage rows go too")
+            try store.close()
+            let queue = try DatabaseQueue(path: path)
+            #expect(try await queue.read { try String.fetchOne($0, sql: "PRAGMA integrity_check") } == "ok")
+            #expect(try await queue.read { try Int.fetchOne($0, sql: "SELECT count(*) FROM shadows") } == 100, "candidate rows cascade")
+            try queue.close()
+        }
+    }
+
+    @Test func pruningBySizeKeepsTheNewestPairs() async throws {
+        try await withTemporaryDirectory { directory in
+            let store = try PairStore(path: directory + "/db.sqlite")
+            let big = #"{"label":"cat","pad":""# + String(repeating: "x", count: 2000) + #""}"#
+            for batch in 0..<10 {
+                try store.write(
+                    (0..<200).map { makeRecord(id: "r-\(batch)-\($0)", baseline: big, candidate: big, at: Int64(batch * 1000 + $0)) },
+                    coverage: [:]
+                )
+            }
+            let result = try store.prune(olderThanMicros: nil, maxBytes: 2 << 20)
+            #expect(try store.logicalBytes() <= 2 << 20)
+            #expect(result.exchangesDeleted > 0 && result.exchangesDeleted < 2_000)
+            let newest = try store.candidateSummaries().first?.pairs ?? 0
+            #expect(newest == 2_000 - result.exchangesDeleted)
+            try store.close()
+        }
+    }
+}

@@ -145,6 +145,17 @@ extension StorageConfiguration {
         }
         self.maxStoredBody = try reader.bytes("max_stored_body", default: self.maxStoredBody, range: 0...(64 << 20))
         self.storeRequestBodies = try reader.bool("store_request_bodies", default: self.storeRequestBodies)
+        if var retention = try reader.object("retention") {
+            if retention.has("days") {
+                let days = try retention.double("days", default: 30, range: 0.001...36_500)
+                self.retentionAge = .seconds(days * 86_400)
+            }
+            if retention.has("max_bytes") {
+                self.retentionMaxBytes = try retention.bytes("max_bytes", default: 1 << 30, range: (1 << 20)...(1 << 50))
+            }
+            self.retentionInterval = try retention.duration("interval", default: self.retentionInterval, minimum: .seconds(1))
+            try retention.finish()
+        }
     }
 }
 

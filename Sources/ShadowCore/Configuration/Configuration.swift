@@ -104,6 +104,12 @@ public struct StorageConfiguration: Sendable, Equatable {
     public var maxStoredBody: Int
     /// Whether request bodies are stored at all.
     public var storeRequestBodies: Bool
+    /// Pairs older than this are deleted; `nil` keeps them.
+    public var retentionAge: Duration?
+    /// Oldest pairs are deleted while the database is larger than this; `nil` means no cap.
+    public var retentionMaxBytes: Int?
+    /// How often retention runs.
+    public var retentionInterval: Duration
 
     public init(
         path: String = "shadow.sqlite",
@@ -112,7 +118,10 @@ public struct StorageConfiguration: Sendable, Equatable {
         flushInterval: Duration = .milliseconds(50),
         synchronous: Synchronous = .normal,
         maxStoredBody: Int = 1 << 20,
-        storeRequestBodies: Bool = true
+        storeRequestBodies: Bool = true,
+        retentionAge: Duration? = nil,
+        retentionMaxBytes: Int? = nil,
+        retentionInterval: Duration = .seconds(600)
     ) {
         self.path = path
         self.queueCapacity = queueCapacity
@@ -121,6 +130,9 @@ public struct StorageConfiguration: Sendable, Equatable {
         self.synchronous = synchronous
         self.maxStoredBody = maxStoredBody
         self.storeRequestBodies = storeRequestBodies
+        self.retentionAge = retentionAge
+        self.retentionMaxBytes = retentionMaxBytes
+        self.retentionInterval = retentionInterval
     }
 }
 

@@ -1,7 +1,7 @@
-/// Parsing of the human units used in config files.
-enum Units {
+/// Parsing of the human units used in config files and on the command line.
+public enum Units {
     /// `250ms`, `2s`, `1.5s`, `1m`, `1h`, `500us`; a bare number is milliseconds.
-    static func parseDuration(_ text: String) -> Duration? {
+    public static func parseDuration(_ text: String) -> Duration? {
         let trimmed = text.trimmingSpaces()
         let suffixes: [(String, Double)] = [("us", 1e-6), ("ms", 1e-3), ("s", 1), ("m", 60), ("h", 3600), ("d", 86400)]
         for (suffix, scale) in suffixes where trimmed.hasSuffix(suffix) {
@@ -14,7 +14,7 @@ enum Units {
     }
 
     /// `65536`, `64KiB`, `64KB`, `10MiB`, `1GiB` (KB and KiB both mean 1024).
-    static func parseByteCount(_ text: String) -> Int? {
+    public static func parseByteCount(_ text: String) -> Int? {
         let trimmed = text.trimmingSpaces()
         let suffixes: [(String, Int)] = [
             ("KiB", 1 << 10), ("MiB", 1 << 20), ("GiB", 1 << 30), ("KB", 1 << 10), ("MB", 1 << 20), ("GB", 1 << 30),

@@ -12,11 +12,13 @@ final class SharedState: Sendable {
     let records: RecordQueue<ExchangeRecord>
     let coverage: CoverageCounter
     let statistics = ProxyStatistics()
+    let metrics: SidecarMetrics
     let logger: Logger
 
-    init(records: RecordQueue<ExchangeRecord>, coverage: CoverageCounter, logger: Logger) {
+    init(records: RecordQueue<ExchangeRecord>, coverage: CoverageCounter, metrics: SidecarMetrics, logger: Logger) {
         self.records = records
         self.coverage = coverage
+        self.metrics = metrics
         self.logger = logger
     }
 }
@@ -29,6 +31,8 @@ public final class ProxyStatistics: Sendable {
     let mirrored = Atomic<Int>(0)
     let shadowDropped = Atomic<Int>(0)
     let openConnections = Atomic<Int>(0)
+    /// Shadow copies queued or running.
+    let shadowPending = Atomic<Int>(0)
 
     /// A point-in-time copy.
     public var snapshot: Snapshot {
@@ -38,7 +42,8 @@ public final class ProxyStatistics: Sendable {
             rejected: self.rejected.load(ordering: .relaxed),
             mirrored: self.mirrored.load(ordering: .relaxed),
             shadowDropped: self.shadowDropped.load(ordering: .relaxed),
-            openConnections: self.openConnections.load(ordering: .relaxed)
+            openConnections: self.openConnections.load(ordering: .relaxed),
+            shadowPending: self.shadowPending.load(ordering: .relaxed)
         )
     }
 
@@ -49,6 +54,7 @@ public final class ProxyStatistics: Sendable {
         public var mirrored: Int
         public var shadowDropped: Int
         public var openConnections: Int
+        public var shadowPending: Int
     }
 }
 

@@ -35,6 +35,8 @@ public final class Sidecar: Sendable {
 
     /// Request counters.
     public var statistics: ProxyStatistics { self.shared.statistics }
+    /// The registry behind `/metrics`.
+    public let metrics: SidecarMetrics
     let shared: SharedState
 
     /// Builds the daemon from a validated configuration.
@@ -48,7 +50,8 @@ public final class Sidecar: Sendable {
         self.store = try PairStore(path: configuration.storage.path, synchronous: configuration.storage.synchronous)
         let records = RecordQueue<ExchangeRecord>(capacity: configuration.storage.queueCapacity)
         let coverage = CoverageCounter()
-        let shared = SharedState(records: records, coverage: coverage, logger: logger)
+        self.metrics = SidecarMetrics()
+        let shared = SharedState(records: records, coverage: coverage, metrics: self.metrics, logger: logger)
         self.shared = shared
         let noise = NoiseFloorTracker(routes: configuration.routes)
         try self.store.refresh(noise)
@@ -58,6 +61,7 @@ public final class Sidecar: Sendable {
             coverage: coverage,
             storage: configuration.storage,
             noise: noise,
+            metrics: self.metrics.factory,
             logger: logger
         )
         self.retention = RetentionService(store: self.store, storage: configuration.storage, logger: logger)

@@ -11,7 +11,9 @@ extension PairStore {
     ///
     /// Each compared pair also updates the per-path statistics (`path_stats`, `score_totals`);
     /// with a `noise` tracker, candidates are scored without the route's noisy paths.
-    public func write(_ batch: [ExchangeRecord], coverage: [CoverageCounter.Key: Int], noise: NoiseFloorTracker? = nil) throws {
+    /// - Returns: what was written: coverage counts and per-candidate scoring totals.
+    @discardableResult
+    public func write(_ batch: [ExchangeRecord], coverage: [CoverageCounter.Key: Int], noise: NoiseFloorTracker? = nil) throws -> WriteSummary {
         var coverage = coverage
         var scored: [[Score?]] = []
         scored.reserveCapacity(batch.count)
@@ -88,6 +90,22 @@ extension PairStore {
                 return .commit
             }
         }
+        return WriteSummary(
+            coverage: coverage,
+            scored: totals.reduce(into: [:]) { $0[ScoreKey(route: $1.key.route, candidate: $1.key.candidate)] = $1.value }
+        )
+    }
+
+    /// What one batch wrote, for metrics.
+    public struct WriteSummary: Sendable {
+        public var coverage: [CoverageCounter.Key: Int]
+        public var scored: [ScoreKey: (compared: Int, diverged: Int)]
+    }
+
+    /// A route and candidate.
+    public struct ScoreKey: Hashable, Sendable {
+        public let route: String
+        public let candidate: String
     }
 
     struct PathKey: Hashable {

@@ -1,4 +1,6 @@
+import Foundation
 import Logging
+import Metrics
 import ServiceLifecycle
 import ShadowCore
 
@@ -12,6 +14,11 @@ public final class RecordWriter: Service, Sendable {
     public let queue: RecordQueue<ExchangeRecord>
     public let coverage: CoverageCounter
     let store: PairStore
+    let metrics: (any MetricsFactory)?
+
+    /// Size of the database file and its WAL, for `/metrics`.
+    public func databaseBytes() throws -> Int { try self.store.fileBytes() }
+
     /// The A/A noise floor this writer scores against.
     public let noise: NoiseFloorTracker?
     let batchSize: Int
@@ -26,8 +33,10 @@ public final class RecordWriter: Service, Sendable {
         coverage: CoverageCounter,
         storage: StorageConfiguration,
         noise: NoiseFloorTracker? = nil,
+        metrics: (any MetricsFactory)? = nil,
         logger: Logger
     ) {
+        self.metrics = metrics
         self.store = store
         self.noise = noise
         self.queue = queue
@@ -79,13 +88,36 @@ public final class RecordWriter: Service, Sendable {
         }
     }
 
+    /// Coverage, divergence and batch figures for `/metrics`, once the transaction committed.
+    private func export(_ summary: PairStore.WriteSummary, batchSize: Int, took: Duration) {
+        guard let factory = self.metrics else { return }
+        for (key, count) in summary.coverage where count > 0 {
+            Counter(
+                label: "shadowd_coverage_total",
+                dimensions: [("route", key.route), ("candidate", key.candidate), ("reason", key.reason.rawValue)],
+                factory: factory
+            ).increment(by: count)
+        }
+        for (key, total) in summary.scored {
+            let dimensions = [("route", key.route), ("candidate", key.candidate)]
+            Counter(label: "shadowd_pairs_compared_total", dimensions: dimensions, factory: factory).increment(by: total.compared)
+            Counter(label: "shadowd_pairs_diverged_total", dimensions: dimensions, factory: factory).increment(by: total.diverged)
+        }
+        if batchSize > 0 {
+            Recorder(label: "shadowd_writer_batch_size", factory: factory).record(batchSize)
+            Metrics.Timer(label: "shadowd_writer_batch_duration_seconds", factory: factory).recordNanoseconds(took.microseconds * 1000)
+        }
+    }
+
     /// Writes one batch with the pending coverage counts. On failure (disk full, I/O error) the
     /// records are counted as `write_failed`, never silently lost, and the proxy keeps serving.
     private func flush(_ batch: [ExchangeRecord]) {
         let counts = self.coverage.drain()
         if batch.isEmpty && counts.isEmpty { return }
         do {
-            try self.store.write(batch, coverage: counts, noise: self.noise)
+            let started = ContinuousClock.now
+            let summary = try self.store.write(batch, coverage: counts, noise: self.noise)
+            self.export(summary, batchSize: batch.count, took: ContinuousClock.now - started)
             if self.statistics.snapshot().lastBatchFailed {
                 self.logger.notice("recording resumed")
             }

@@ -107,11 +107,12 @@ private final class AdminHandler: ChannelInboundHandler {
                     JSONValue.object([("status", .string(ready ? "ready" : "not_ready")), ("reason", .string(reason))]).serialized
                 )
             case (.GET, "/stats"): (status, body) = (.ok, self.status.statsJSON)
-            case (_, "/healthz"), (_, "/readyz"), (_, "/stats"): (status, body) = (.methodNotAllowed, #"{"error":"use GET"}"#)
-            default: (status, body) = (.notFound, #"{"error":"unknown path; try /healthz, /readyz or /stats"}"#)
+            case (.GET, "/metrics"): (status, body) = (.ok, self.status.shared.metrics.render(self.status))
+            case (_, "/healthz"), (_, "/readyz"), (_, "/stats"), (_, "/metrics"): (status, body) = (.methodNotAllowed, #"{"error":"use GET"}"#)
+            default: (status, body) = (.notFound, #"{"error":"unknown path; try /healthz, /readyz, /stats or /metrics"}"#)
             }
             var headers = HTTPHeaders()
-            headers.add(name: "content-type", value: "application/json")
+            headers.add(name: "content-type", value: path == "/metrics" ? "text/plain; version=0.0.4" : "application/json")
             headers.add(name: "content-length", value: String(body.utf8.count))
             context.write(Self.wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: status, headers: headers))), promise: nil)
             context.write(Self.wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(string: body)))), promise: nil)

@@ -49,6 +49,8 @@ final class ProxyHandler: ChannelInboundHandler, UpstreamResponseDelegate {
     private var seenBytes = 0
     private var requestID = ""
     private var baselineTimeout = TimeAmount.seconds(30)
+    /// The route of the request being served, for metrics ("-" before one matched).
+    private var routeName = "-"
 
     init(loopContext: LoopContext) {
         self.loopContext = loopContext
@@ -133,6 +135,7 @@ final class ProxyHandler: ChannelInboundHandler, UpstreamResponseDelegate {
         self.keepAlive = head.isKeepAlive && !self.closeWhenDone
         self.clientVersion = head.version
         self.requestID = Self.requestID(from: head.headers)
+        self.routeName = "-"
         let now = wallClockMicros()
 
         if let error = Self.framingError(head, maxBody: self.limits.maxRequestBody) {
@@ -147,6 +150,7 @@ final class ProxyHandler: ChannelInboundHandler, UpstreamResponseDelegate {
         if head.headers[canonicalForm: "expect"].contains(where: { $0.lowercased() == "100-continue" }) {
             context.writeAndFlush(Self.wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: .continue))), promise: nil)
         }
+        self.routeName = route.configuration.name
         self.state = .receiving(IncomingRequest(head: head, route: route, body: nil, started: .now(), receivedAtMicros: now))
     }
 
@@ -210,6 +214,7 @@ final class ProxyHandler: ChannelInboundHandler, UpstreamResponseDelegate {
         if shouldClose { headers.add(name: "connection", value: "close") }
         let head = HTTPResponseHead(version: self.clientVersion, status: error.status, headers: headers)
         context.write(Self.wrapOutboundOut(.head(head)), promise: nil)
+        self.loopContext.shared.metrics.countResponse(route: self.routeName, status: Int(error.status.code))
         context.write(Self.wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(string: body)))), promise: nil)
         self.finishResponse(context: context, close: shouldClose)
     }
@@ -326,10 +331,13 @@ final class ProxyHandler: ChannelInboundHandler, UpstreamResponseDelegate {
                 head: head,
                 body: request.body,
                 exchange: exchange,
-                captureLimit: storage.maxStoredBody
+                captureLimit: storage.maxStoredBody,
+                route: configuration.name,
+                shared: shared
             )
             if self.loopContext.lane(for: route, candidate: index).submit(call) {
                 accepted += 1
+                shared.statistics.shadowPending.add(1, ordering: .relaxed)
             } else {
                 shared.coverage.add(route: configuration.name, candidate: candidate.name, reason: .queueFull, atMicros: at)
                 shared.statistics.shadowDropped.add(1, ordering: .relaxed)
@@ -352,6 +360,7 @@ final class ProxyHandler: ChannelInboundHandler, UpstreamResponseDelegate {
         if !self.keepAlive { headers.replaceOrAdd(name: "connection", value: "close") }
         let response = HTTPResponseHead(version: self.clientVersion, status: head.status, headers: headers)
         context.write(Self.wrapOutboundOut(.head(response)), promise: nil)
+        self.loopContext.shared.metrics.countResponse(route: self.routeName, status: Int(head.status.code))
         // From now on the timeout bounds silence between body chunks, not the whole body.
         self.call?.arm(timeout: self.baselineTimeout, on: context.eventLoop, error: .timeout, idle: true)
     }
@@ -404,9 +413,11 @@ final class ProxyHandler: ChannelInboundHandler, UpstreamResponseDelegate {
 
     private func finishBaseline(error: ArmError?) {
         self.call = nil
+        let latency = (NIODeadline.now() - self.baselineStarted).nanoseconds / 1000
+        if error == nil { self.loopContext.shared.metrics.recordUpstream(route: self.routeName, arm: "baseline", micros: latency) }
         guard let exchange = self.exchange else { return }
         self.exchange = nil
-        self.baselineResult.latencyMicros = (NIODeadline.now() - self.baselineStarted).nanoseconds / 1000
+        self.baselineResult.latencyMicros = latency
         self.baselineResult.body = CapturedBody(bytes: self.captured, totalBytes: self.seenBytes)
         self.baselineResult.error = error
         self.captured = []

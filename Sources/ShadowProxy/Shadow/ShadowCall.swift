@@ -1,6 +1,7 @@
 import NIOCore
 import NIOHTTP1
 import ShadowCore
+import Synchronization
 
 /// One mirrored copy of a request to one candidate, and the capture of its answer.
 ///
@@ -12,6 +13,8 @@ final class ShadowCall: UpstreamResponseDelegate {
     let head: HTTPRequestHead
     let body: ByteBuffer?
     let exchange: PendingExchange
+    private let shared: SharedState
+    private let route: String
     private let candidate: CandidateConfiguration
     private let captureLimit: Int
     private var call: UpstreamCall?
@@ -27,8 +30,12 @@ final class ShadowCall: UpstreamResponseDelegate {
         head: HTTPRequestHead,
         body: ByteBuffer?,
         exchange: PendingExchange,
-        captureLimit: Int
+        captureLimit: Int,
+        route: String,
+        shared: SharedState
     ) {
+        self.route = route
+        self.shared = shared
         self.candidateIndex = candidateIndex
         self.candidate = candidate
         self.head = head
@@ -50,6 +57,7 @@ final class ShadowCall: UpstreamResponseDelegate {
     /// Never started (shutdown while queued).
     func abandon() {
         self.result.error = .shutdown
+        self.shared.statistics.shadowPending.subtract(1, ordering: .relaxed)
         self.exchange.candidateFinished(self.candidateIndex, self.result)
     }
 
@@ -95,6 +103,10 @@ final class ShadowCall: UpstreamResponseDelegate {
         self.result.body = CapturedBody(bytes: self.captured, totalBytes: self.seenBytes)
         self.result.error = error
         self.captured = []
+        self.shared.statistics.shadowPending.subtract(1, ordering: .relaxed)
+        if error == nil, let latency = self.result.latencyMicros {
+            self.shared.metrics.recordUpstream(route: self.route, arm: self.candidate.name, micros: latency)
+        }
         self.lane?.callFinished(self)
         self.exchange.candidateFinished(self.candidateIndex, self.result)
     }

@@ -54,18 +54,42 @@ enum Upstream {
     case responder(FixtureServer.Responder)
     case refusing
 
-    func start() async throws -> (port: Int, server: FixtureServer?) {
+    func start() async throws -> (port: Int, server: FixtureServer?, reserved: ReservedPort?) {
         switch self {
         case .responder(let responder):
             let server = try await FixtureServer.start(responder: responder)
-            return (server.port, server)
+            return (server.port, server, nil)
         case .refusing:
-            let server = try await FixtureServer.start { _ in FixtureResponse() }
-            let port = server.port
-            try await server.stop()
-            return (port, nil)
+            let reserved = try ReservedPort()
+            return (reserved.port, nil, reserved)
         }
     }
+}
+
+/// A loopback port bound but never listening: connections to it are refused, and no other test
+/// can take it over while this value lives (a closed port could be reused by a parallel test).
+final class ReservedPort: Sendable {
+    let descriptor: Int32
+    let port: Int
+
+    init() throws {
+        let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        self.descriptor = descriptor
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = 0
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let bound = withUnsafeMutablePointer(to: &address) { pointer in
+            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                bind(descriptor, $0, length) == 0 && getsockname(descriptor, $0, &length) == 0
+            }
+        }
+        guard bound else { throw FixtureError("cannot reserve a port") }
+        self.port = Int(UInt16(bigEndian: address.sin_port))
+    }
+
+    deinit { close(self.descriptor) }
 }
 
 /// Starts the upstreams and a sidecar in front of them, runs `body`, then shuts everything down.
@@ -78,12 +102,14 @@ func withSidecar(
     let directory = NSTemporaryDirectory() + "shadowd-proxy-" + UUID().uuidString
     try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
     defer { try? FileManager.default.removeItem(atPath: directory) }
-    let (baselinePort, baselineServer) = try await baseline.start()
+    let (baselinePort, baselineServer, baselineReserved) = try await baseline.start()
+    var reserved: [ReservedPort] = baselineReserved.map { [$0] } ?? []
     var candidateServers: [FixtureServer?] = []
     var candidateConfigurations: [CandidateConfiguration] = []
     for (name, upstream) in candidates {
-        let (port, server) = try await upstream.start()
+        let (port, server, reservedPort) = try await upstream.start()
         candidateServers.append(server)
+        if let reservedPort { reserved.append(reservedPort) }
         candidateConfigurations.append(
             CandidateConfiguration(
                 name: name,
@@ -133,6 +159,7 @@ func withSidecar(
     try await sidecar.shutdown()
     try await baselineServer?.stop()
     for server in candidateServers { try await server?.stop() }
+    withExtendedLifetime(reserved) {}
 }
 
 /// Resident memory of this process in bytes.

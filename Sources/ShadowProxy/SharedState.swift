@@ -33,6 +33,8 @@ public final class ProxyStatistics: Sendable {
     let openConnections = Atomic<Int>(0)
     /// Shadow copies queued or running.
     let shadowPending = Atomic<Int>(0)
+    /// Baseline calls in a row that could not connect; reset by any response.
+    let baselineConnectFailuresInARow = Atomic<Int>(0)
 
     /// A point-in-time copy.
     public var snapshot: Snapshot {

@@ -90,12 +90,18 @@ import Testing
             #expect(response.header("content-type") == "application/json")
             #expect(response.text.contains(#""code":"baseline_unreachable""#))
             #expect(!response.text.contains(secret))
+            for _ in 0..<5 { _ = try await client.send(path: "/again") }
             await client.close()
+            let adminPort = try #require(await sidecar.sidecar.admin?.address.port())
+            let admin = try await HTTPTestClient.connect(port: adminPort)
+            let readiness = try await admin.send(path: "/readyz")
+            await admin.close()
+            #expect(readiness.status == 503 && readiness.text.contains("baseline unreachable"))
             await sidecar.stop()
             let store = try sidecar.openStore()
             defer { try? store.close() }
             // The pair is still recorded, with the baseline's failure.
-            #expect(try store.coverageTotals()["baseline_error"] == 1)
+            #expect(try store.coverageTotals()["baseline_error"] == 6)
         }
     }
 

@@ -5,6 +5,7 @@ import NIOPosix
 import ServiceLifecycle
 import ShadowCore
 import ShadowStore
+import Synchronization
 
 /// The operator listener: `/healthz` (alive), `/readyz` (listening and recording), `/stats`.
 /// Bound to loopback by default; it serves no client traffic.
@@ -56,6 +57,8 @@ struct AdminStatus: Sendable {
     var ready: (Bool, String) {
         if self.proxy.address.current == nil { return (false, "listener not bound") }
         if self.writer.statistics.snapshot().lastBatchFailed { return (false, "recording failing (see logs)") }
+        let unreachable = self.shared.statistics.baselineConnectFailuresInARow.load(ordering: .relaxed)
+        if unreachable >= 5 { return (false, "baseline unreachable (\(unreachable) connection failures in a row)") }
         return (true, "ok")
     }
 

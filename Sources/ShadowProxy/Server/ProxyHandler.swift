@@ -353,6 +353,7 @@ final class ProxyHandler: ChannelInboundHandler, UpstreamResponseDelegate {
     func upstreamHead(_ head: HTTPResponseHead) {
         guard let context = self.context, case .forwarding = self.state else { return }
         self.responseStarted = true
+        self.loopContext.shared.statistics.baselineConnectFailuresInARow.store(0, ordering: .relaxed)
         self.baselineResult.status = Int(head.status.code)
         self.baselineResult.timeToHeadMicros = (NIODeadline.now() - self.baselineStarted).nanoseconds / 1000
         if self.exchange != nil { self.baselineResult.contentType = head.headers.first(name: "content-type") }
@@ -400,6 +401,9 @@ final class ProxyHandler: ChannelInboundHandler, UpstreamResponseDelegate {
     func upstreamFailed(_ error: ArmError) {
         self.finishBaseline(error: error)
         if error != .clientClosed { self.loopContext.shared.statistics.baselineFailures.add(1, ordering: .relaxed) }
+        if error == .refused || error == .connectTimeout {
+            self.loopContext.shared.statistics.baselineConnectFailuresInARow.add(1, ordering: .relaxed)
+        }
         guard let context = self.context, case .forwarding = self.state else { return }
         if self.responseStarted {
             // Part of the answer is already on the wire; the only honest signal left is to close.

@@ -17,8 +17,12 @@ import Testing
             #expect(Int(pragmas["busy_timeout"] ?? "0")! >= 5000)
             #expect(pragmas["auto_vacuum"] == "2")  // INCREMENTAL
             #expect(pragmas["user_version"] == "\(PairStore.schemaVersion)")
-            let attributes = try FileManager.default.attributesOfItem(atPath: directory + "/db.sqlite")
-            #expect((attributes[.posixPermissions] as? Int) == 0o640)
+            try store.write([makeRecord(id: "x")], coverage: [:])
+            // The -wal and -shm files take the database file's mode (group-readable, nobody else).
+            for suffix in ["", "-wal", "-shm"] {
+                let attributes = try FileManager.default.attributesOfItem(atPath: directory + "/db.sqlite" + suffix)
+                #expect((attributes[.posixPermissions] as? Int) == 0o640, "db.sqlite\(suffix)")
+            }
             try store.close()
         }
     }

@@ -186,3 +186,24 @@ func portNumber(_ logged: String) throws -> Int {
         _ = try await candidate.wait()
     }
 }
+
+@Suite(.serialized) struct PruneCommandTests {
+    @Test func pruneDeletesOldPairsFromTheCommandLine() async throws {
+        let directory = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let database = directory + "/demo.sqlite"
+        let demo = try await runShadowd(["demo", "--requests", "2000", "--db", database])
+        #expect(demo.status == 0)
+        let nothing = try await runShadowd(["prune", "--db", database, "--days", "1"])
+        #expect(nothing.status == 0)
+        #expect(nothing.stdout.contains("deleted 0 exchanges"))
+        let sized = try await runShadowd(["prune", "--db", database, "--max-bytes", "1MiB"])
+        #expect(sized.status == 0, "\(sized.stderr)")
+        let bad = try await runShadowd(["prune", "--db", database, "--max-bytes", "lots"])
+        #expect(bad.status != 0)
+        #expect(bad.stderr.contains("--max-bytes: expected a size"))
+        let queue = try DatabaseQueue(path: database)
+        #expect(try await queue.read { try Int.fetchOne($0, sql: "SELECT count(*) FROM pairs") } ?? 0 < 2000)
+        try queue.close()
+    }
+}

@@ -205,7 +205,3 @@ func randomBytes(_ count: Int, seed: UInt64 = 42) -> [UInt8] {
         return UInt8(truncatingIfNeeded: state >> 33)
     }
 }
-
-extension HTTPTestResponse {
-    var json: String { self.text }
-}

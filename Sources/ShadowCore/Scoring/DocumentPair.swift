@@ -12,7 +12,7 @@ struct DocumentPair {
     }
 
     static func parse(_ baseline: [UInt8], _ candidate: [UInt8], configuration: ScorerConfiguration) -> Outcome {
-        let cap = configuration.maximumDocumentBytes
+        let cap = configuration.maxDocumentBytes
         if baseline.count > cap || candidate.count > cap {
             return .fallback(
                 self.byteFallback(baseline, candidate, threshold: configuration.threshold, reason: "body above the \(cap)-byte scoring cap")
@@ -67,8 +67,6 @@ struct DocumentPair {
 }
 
 extension ScorerConfiguration {
-    var maximumDocumentBytes: Int { self.maxDocumentBytes }
-
     /// Where the compared value is, for explanations.
     var valueLocation: String {
         self.path ?? "the \(self.outputProtocol.rawValue) output\(self.output.map { " '\($0)'" } ?? "")"

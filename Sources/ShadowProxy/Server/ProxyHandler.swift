@@ -26,7 +26,6 @@ final class ProxyHandler: ChannelInboundHandler, UpstreamResponseDelegate {
         var head: HTTPRequestHead
         var route: SidecarRuntime.Route
         var body: ByteBuffer?
-        var started: NIODeadline
         var receivedAtMicros: Int64
     }
 
@@ -151,7 +150,7 @@ final class ProxyHandler: ChannelInboundHandler, UpstreamResponseDelegate {
             context.writeAndFlush(Self.wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: .continue))), promise: nil)
         }
         self.routeName = route.configuration.name
-        self.state = .receiving(IncomingRequest(head: head, route: route, body: nil, started: .now(), receivedAtMicros: now))
+        self.state = .receiving(IncomingRequest(head: head, route: route, body: nil, receivedAtMicros: now))
     }
 
     private func receiveBody(_ buffer: ByteBuffer) {

@@ -17,7 +17,6 @@ final class UpstreamPool {
     private let maxIdleTime: TimeAmount
     private var idle: [UpstreamConnection] = []
     private var all: [ObjectIdentifier: UpstreamConnection] = [:]
-    private(set) var connectsStarted = 0
 
     init(loop: any EventLoop, target: UpstreamURL, address: SocketAddress, maxIdle: Int, maxIdleTime: TimeAmount = .seconds(4)) {
         self.loop = loop
@@ -26,9 +25,6 @@ final class UpstreamPool {
         self.maxIdle = maxIdle
         self.maxIdleTime = maxIdleTime
     }
-
-    /// Open connections (idle and busy).
-    var openConnections: Int { self.all.count }
 
     /// Sends a request on an idle connection, or on a new one once connected.
     func execute(head: HTTPRequestHead, body: ByteBuffer?, call: UpstreamCall, connectTimeout: TimeAmount) {
@@ -42,7 +38,6 @@ final class UpstreamPool {
             connection.send(head: head, body: body, call: call)
             return
         }
-        self.connectsStarted += 1
         let bootstrap = ClientBootstrap(group: self.loop)
             .connectTimeout(connectTimeout)
             .channelOption(.socketOption(.tcp_nodelay), value: 1)

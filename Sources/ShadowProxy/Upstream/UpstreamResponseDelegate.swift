@@ -10,7 +10,7 @@ protocol UpstreamResponseDelegate: AnyObject {
     func upstreamHead(_ head: HTTPResponseHead)
     func upstreamBody(_ buffer: ByteBuffer)
     func upstreamEnd()
-    /// The call failed; no further parts follow. `afterHead` tells whether a head was delivered.
+    /// The call failed; no further parts follow (a head may already have been delivered).
     func upstreamFailed(_ error: ArmError)
     /// The upstream connection finished a read burst: a good moment to flush downstream.
     func upstreamReadComplete()

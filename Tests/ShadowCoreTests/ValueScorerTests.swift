@@ -139,3 +139,17 @@ import Testing
         } throws: { "\($0)".contains("routes[0].scorer.protocol: unknown value 'grpc'") }
     }
 }
+
+@Suite struct TokenInternerTests {
+    @Test func equalTokensGetEqualIdsAcrossTextsAndTheTableGrows() {
+        var interner = TokenInterner()
+        let words = (0..<5_000).map { "w\($0)" }.joined(separator: " ")
+        let first = interner.tokenIDs(words, normalize: false)
+        let second = interner.tokenIDs("W4999  w0\tw1\nnew", normalize: true)
+        #expect(first.count == 5_000 && interner.count == 5_001)
+        #expect(Array(second.prefix(3)) == [first[4_999], first[0], first[1]])
+        #expect(second[3] == 5_000)
+        #expect(interner.tokenIDs("ÉCOLE école", normalize: true).count == 2)
+        #expect(Set(interner.tokenIDs("ÉCOLE école", normalize: true)).count == 1)
+    }
+}

@@ -13,13 +13,16 @@ public struct TextScorer: ValueScorer {
 
     func compare(_ baseline: JSONValue, _ candidate: JSONValue, documents: DocumentPair) -> Score {
         // Tokens become small integers once; every measure below works on those.
-        var vocabulary: [String: Int32] = [:]
-        let left = self.tokens(baseline.textContent).map { Self.intern($0, &vocabulary) }
-        let right = self.tokens(candidate.textContent).map { Self.intern($0, &vocabulary) }
-        let leftSet = Set(left)
-        let rightSet = Set(right)
-        let union = leftSet.union(rightSet).count
-        let jaccard = union == 0 ? 1 : Double(leftSet.intersection(rightSet).count) / Double(union)
+        var interner = TokenInterner()
+        let left = interner.tokenIDs(baseline.textContent, normalize: self.configuration.normalizeText)
+        let right = interner.tokenIDs(candidate.textContent, normalize: self.configuration.normalizeText)
+        // Jaccard over distinct tokens: bit 1 marks the baseline's, bit 2 the candidate's.
+        var seen = [UInt8](repeating: 0, count: interner.count)
+        for id in left { seen[Int(id)] |= 1 }
+        for id in right { seen[Int(id)] |= 2 }
+        let union = seen.reduce(0) { $0 + ($1 == 0 ? 0 : 1) }
+        let both = seen.reduce(0) { $0 + ($1 == 3 ? 1 : 0) }
+        let jaccard = union == 0 ? 1 : Double(both) / Double(union)
         var explanation: [(key: String, value: JSONValue)] = [
             ("exact_match", .bool(left == right)),
             ("token_jaccard", .number(jaccard)),
@@ -28,7 +31,7 @@ public struct TextScorer: ValueScorer {
         ]
         var value: Double
         if self.configuration.textMetric == .edit, max(left.count, right.count) <= self.maximumEditTokens {
-            let distance = Self.editDistance(left, right, alphabet: vocabulary.count)
+            let distance = Self.editDistance(left, right, alphabet: interner.count)
             value = left.isEmpty && right.isEmpty ? 0 : Double(distance) / Double(max(left.count, right.count))
             explanation.append(("edit_distance", .number(Double(distance))))
         } else {
@@ -45,36 +48,6 @@ public struct TextScorer: ValueScorer {
             }
         }
         return Score(value: value, diverged: self.diverged(value), explanation: .object(explanation), differingPaths: paths)
-    }
-
-    /// Whitespace-separated tokens, lowercased when normalising. Splits on the UTF-8 bytes
-    /// (ASCII whitespace), which keeps Unicode property lookups and per-token copies off the hot path.
-    func tokens(_ text: String) -> [String] {
-        let normalize = self.configuration.normalizeText
-        var utf8 = Array(text.utf8)
-        if normalize {
-            if utf8.allSatisfy({ $0 < 0x80 }) {
-                for index in utf8.indices where (0x41...0x5A).contains(utf8[index]) { utf8[index] |= 0x20 }
-            } else {
-                utf8 = Array(text.lowercased().utf8)
-            }
-        }
-        return utf8.withUnsafeBufferPointer { bytes in
-            var tokens: [String] = []
-            var start = -1
-            for index in 0...bytes.count {
-                let byte: UInt8 = index < bytes.count ? bytes[index] : 0x20
-                if byte == 0x20 || (0x09...0x0D).contains(byte) {
-                    if start >= 0 {
-                        tokens.append(String(decoding: UnsafeBufferPointer(rebasing: bytes[start..<index]), as: UTF8.self))
-                        start = -1
-                    }
-                } else if start < 0 {
-                    start = index
-                }
-            }
-            return tokens
-        }
     }
 
     /// Levenshtein distance over tokens.
@@ -120,27 +93,34 @@ public struct TextScorer: ValueScorer {
         var mv = [UInt64](repeating: 0, count: blocks)
         let lastBit: UInt64 = 1 << UInt64((m - 1) % 64)
         var score = m
-        for symbol in text {
-            var carry = 1  // D[0][j] = j: every column starts one higher
-            for block in 0..<blocks {
-                var eq = peq[Int(symbol) * blocks + block]
-                let p = pv[block]
-                let n = mv[block]
-                let xv = eq | n
-                if carry < 0 { eq |= 1 }
-                let xh = (((eq & p) &+ p) ^ p) | eq
-                var ph = n | ~(xh | p)
-                var mh = p & xh
-                let high: UInt64 = block == blocks - 1 ? lastBit : 1 << 63
-                let out = ph & high != 0 ? 1 : (mh & high != 0 ? -1 : 0)
-                ph <<= 1
-                mh <<= 1
-                if carry < 0 { mh |= 1 } else if carry > 0 { ph |= 1 }
-                pv[block] = mh | ~(xv | ph)
-                mv[block] = ph & xv
-                carry = out
+        peq.withUnsafeBufferPointer { peq in
+            pv.withUnsafeMutableBufferPointer { pv in
+                mv.withUnsafeMutableBufferPointer { mv in
+                    for symbol in text {
+                        let row = Int(symbol) * blocks
+                        var carry = 1  // D[0][j] = j: every column starts one higher
+                        for block in 0..<blocks {
+                            var eq = peq[row + block]
+                            let p = pv[block]
+                            let n = mv[block]
+                            let xv = eq | n
+                            if carry < 0 { eq |= 1 }
+                            let xh = (((eq & p) &+ p) ^ p) | eq
+                            var ph = n | ~(xh | p)
+                            var mh = p & xh
+                            let high: UInt64 = block == blocks - 1 ? lastBit : 1 << 63
+                            let out = ph & high != 0 ? 1 : (mh & high != 0 ? -1 : 0)
+                            ph <<= 1
+                            mh <<= 1
+                            if carry < 0 { mh |= 1 } else if carry > 0 { ph |= 1 }
+                            pv[block] = mh | ~(xv | ph)
+                            mv[block] = ph & xv
+                            carry = out
+                        }
+                        score += carry
+                    }
+                }
             }
-            score += carry
         }
         return score
     }

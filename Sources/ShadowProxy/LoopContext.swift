@@ -13,6 +13,9 @@ final class LoopContext {
     private var lanes: [String: ShadowLane] = [:]
     private var handlers: [ObjectIdentifier: ProxyHandler] = [:]
     private(set) var shuttingDown = false
+    /// Request ids and sampling draws; seeded from the system once, so the request path makes
+    /// no getrandom syscalls.
+    var random = FastRandom()
 
     init(loop: any EventLoop, shared: SharedState, runtime: SidecarRuntime, loopCount: Int) {
         self.loop = loop
@@ -83,5 +86,23 @@ final class LoopContext {
     func closeUpstreams() {
         for pool in self.baselinePools.values { pool.closeAll() }
         for lane in self.lanes.values { lane.pool.closeAll() }
+    }
+}
+
+/// SplitMix64: a fast generator for request ids and sampling draws (not for secrets).
+struct FastRandom: RandomNumberGenerator {
+    private var state: UInt64
+
+    init() {
+        var system = SystemRandomNumberGenerator()
+        self.state = system.next()
+    }
+
+    mutating func next() -> UInt64 {
+        self.state &+= 0x9E37_79B9_7F4A_7C15
+        var z = self.state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
     }
 }

@@ -60,7 +60,15 @@ import Testing
     }
 
     @Test func connectionNominatedHeadersAreCollected() {
-        #expect(HeaderPolicy.connectionNominated(["keep-alive, X-Foo", " x-bar "]) == ["keep-alive", "x-foo", "x-bar"])
+        // Names already hop-by-hop (keep-alive) need no second look-up.
+        #expect(HeaderPolicy.connectionNominated(["keep-alive, X-Foo", " x-bar "]) == ["x-foo", "x-bar"])
+        #expect(HeaderPolicy.connectionNominated([String]()).isEmpty)
+        for name in ["Connection", "KEEP-ALIVE", "te", "Trailer", "Transfer-Encoding", "Upgrade", "Proxy-Authorization", "Host", "content-length"] {
+            #expect(HeaderPolicy.isHopByHop(name), "\(name)")
+        }
+        for name in ["X-Request-Id", "Content-Type", "tee", "Authorization"] {
+            #expect(!HeaderPolicy.isHopByHop(name), "\(name)")
+        }
         #expect(HeaderPolicy.isValidRequestID("abc-123"))
         #expect(!HeaderPolicy.isValidRequestID("has space"))
         #expect(!HeaderPolicy.isValidRequestID(String(repeating: "a", count: 200)))

@@ -7,16 +7,61 @@ public enum HeaderPolicy {
         "proxy-authenticate", "proxy-authorization", "content-length", "host",
     ]
 
-    /// The names listed in `Connection` header values, lowercased; they are hop-by-hop too.
+    /// The names listed in `Connection` header values, lowercased, other than those already
+    /// hop-by-hop (so the common `Connection: keep-alive` yields nothing to look up).
     public static func connectionNominated(_ values: some Sequence<some StringProtocol>) -> Set<String> {
         var names: Set<String> = []
-        for value in values {
-            for token in value.split(separator: ",") {
-                let name = token.trimmingSpaces().lowercased()
-                if !name.isEmpty { names.insert(name) }
+        var token: [UInt8] = []
+        func finish() {
+            if !token.isEmpty {
+                let name = String(decoding: token, as: UTF8.self)
+                if !self.hopByHop.contains(name) { names.insert(name) }
+                token.removeAll(keepingCapacity: true)
             }
         }
+        for value in values {
+            for byte in value.utf8 {
+                switch byte {
+                case UInt8(ascii: ","): finish()
+                case UInt8(ascii: " "), UInt8(ascii: "\t"): continue
+                case UInt8(ascii: "A")...UInt8(ascii: "Z"): token.append(byte | 0x20)
+                default: token.append(byte)
+                }
+            }
+            finish()
+        }
         return names
+    }
+
+    /// Whether `name` is hop-by-hop, compared case-insensitively without allocating.
+    public static func isHopByHop(_ name: String) -> Bool {
+        var name = name
+        return name.withUTF8 { bytes in
+            switch bytes.count {
+            case 2: return equalsLowercased(bytes, "te")
+            case 4: return equalsLowercased(bytes, "host")
+            case 7: return equalsLowercased(bytes, "trailer") || equalsLowercased(bytes, "upgrade")
+            case 10: return equalsLowercased(bytes, "connection") || equalsLowercased(bytes, "keep-alive")
+            case 14: return equalsLowercased(bytes, "content-length")
+            case 16: return equalsLowercased(bytes, "proxy-connection")
+            case 17: return equalsLowercased(bytes, "transfer-encoding")
+            case 18: return equalsLowercased(bytes, "proxy-authenticate")
+            case 19: return equalsLowercased(bytes, "proxy-authorization")
+            default: return false
+            }
+        }
+    }
+
+    /// ASCII case-insensitive equality with a lowercase literal.
+    public static func equalsLowercased(_ bytes: UnsafeBufferPointer<UInt8>, _ lowercase: StaticString) -> Bool {
+        guard bytes.count == lowercase.utf8CodeUnitCount else { return false }
+        let expected = lowercase.utf8Start
+        for index in 0..<bytes.count {
+            let byte = bytes[index]
+            let folded = (UInt8(ascii: "A")...UInt8(ascii: "Z")).contains(byte) ? byte | 0x20 : byte
+            if folded != expected[index] { return false }
+        }
+        return true
     }
 
     /// Whether a client-supplied request id is safe to forward and store.

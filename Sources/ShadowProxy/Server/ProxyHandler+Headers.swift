@@ -4,9 +4,9 @@ import ShadowCore
 
 extension ProxyHandler {
     /// The client's `X-Request-Id` when it is safe to store, otherwise a fresh random one.
-    static func requestID(from headers: HTTPHeaders) -> String {
+    static func requestID(from headers: HTTPHeaders, random: inout FastRandom) -> String {
         if let given = headers.first(name: "x-request-id"), HeaderPolicy.isValidRequestID(given) { return given }
-        return RequestID.generate()
+        return RequestID.generate(using: &random)
     }
 
     /// Rejects requests whose framing a proxy must not guess at (RFC 9112 §6): both
@@ -50,21 +50,30 @@ extension ProxyHandler {
         var originalHost: String?
         var hasProto = false
         for (name, value) in head.headers {
-            let lower = name.lowercased()
-            switch lower {
-            case "x-forwarded-for":
-                forwardedFor = forwardedFor.map { "\($0), \(value)" } ?? value
+            var hop = HeaderPolicy.isHopByHop(name)
+            if hop, name.utf8.count == 4 {
+                originalHost = value  // "host": replaced below, kept as X-Forwarded-Host
                 continue
-            case "host":
-                originalHost = value
-                continue
-            case "x-request-id", "expect":
-                continue
-            case "x-forwarded-proto":
-                hasProto = true
-            default:
-                if HeaderPolicy.hopByHop.contains(lower) || nominated.contains(lower) { continue }
             }
+            if !hop {
+                var name = name
+                let kind: Int = name.withUTF8 { bytes in
+                    if HeaderPolicy.equalsLowercased(bytes, "x-forwarded-for") { return 1 }
+                    if HeaderPolicy.equalsLowercased(bytes, "x-request-id") || HeaderPolicy.equalsLowercased(bytes, "expect") { return 2 }
+                    if HeaderPolicy.equalsLowercased(bytes, "x-forwarded-proto") { return 3 }
+                    return 0
+                }
+                switch kind {
+                case 1:
+                    forwardedFor = forwardedFor.map { "\($0), \(value)" } ?? value
+                    continue
+                case 2: continue
+                case 3: hasProto = true
+                default: break
+                }
+                hop = !nominated.isEmpty && nominated.contains(name.lowercased())
+            }
+            if hop { continue }
             headers.add(name: name, value: value)
         }
         headers.add(name: "host", value: target.hostHeader)
@@ -91,12 +100,12 @@ extension ProxyHandler {
         let nominated = HeaderPolicy.connectionNominated(source[canonicalForm: "connection"])
         var headers = HTTPHeaders()
         for (name, value) in source {
-            let lower = name.lowercased()
-            if lower == "content-length" {
-                headers.add(name: name, value: value)
+            if HeaderPolicy.isHopByHop(name) {
+                // Content-Length is end-to-end and kept; the rest of the set is hop-by-hop.
+                if name.utf8.count == 14 { headers.add(name: name, value: value) }
                 continue
             }
-            if HeaderPolicy.hopByHop.contains(lower) || nominated.contains(lower) { continue }
+            if !nominated.isEmpty, nominated.contains(name.lowercased()) { continue }
             headers.add(name: name, value: value)
         }
         return headers
@@ -105,8 +114,7 @@ extension ProxyHandler {
 
 /// Random request ids in UUID v4 text form.
 enum RequestID {
-    static func generate() -> String {
-        var generator = SystemRandomNumberGenerator()
+    static func generate(using generator: inout some RandomNumberGenerator) -> String {
         let high = (generator.next() as UInt64) & 0xFFFF_FFFF_FFFF_0FFF | 0x0000_0000_0000_4000
         let low = (generator.next() as UInt64) & 0x3FFF_FFFF_FFFF_FFFF | 0x8000_0000_0000_0000
         let hex = Self.hex(high, 16) + Self.hex(low, 16)

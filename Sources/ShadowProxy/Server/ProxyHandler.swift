@@ -133,7 +133,7 @@ final class ProxyHandler: ChannelInboundHandler, UpstreamResponseDelegate {
         self.loopContext.shared.statistics.requests.add(1, ordering: .relaxed)
         self.keepAlive = head.isKeepAlive && !self.closeWhenDone
         self.clientVersion = head.version
-        self.requestID = Self.requestID(from: head.headers)
+        self.requestID = Self.requestID(from: head.headers, random: &self.loopContext.random)
         self.routeName = "-"
         let now = wallClockMicros()
 
@@ -279,13 +279,13 @@ final class ProxyHandler: ChannelInboundHandler, UpstreamResponseDelegate {
             return nil
         }
         // One draw for the route's sample; targets with their own share (the A/A replica) draw apart.
-        let routeDraw = Double.random(in: 0..<100)
+        let routeDraw = Double.random(in: 0..<100, using: &self.loopContext.random)
         let bodySize = request.body?.readableBytes ?? 0
         let tooLarge = bodySize > runtime.configuration.limits.mirrorMaxBody
         var chosen: [Int] = []
         for (index, target) in targets.enumerated() {
             let percent = target.samplePercent ?? configuration.samplePercent
-            let draw = target.samplePercent == nil ? routeDraw : Double.random(in: 0..<100)
+            let draw = target.samplePercent == nil ? routeDraw : Double.random(in: 0..<100, using: &self.loopContext.random)
             if percent < 100 && draw >= percent {
                 shared.coverage.add(route: configuration.name, candidate: target.name, reason: .notSampled, atMicros: at)
             } else if tooLarge {

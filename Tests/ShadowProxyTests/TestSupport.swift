@@ -110,13 +110,15 @@ func withSidecar(
         let (port, server, reservedPort) = try await upstream.start()
         candidateServers.append(server)
         if let reservedPort { reserved.append(reservedPort) }
+        // Generous timeouts: a loaded CI machine must not turn into candidate errors. Tests about
+        // timeouts set their own.
         candidateConfigurations.append(
             CandidateConfiguration(
                 name: name,
                 url: UpstreamURL(host: "127.0.0.1", port: port),
                 version: "\(name)-v",
-                timeout: .seconds(1),
-                connectTimeout: .milliseconds(500)
+                timeout: .seconds(5),
+                connectTimeout: .seconds(2)
             )
         )
     }

@@ -46,11 +46,11 @@ public final class Sidecar: Sendable {
     public init(configuration: Configuration, logger: Logger, environment: [String: String] = [:]) async throws {
         self.configuration = configuration
         self.current = Mutex(configuration)
-        let runtime = try SidecarRuntime(configuration: configuration)
+        self.metrics = SidecarMetrics()
+        let runtime = try SidecarRuntime(configuration: configuration, metrics: self.metrics)
         self.store = try PairStore(path: configuration.storage.path, synchronous: configuration.storage.synchronous)
         let records = RecordQueue<ExchangeRecord>(capacity: configuration.storage.queueCapacity)
         let coverage = CoverageCounter()
-        self.metrics = SidecarMetrics()
         let shared = SharedState(records: records, coverage: coverage, metrics: self.metrics, logger: logger)
         self.shared = shared
         let noise = NoiseFloorTracker(routes: configuration.routes)
@@ -104,7 +104,7 @@ public final class Sidecar: Sendable {
         if configuration.storage != current.storage { refused.append("storage") }
         if configuration.limits.maxHeaderBytes != current.limits.maxHeaderBytes { refused.append("limits.max_header_bytes") }
         guard refused.isEmpty else { throw ReloadError(keys: refused) }
-        let runtime = try SidecarRuntime(configuration: configuration)
+        let runtime = try SidecarRuntime(configuration: configuration, metrics: self.metrics)
         self.writer.noise?.update(routes: configuration.routes)
         for bound in self.contexts {
             try await bound.eventLoop.submit { bound.value.runtime = runtime }.get()

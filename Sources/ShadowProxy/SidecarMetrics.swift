@@ -2,18 +2,15 @@ import Metrics
 import Prometheus
 import ShadowCore
 import ShadowStore
-import Synchronization
 
 /// The Prometheus registry behind `/metrics`, fed through swift-metrics.
 ///
-/// Counters with labels are created once per label set and cached, so the request path pays
-/// a dictionary lookup and an atomic add, never a registry lock.
+/// The request path records through ``RouteHandles`` created once per route (and again on
+/// reload), so it pays an atomic add, never a lookup, a lock or a string.
 public final class SidecarMetrics: Sendable {
     public let registry = PrometheusCollectorRegistry()
     /// The factory every component records through (never the global `MetricsSystem`).
     public let factory: PrometheusMetricsFactory
-    private let counters = Mutex<[String: Metrics.Counter]>([:])
-    private let timers = Mutex<[String: Metrics.Timer]>([:])
 
     public init() {
         var factory = PrometheusMetricsFactory(registry: self.registry)
@@ -25,34 +22,36 @@ public final class SidecarMetrics: Sendable {
         self.factory = factory
     }
 
-    /// Responses to clients by route and status class (`2xx`…`5xx`).
-    func countResponse(route: String, status: Int) {
-        self.counter("shadowd_responses_total", [("route", route), ("status", "\(status / 100)xx")]).increment()
+    /// One route's metric handles.
+    struct RouteHandles: Sendable {
+        /// `shadowd_responses_total` by status class, index 1…5 for `1xx`…`5xx`.
+        let responses: [Metrics.Counter]
+        /// `shadowd_upstream_duration_seconds` for the baseline arm.
+        let baseline: Metrics.Timer
+        /// The same per mirror target, in the route's target order.
+        let targets: [Metrics.Timer]
+
+        func countResponse(status: Int) {
+            self.responses[min(5, max(1, status / 100))].increment()
+        }
     }
 
-    /// Upstream call duration per arm (`baseline` or the candidate's name).
-    func recordUpstream(route: String, arm: String, micros: Int64) {
-        self.timer("shadowd_upstream_duration_seconds", [("route", route), ("arm", arm)]).recordNanoseconds(micros * 1000)
-    }
-
-    func counter(_ label: String, _ dimensions: [(String, String)]) -> Metrics.Counter {
-        let key = Self.key(label, dimensions)
-        if let counter = self.counters.withLock({ $0[key] }) { return counter }
-        let counter = Metrics.Counter(label: label, dimensions: dimensions, factory: self.factory)
-        self.counters.withLock { $0[key] = counter }
-        return counter
-    }
-
-    func timer(_ label: String, _ dimensions: [(String, String)]) -> Metrics.Timer {
-        let key = Self.key(label, dimensions)
-        if let timer = self.timers.withLock({ $0[key] }) { return timer }
-        let timer = Metrics.Timer(label: label, dimensions: dimensions, factory: self.factory)
-        self.timers.withLock { $0[key] = timer }
-        return timer
-    }
-
-    private static func key(_ label: String, _ dimensions: [(String, String)]) -> String {
-        dimensions.reduce(label) { $0 + "\u{0}" + $1.0 + "=" + $1.1 }
+    /// Handles for a route and its mirror targets (the registry returns existing metrics for a
+    /// label set it has seen, so a reload keeps counting where it was).
+    func handles(route: String, targets: [String]) -> RouteHandles {
+        RouteHandles(
+            responses: (0...5).map {
+                Metrics.Counter(label: "shadowd_responses_total", dimensions: [("route", route), ("status", "\($0)xx")], factory: self.factory)
+            },
+            baseline: Metrics.Timer(
+                label: "shadowd_upstream_duration_seconds",
+                dimensions: [("route", route), ("arm", "baseline")],
+                factory: self.factory
+            ),
+            targets: targets.map {
+                Metrics.Timer(label: "shadowd_upstream_duration_seconds", dimensions: [("route", route), ("arm", $0)], factory: self.factory)
+            }
+        )
     }
 
     /// Prometheus text exposition, with the point-in-time gauges refreshed first.

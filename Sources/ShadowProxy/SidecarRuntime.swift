@@ -11,13 +11,16 @@ final class SidecarRuntime: Sendable {
         let targets: [CandidateConfiguration]
         let baselineAddress: SocketAddress
         let candidateAddresses: [SocketAddress]
+        let metrics: SidecarMetrics.RouteHandles
     }
 
     let configuration: Configuration
     let table: RouteTable
     let routes: [Route]
+    /// Metric handles for requests that match no route.
+    let unroutedMetrics: SidecarMetrics.RouteHandles
 
-    init(configuration: Configuration) throws {
+    init(configuration: Configuration, metrics: SidecarMetrics) throws {
         self.configuration = configuration
         self.table = RouteTable(routes: configuration.routes)
         self.routes = try configuration.routes.map { route in
@@ -28,9 +31,11 @@ final class SidecarRuntime: Sendable {
                 baselineAddress: try SocketAddress.makeAddressResolvingHost(route.baseline.url.host, port: route.baseline.url.port),
                 candidateAddresses: try route.mirrorTargets.map {
                     try SocketAddress.makeAddressResolvingHost($0.url.host, port: $0.url.port)
-                }
+                },
+                metrics: metrics.handles(route: route.name, targets: route.mirrorTargets.map(\.name))
             )
         }
+        self.unroutedMetrics = metrics.handles(route: "-", targets: [])
     }
 
     func route(for path: String) -> Route? {

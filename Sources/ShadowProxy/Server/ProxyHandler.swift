@@ -1,3 +1,4 @@
+import Metrics
 import NIOCore
 import NIOHTTP1
 import ShadowCore
@@ -48,8 +49,8 @@ final class ProxyHandler: ChannelInboundHandler, UpstreamResponseDelegate {
     private var seenBytes = 0
     private var requestID = ""
     private var baselineTimeout = TimeAmount.seconds(30)
-    /// The route of the request being served, for metrics ("-" before one matched).
-    private var routeName = "-"
+    /// Metric handles of the request's route (the unrouted ones before one matched).
+    private var routeMetrics: SidecarMetrics.RouteHandles?
 
     init(loopContext: LoopContext) {
         self.loopContext = loopContext
@@ -134,7 +135,7 @@ final class ProxyHandler: ChannelInboundHandler, UpstreamResponseDelegate {
         self.keepAlive = head.isKeepAlive && !self.closeWhenDone
         self.clientVersion = head.version
         self.requestID = Self.requestID(from: head.headers, random: &self.loopContext.random)
-        self.routeName = "-"
+        self.routeMetrics = self.loopContext.runtime.unroutedMetrics
         let now = wallClockMicros()
 
         if let error = Self.framingError(head, maxBody: self.limits.maxRequestBody) {
@@ -149,7 +150,7 @@ final class ProxyHandler: ChannelInboundHandler, UpstreamResponseDelegate {
         if head.headers[canonicalForm: "expect"].contains(where: { $0.lowercased() == "100-continue" }) {
             context.writeAndFlush(Self.wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: .continue))), promise: nil)
         }
-        self.routeName = route.configuration.name
+        self.routeMetrics = route.metrics
         self.state = .receiving(IncomingRequest(head: head, route: route, body: nil, receivedAtMicros: now))
     }
 
@@ -213,7 +214,7 @@ final class ProxyHandler: ChannelInboundHandler, UpstreamResponseDelegate {
         if shouldClose { headers.add(name: "connection", value: "close") }
         let head = HTTPResponseHead(version: self.clientVersion, status: error.status, headers: headers)
         context.write(Self.wrapOutboundOut(.head(head)), promise: nil)
-        self.loopContext.shared.metrics.countResponse(route: self.routeName, status: Int(error.status.code))
+        self.routeMetrics?.countResponse(status: Int(error.status.code))
         context.write(Self.wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(string: body)))), promise: nil)
         self.finishResponse(context: context, close: shouldClose)
     }
@@ -331,7 +332,7 @@ final class ProxyHandler: ChannelInboundHandler, UpstreamResponseDelegate {
                 body: request.body,
                 exchange: exchange,
                 captureLimit: storage.maxStoredBody,
-                route: configuration.name,
+                latency: route.metrics.targets[index],
                 shared: shared
             )
             if self.loopContext.lane(for: route, candidate: index).submit(call) {
@@ -360,7 +361,7 @@ final class ProxyHandler: ChannelInboundHandler, UpstreamResponseDelegate {
         if !self.keepAlive { headers.replaceOrAdd(name: "connection", value: "close") }
         let response = HTTPResponseHead(version: self.clientVersion, status: head.status, headers: headers)
         context.write(Self.wrapOutboundOut(.head(response)), promise: nil)
-        self.loopContext.shared.metrics.countResponse(route: self.routeName, status: Int(head.status.code))
+        self.routeMetrics?.countResponse(status: Int(head.status.code))
         // From now on the timeout bounds silence between body chunks, not the whole body.
         self.call?.arm(timeout: self.baselineTimeout, on: context.eventLoop, error: .timeout, idle: true)
     }
@@ -417,7 +418,7 @@ final class ProxyHandler: ChannelInboundHandler, UpstreamResponseDelegate {
     private func finishBaseline(error: ArmError?) {
         self.call = nil
         let latency = (NIODeadline.now() - self.baselineStarted).nanoseconds / 1000
-        if error == nil { self.loopContext.shared.metrics.recordUpstream(route: self.routeName, arm: "baseline", micros: latency) }
+        if error == nil { self.routeMetrics?.baseline.recordNanoseconds(latency * 1000) }
         guard let exchange = self.exchange else { return }
         self.exchange = nil
         self.baselineResult.latencyMicros = latency

@@ -1,3 +1,4 @@
+import Metrics
 import NIOCore
 import NIOHTTP1
 import ShadowCore
@@ -14,7 +15,8 @@ final class ShadowCall: UpstreamResponseDelegate {
     let body: ByteBuffer?
     let exchange: PendingExchange
     private let shared: SharedState
-    private let route: String
+    /// `shadowd_upstream_duration_seconds` for this candidate.
+    private let latency: Metrics.Timer
     private let candidate: CandidateConfiguration
     private let captureLimit: Int
     private var call: UpstreamCall?
@@ -31,10 +33,10 @@ final class ShadowCall: UpstreamResponseDelegate {
         body: ByteBuffer?,
         exchange: PendingExchange,
         captureLimit: Int,
-        route: String,
+        latency: Metrics.Timer,
         shared: SharedState
     ) {
-        self.route = route
+        self.latency = latency
         self.shared = shared
         self.candidateIndex = candidateIndex
         self.candidate = candidate
@@ -105,7 +107,7 @@ final class ShadowCall: UpstreamResponseDelegate {
         self.captured = []
         self.shared.statistics.shadowPending.subtract(1, ordering: .relaxed)
         if error == nil, let latency = self.result.latencyMicros {
-            self.shared.metrics.recordUpstream(route: self.route, arm: self.candidate.name, micros: latency)
+            self.latency.recordNanoseconds(latency * 1000)
         }
         self.lane?.callFinished(self)
         self.exchange.candidateFinished(self.candidateIndex, self.result)

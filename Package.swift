@@ -9,6 +9,7 @@ let package = Package(
         .library(name: "ShadowCore", targets: ["ShadowCore"]),
         .library(name: "ShadowStore", targets: ["ShadowStore"]),
         .library(name: "ShadowProxy", targets: ["ShadowProxy"]),
+        .library(name: "ShadowReport", targets: ["ShadowReport"]),
         .library(name: "ShadowFixtures", targets: ["ShadowFixtures"]),
     ],
     dependencies: [
@@ -21,6 +22,7 @@ let package = Package(
         .package(url: "https://github.com/x-sheep/swift-property-based", from: "2.0.1"),
         .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
+        .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift", from: "0.2.0"),
     ],
     targets: [
         // No I/O: configuration, routing, header rules, JSON, scorers, the bounded record hand-off.
@@ -57,6 +59,15 @@ let package = Package(
                 .product(name: "Prometheus", package: "swift-prometheus"),
             ]
         ),
+        // The comparison report: one pass over the databases, statistics, verdict, renderers.
+        .target(
+            name: "ShadowReport",
+            dependencies: [
+                "ShadowCore",
+                "ShadowStore",
+                .product(name: "Histogram", package: "hdrhistogram-swift"),
+            ]
+        ),
         // Deterministic toy model servers and a replay client: demo, tests, benchmarks.
         .target(
             name: "ShadowFixtures",
@@ -75,6 +86,7 @@ let package = Package(
                 "ShadowCore",
                 "ShadowStore",
                 "ShadowProxy",
+                "ShadowReport",
                 "ShadowFixtures",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),

@@ -118,6 +118,46 @@ extension PairStore {
             SELECT route, path, differing, compared, rate FROM path_divergence WHERE candidate = 'aa-replica';
             """
         ),
+        (
+            3,
+            // The report's segments (a configured request header) and per-pair differing paths.
+            """
+            ALTER TABLE exchanges ADD COLUMN segment TEXT;
+            ALTER TABLE shadows ADD COLUMN differing_paths TEXT;
+            DROP VIEW pairs;
+            CREATE VIEW pairs AS
+            SELECT
+                e.request_id,
+                e.route,
+                s.candidate,
+                strftime('%Y-%m-%dT%H:%M:%fZ', e.received_at_us / 1000000.0, 'unixepoch') AS received_at,
+                e.received_at_us,
+                e.method,
+                e.path,
+                e.config_revision,
+                e.baseline_version,
+                s.candidate_version,
+                e.baseline_status,
+                s.status AS candidate_status,
+                e.baseline_latency_us,
+                s.latency_us AS candidate_latency_us,
+                e.baseline_ttfb_us,
+                s.ttfb_us AS candidate_ttfb_us,
+                e.request_body,
+                e.baseline_body,
+                s.body AS candidate_body,
+                e.baseline_error,
+                s.error AS candidate_error,
+                s.outcome,
+                s.divergence,
+                s.diverged,
+                s.scorer,
+                s.explanation,
+                e.segment,
+                s.differing_paths
+            FROM shadows s JOIN exchanges e ON e.id = s.exchange_id;
+            """
+        ),
     ]
 
     func migrate() throws {

@@ -58,6 +58,7 @@ extension PairStore {
                         record.baseline.version, record.baseline.status, record.baseline.latencyMicros,
                         record.baseline.timeToHeadMicros, record.baseline.contentType,
                         Data(record.baseline.body.bytes), record.baseline.body.totalBytes, record.baseline.error?.rawValue,
+                        record.segment,
                     ])
                     let exchangeID = db.lastInsertedRowID
                     for (candidate, score) in zip(record.candidates, scores) {
@@ -67,7 +68,7 @@ extension PairStore {
                             result.timeToHeadMicros, result.contentType, Data(result.body.bytes), result.body.totalBytes,
                             result.error?.rawValue, record.coverageReason(candidate).rawValue,
                             score == nil ? nil : record.scorer.name, score?.value, score.map { $0.diverged ? 1 : 0 },
-                            score?.explanation.serialized,
+                            score?.explanation.serialized, score.flatMap { PairStore.differingPathsJSON($0.differingPaths) },
                         ])
                     }
                 }
@@ -138,16 +139,25 @@ extension PairStore {
         INSERT INTO exchanges (
             request_id, route, config_revision, received_at_us, method, path, request_body, request_body_bytes,
             baseline_version, baseline_status, baseline_latency_us, baseline_ttfb_us, baseline_content_type,
-            baseline_body, baseline_body_bytes, baseline_error
-        ) VALUES (?1, ?2, ?3, ?4, ?5, ?6, \(bodyExpression(7)), ?8, ?9, ?10, ?11, ?12, ?13, \(bodyExpression(14)), ?15, ?16)
+            baseline_body, baseline_body_bytes, baseline_error, segment
+        ) VALUES (?1, ?2, ?3, ?4, ?5, ?6, \(bodyExpression(7)), ?8, ?9, ?10, ?11, ?12, ?13, \(bodyExpression(14)), ?15, ?16, ?17)
         """
 
     static let insertShadowSQL = """
         INSERT INTO shadows (
             exchange_id, candidate, candidate_version, status, latency_us, ttfb_us, content_type, body, body_bytes,
-            error, outcome, scorer, divergence, diverged, explanation
-        ) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, \(bodyExpression(8)), ?9, ?10, ?11, ?12, ?13, ?14, ?15)
+            error, outcome, scorer, divergence, diverged, explanation, differing_paths
+        ) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, \(bodyExpression(8)), ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)
         """
+
+    /// Most differing paths stored per pair; the totals in `path_stats` count them all.
+    static let storedPathLimit = 32
+
+    /// The differing paths as a JSON array (`json_each` reads it), or NULL when there are none.
+    static func differingPathsJSON(_ paths: [String]) -> String? {
+        guard !paths.isEmpty else { return nil }
+        return JSONValue.array(paths.prefix(storedPathLimit).map { .string($0) }).serialized
+    }
 
     static let upsertCoverageSQL = """
         INSERT INTO coverage_counts (minute, route, candidate, reason, count) VALUES (?, ?, ?, ?, ?)

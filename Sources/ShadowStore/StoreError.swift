@@ -7,6 +7,10 @@ public struct StoreError: Error, Sendable, CustomStringConvertible {
         case newerSchema = "newer_schema"
         case notShadowDatabase = "not_shadow_database"
         case writeFailed = "write_failed"
+        case missing
+        case corrupt
+        case locked
+        case readFailed = "read_failed"
     }
 
     public let code: Code

@@ -40,10 +40,17 @@ extension Configuration {
             configuration.allowedUpstreamHosts = try upstreams.strings("allow_hosts")
             try upstreams.finish()
         }
+        var guardrails = GuardrailConfiguration()
+        if var reader = try root.object("guardrails") {
+            guardrails = try GuardrailConfiguration(reading: &reader, defaults: guardrails)
+            try reader.finish()
+        }
         let routeReaders = try root.objects("routes")
         guard !routeReaders.isEmpty else { throw ConfigurationError(key: "routes", reason: "at least one route is required") }
         for var reader in routeReaders {
-            configuration.routes.append(try RouteConfiguration(reading: &reader, allowedHosts: configuration.allowedUpstreamHosts))
+            configuration.routes.append(
+                try RouteConfiguration(reading: &reader, allowedHosts: configuration.allowedUpstreamHosts, guardrails: guardrails)
+            )
             try reader.finish()
         }
         try root.finish()
@@ -160,7 +167,7 @@ extension StorageConfiguration {
 }
 
 extension RouteConfiguration {
-    init(reading reader: inout YAMLReader, allowedHosts: [String]) throws(ConfigurationError) {
+    init(reading reader: inout YAMLReader, allowedHosts: [String], guardrails defaults: GuardrailConfiguration) throws(ConfigurationError) {
         let name = try reader.name("name")
         let prefix = try reader.requiredString("prefix")
         guard prefix.hasPrefix("/") else { throw reader.fail("prefix", "must start with '/', got '\(prefix)'") }
@@ -191,6 +198,16 @@ extension RouteConfiguration {
         if noiseFloor != nil, candidateNames.contains(NoiseFloorConfiguration.replicaName) {
             throw reader.fail("candidates", "'\(NoiseFloorConfiguration.replicaName)' is reserved for the noise floor's replica")
         }
+        var segment: SegmentKey?
+        if var segmentReader = try reader.object("segment") {
+            segment = try SegmentKey(reading: &segmentReader)
+            try segmentReader.finish()
+        }
+        var guardrails = defaults
+        if var guardrailReader = try reader.object("guardrails") {
+            guardrails = try GuardrailConfiguration(reading: &guardrailReader, defaults: defaults)
+            try guardrailReader.finish()
+        }
         self.init(
             name: name,
             prefix: prefix,
@@ -198,7 +215,9 @@ extension RouteConfiguration {
             candidates: candidates,
             samplePercent: samplePercent,
             scorer: scorer,
-            noiseFloor: noiseFloor
+            noiseFloor: noiseFloor,
+            segment: segment,
+            guardrails: guardrails
         )
     }
 }
@@ -225,6 +244,7 @@ extension BaselineConfiguration {
         self.timeout = try reader.duration("timeout", default: self.timeout)
         self.connectTimeout = try reader.duration("connect_timeout", default: self.connectTimeout)
         self.maxIdleConnections = try reader.int("max_idle_connections", default: self.maxIdleConnections, range: 0...10_000)
+        self.cost = try reader.cost("cost")
     }
 }
 
@@ -237,6 +257,7 @@ extension CandidateConfiguration {
         self.connectTimeout = try reader.duration("connect_timeout", default: self.connectTimeout)
         self.queueCapacity = try reader.int("queue_capacity", default: self.queueCapacity, range: 0...1_000_000)
         self.maxConcurrency = try reader.int("max_concurrency", default: self.maxConcurrency, range: 1...10_000)
+        self.cost = try reader.cost("cost")
     }
 }
 
@@ -292,5 +313,62 @@ extension YAMLReader {
             throw self.fail(key, "unknown value '\(text)' (known: \(known))")
         }
         return value
+    }
+}
+
+extension GuardrailConfiguration {
+    init(reading reader: inout YAMLReader, defaults: GuardrailConfiguration) throws(ConfigurationError) {
+        self = defaults
+        self.maxDivergenceAboveNoise = try reader.double("max_divergence_above_noise", default: self.maxDivergenceAboveNoise, range: 0...1)
+        if let text = try reader.string("max_p99_regression") {
+            let trimmed = text.trimmingSpaces()
+            if trimmed.hasSuffix("%"), let percent = Double(trimmed.dropLast().trimmingSpaces()), percent >= 0, percent.isFinite {
+                self.maxP99Regression = .relative(percent / 100)
+            } else if let duration = Units.parseDuration(trimmed) {
+                self.maxP99Regression = .absolute(duration)
+            } else {
+                throw reader.fail("max_p99_regression", "expected a duration such as 25ms or a share of the baseline's p99 such as 20%, got '\(text)'")
+            }
+        }
+        self.maxErrorRateIncrease = try reader.double("max_error_rate_increase", default: self.maxErrorRateIncrease, range: 0...1)
+        if reader.has("max_cost_increase") {
+            self.maxCostIncrease = try reader.double("max_cost_increase", default: 0, range: 0...1_000)
+        }
+        self.minPairs = try reader.int("min_pairs", default: self.minPairs, range: 1...1_000_000_000)
+        self.margin = try reader.double("margin", default: self.margin, range: 0.0001...0.5)
+    }
+}
+
+extension SegmentKey {
+    init(reading reader: inout YAMLReader) throws(ConfigurationError) {
+        let header = try reader.string("header")
+        let field = try reader.string("field")
+        switch (header, field) {
+        case (let header?, nil):
+            guard !header.isEmpty, header.utf8.allSatisfy({ $0 > 32 && $0 < 127 && $0 != UInt8(ascii: ":") }) else {
+                throw reader.fail("header", "expected a header name, got '\(header)'")
+            }
+            self = .header(header)
+        case (nil, let field?):
+            if case .failure(let failure) = JSONPathPattern.parse(field) { throw reader.fail("field", failure.reason) }
+            guard !field.contains("*") else { throw reader.fail("field", "must name one value, without wildcards") }
+            self = .field(field)
+        default:
+            throw reader.fail("header", "give exactly one of 'header' or 'field'")
+        }
+    }
+}
+
+extension YAMLReader {
+    mutating func cost(_ key: String) throws(ConfigurationError) -> CostConfiguration? {
+        guard var reader = try self.object(key) else { return nil }
+        let unlimited = 0...Double.greatestFiniteMagnitude
+        let cost = CostConfiguration(
+            perRequest: try reader.double("per_request", default: 0, range: unlimited),
+            per1kPromptTokens: try reader.double("per_1k_prompt_tokens", default: 0, range: unlimited),
+            per1kCompletionTokens: try reader.double("per_1k_completion_tokens", default: 0, range: unlimited)
+        )
+        try reader.finish()
+        return cost
     }
 }

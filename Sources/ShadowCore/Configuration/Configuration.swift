@@ -148,6 +148,10 @@ public struct RouteConfiguration: Sendable, Equatable {
     public var scorer: ScorerConfiguration
     /// The A/A comparison that measures how much the baseline disagrees with itself.
     public var noiseFloor: NoiseFloorConfiguration?
+    /// What the report breaks the route's figures down by.
+    public var segment: SegmentKey?
+    /// The limits the report's verdict checks.
+    public var guardrails: GuardrailConfiguration
 
     public init(
         name: String,
@@ -156,7 +160,9 @@ public struct RouteConfiguration: Sendable, Equatable {
         candidates: [CandidateConfiguration],
         samplePercent: Double = 100,
         scorer: ScorerConfiguration = .init(),
-        noiseFloor: NoiseFloorConfiguration? = nil
+        noiseFloor: NoiseFloorConfiguration? = nil,
+        segment: SegmentKey? = nil,
+        guardrails: GuardrailConfiguration = .init()
     ) {
         self.name = name
         self.prefix = prefix
@@ -165,6 +171,14 @@ public struct RouteConfiguration: Sendable, Equatable {
         self.samplePercent = samplePercent
         self.scorer = scorer
         self.noiseFloor = noiseFloor
+        self.segment = segment
+        self.guardrails = guardrails
+    }
+
+    /// The header whose value the sidecar records as each exchange's segment, if any.
+    public var segmentHeader: String? {
+        if case .header(let name) = self.segment { return name }
+        return nil
     }
 
     /// Everything a request may be mirrored to: the candidates, then the A/A replica if any.
@@ -228,6 +242,8 @@ public struct BaselineConfiguration: Sendable, Equatable {
     public var connectTimeout: Duration
     /// Keep-alive connections kept open per event loop.
     public var maxIdleConnections: Int
+    /// What a call costs, for the report's cost comparison.
+    public var cost: CostConfiguration?
 
     public init(
         url: UpstreamURL,
@@ -258,6 +274,8 @@ public struct CandidateConfiguration: Sendable, Equatable {
     public var maxConcurrency: Int
     /// Its own sampling share, drawn separately from the route's (the A/A replica uses it).
     public var samplePercent: Double?
+    /// What a call costs, for the report's cost comparison.
+    public var cost: CostConfiguration?
 
     public init(
         name: String,

@@ -27,6 +27,39 @@ public enum Units {
         }
         return Int(trimmed).flatMap { $0 >= 0 ? $0 : nil }
     }
+
+    /// `x` with exactly `decimals` digits after the point (no Foundation in the core).
+    public static func fixed(_ x: Double, decimals: Int) -> String {
+        guard x.isFinite else { return x.isNaN ? "n/a" : (x > 0 ? "∞" : "-∞") }
+        var scale = 1.0
+        for _ in 0..<decimals { scale *= 10 }
+        let scaled = (abs(x) * scale).rounded()
+        guard scaled < 9e15 else { return "\(x)" }
+        let whole = Int64(scaled)
+        let sign = x < 0 && whole != 0 ? "-" : ""
+        guard decimals > 0 else { return "\(sign)\(whole)" }
+        let divisor = Int64(scale)
+        let fraction = String(whole % divisor)
+        return "\(sign)\(whole / divisor).\(String(repeating: "0", count: decimals - fraction.count))\(fraction)"
+    }
+
+    /// A share as a percentage: `0.0512` → `5.12%`.
+    public static func formatPercent(_ share: Double, decimals: Int = 2) -> String {
+        "\(Self.fixed(share * 100, decimals: decimals))%"
+    }
+
+    /// Microseconds for people: `850µs`, `12.3ms`, `2.50s`.
+    public static func formatMicros(_ micros: Double) -> String {
+        let magnitude = abs(micros)
+        if magnitude < 1_000 { return "\(Self.fixed(micros, decimals: 0))µs" }
+        if magnitude < 1_000_000 { return "\(Self.fixed(micros / 1_000, decimals: magnitude < 10_000 ? 2 : 1))ms" }
+        return "\(Self.fixed(micros / 1_000_000, decimals: 2))s"
+    }
+
+    /// A duration for people, as ``formatMicros(_:)``.
+    public static func format(_ duration: Duration) -> String {
+        Self.formatMicros(Double(duration.microseconds))
+    }
 }
 
 extension StringProtocol {

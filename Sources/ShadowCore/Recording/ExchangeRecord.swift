@@ -16,6 +16,8 @@ public struct ExchangeRecord: Sendable {
     public var candidates: [CandidateResult]
     /// The route's scorer at the time of the request (a reload must not rescore old pairs).
     public var scorer: any Scorer
+    /// The value of the route's segment header, if configured and present.
+    public var segment: String?
 
     public init(
         requestID: String,
@@ -27,7 +29,8 @@ public struct ExchangeRecord: Sendable {
         requestBody: CapturedBody,
         baseline: ArmResult,
         candidates: [CandidateResult],
-        scorer: any Scorer
+        scorer: any Scorer,
+        segment: String? = nil
     ) {
         self.requestID = requestID
         self.route = route
@@ -39,6 +42,7 @@ public struct ExchangeRecord: Sendable {
         self.baseline = baseline
         self.candidates = candidates
         self.scorer = scorer
+        self.segment = segment
     }
 }
 

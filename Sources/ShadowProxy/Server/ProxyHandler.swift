@@ -311,7 +311,8 @@ final class ProxyHandler: ChannelInboundHandler, UpstreamResponseDelegate {
             requestBody: storedRequest,
             baseline: ArmResult(version: configuration.baseline.version),
             candidates: chosen.map { CandidateResult(name: targets[$0].name, result: ArmResult(version: targets[$0].version)) },
-            scorer: route.scorer
+            scorer: route.scorer,
+            segment: configuration.segmentHeader.flatMap { request.head.headers.first(name: $0).map { String($0.prefix(128)) } }
         )
         let exchange = PendingExchange(record: record, candidateCount: chosen.count, shared: shared)
         var accepted = 0

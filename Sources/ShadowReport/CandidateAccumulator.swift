@@ -1,0 +1,169 @@
+import Histogram
+import ShadowCore
+import ShadowStore
+
+/// Running totals for one (route, candidate) over a scan. Memory is bounded whatever the number
+/// of pairs: histograms, a fixed-size reservoir, and capped maps of paths and segments.
+struct CandidateAccumulator {
+    static let reservoirCapacity = 20_000
+    static let maxPaths = 5_000
+    static let maxSegments = 200
+    static let otherSegment = "(other)"
+    /// 1 µs to 1 h: anything slower is clamped to the top.
+    static let highestLatency: UInt64 = 3_600_000_000
+
+    let route: String
+    let candidate: String
+    var pairs = 0
+    var compared = 0
+    var diverged = 0
+    var scoreSum = 0.0
+    var zeroScores = 0
+    var scoreBins = [Int](repeating: 0, count: 20)
+    var baselineLatency = Histogram<UInt64>(highestTrackableValue: Self.highestLatency, numberOfSignificantValueDigits: .three)
+    var candidateLatency = Histogram<UInt64>(highestTrackableValue: Self.highestLatency, numberOfSignificantValueDigits: .three)
+    var latencyPairs: Reservoir<(baseline: Double, candidate: Double)>
+    var errors = ErrorTally()
+    var candidateErrorKinds: [String: Int] = [:]
+    var paths: [String: PathTally] = [:]
+    var segments: [String: SliceTally] = [:]
+    var hours: [Int64: SliceTally] = [:]
+    var cost = CostTally()
+    private let parser = JSONParser(maximumDepth: 4)
+
+    init(route: String, candidate: String, seed: UInt64) {
+        self.route = route
+        self.candidate = candidate
+        self.latencyPairs = Reservoir(capacity: Self.reservoirCapacity, seed: seed)
+    }
+
+    struct ErrorTally {
+        var pairs = 0
+        var baselineErrors = 0
+        var candidateErrors = 0
+        var baselineTimeouts = 0
+        var candidateTimeouts = 0
+
+        mutating func add(_ pair: PairReader.ScannedPair) {
+            // A client that left, or a daemon that stopped, says nothing about either model.
+            guard pair.baselineError != "client_closed", pair.baselineError != "shutdown", pair.candidateError != "shutdown" else { return }
+            self.pairs += 1
+            if ArmFailure.isFailure(error: pair.baselineError, status: pair.baselineStatus) { self.baselineErrors += 1 }
+            if ArmFailure.isFailure(error: pair.candidateError, status: pair.candidateStatus) { self.candidateErrors += 1 }
+            if ArmFailure.isTimeout(pair.baselineError) { self.baselineTimeouts += 1 }
+            if ArmFailure.isTimeout(pair.candidateError) { self.candidateTimeouts += 1 }
+        }
+    }
+
+    struct PathTally {
+        var count = 0
+        var examples: [String] = []
+    }
+
+    /// The figures of a slice of the pairs: one segment value, or one hour.
+    struct SliceTally {
+        var pairs = 0
+        var compared = 0
+        var diverged = 0
+        var errors = ErrorTally()
+        var baselineLatency = Histogram<UInt64>(highestTrackableValue: CandidateAccumulator.highestLatency, numberOfSignificantValueDigits: .two)
+        var candidateLatency = Histogram<UInt64>(highestTrackableValue: CandidateAccumulator.highestLatency, numberOfSignificantValueDigits: .two)
+    }
+
+    struct CostTally {
+        var pairs = 0
+        var baseline = 0.0
+        var candidate = 0.0
+    }
+
+    mutating func add(_ pair: PairReader.ScannedPair, baselineCost: CostConfiguration?, candidateCost: CostConfiguration?) {
+        self.pairs += 1
+        if let divergence = pair.divergence {
+            self.compared += 1
+            if pair.diverged { self.diverged += 1 }
+            self.scoreSum += divergence
+            if divergence <= 0 {
+                self.zeroScores += 1
+            } else {
+                self.scoreBins[min(19, max(0, Int((divergence * 20).rounded(.up)) - 1))] += 1
+            }
+        }
+        let baseline = pair.baselineLatencyMicros.map { UInt64(clamping: max(1, $0)) }
+        let candidate = pair.candidateLatencyMicros.map { UInt64(clamping: max(1, $0)) }
+        if let baseline { _ = self.baselineLatency.record(min(baseline, Self.highestLatency)) }
+        if let candidate { _ = self.candidateLatency.record(min(candidate, Self.highestLatency)) }
+        if let baseline, let candidate, pair.baselineError == nil, pair.candidateError == nil {
+            self.latencyPairs.offer((Double(baseline), Double(candidate)))
+        }
+        self.errors.add(pair)
+        if let kind = ArmFailure.kind(error: pair.candidateError, status: pair.candidateStatus) {
+            self.candidateErrorKinds[kind, default: 0] += 1
+        }
+        if pair.diverged, let text = pair.differingPaths { self.addPaths(text, requestID: pair.requestID) }
+        self.addSegment(pair, baseline: baseline, candidate: candidate)
+        self.addHour(pair, baseline: baseline, candidate: candidate)
+        if let baselineCost, let candidateCost {
+            self.cost.pairs += 1
+            let b = pair.baselineTokens ?? (0, 0)
+            let c = pair.candidateTokens ?? (0, 0)
+            self.cost.baseline += baselineCost.cost(promptTokens: b.prompt, completionTokens: b.completion)
+            self.cost.candidate += candidateCost.cost(promptTokens: c.prompt, completionTokens: c.completion)
+        }
+    }
+
+    private mutating func addPaths(_ text: String, requestID: String?) {
+        guard case .array(let items)? = try? self.parser.parse(text) else { return }
+        for case .string(let path) in items {
+            if self.paths[path] == nil, self.paths.count >= Self.maxPaths { continue }
+            Self.tally(&self.paths[path, default: PathTally()], requestID: requestID)
+        }
+    }
+
+    private static func tally(_ tally: inout PathTally, requestID: String?) {
+        tally.count += 1
+        if let requestID, tally.examples.count < 3 { tally.examples.append(requestID) }
+    }
+
+    private mutating func addSegment(_ pair: PairReader.ScannedPair, baseline: UInt64?, candidate: UInt64?) {
+        guard var key = pair.segment else { return }
+        if self.segments[key] == nil, self.segments.count >= Self.maxSegments { key = Self.otherSegment }
+        // Mutated in place through the dictionary: a copy would duplicate both histograms per row.
+        Self.tally(&self.segments[key, default: SliceTally()], pair, baseline: baseline, candidate: candidate)
+    }
+
+    private static func tally(_ tally: inout SliceTally, _ pair: PairReader.ScannedPair, baseline: UInt64?, candidate: UInt64?) {
+        tally.pairs += 1
+        if pair.divergence != nil {
+            tally.compared += 1
+            if pair.diverged { tally.diverged += 1 }
+        }
+        tally.errors.add(pair)
+        if let baseline { _ = tally.baselineLatency.record(min(baseline, Self.highestLatency)) }
+        if let candidate { _ = tally.candidateLatency.record(min(candidate, Self.highestLatency)) }
+    }
+
+    private mutating func addHour(_ pair: PairReader.ScannedPair, baseline: UInt64?, candidate: UInt64?) {
+        Self.tally(&self.hours[pair.receivedAtMicros / 3_600_000_000, default: SliceTally()], pair, baseline: baseline, candidate: candidate)
+    }
+}
+
+/// What counts as a model's failure in the report.
+enum ArmFailure {
+    /// Transport failures and 5xx answers are the model's; `too_large` (our capture cap),
+    /// `client_closed` and `shutdown` are not.
+    static func isFailure(error: String?, status: Int?) -> Bool {
+        kind(error: error, status: status) != nil
+    }
+
+    static func kind(error: String?, status: Int?) -> String? {
+        if let error {
+            return ["too_large", "client_closed", "shutdown"].contains(error) ? nil : error
+        }
+        if let status, status >= 500 { return "http_5xx" }
+        return nil
+    }
+
+    static func isTimeout(_ error: String?) -> Bool {
+        error == "timeout" || error == "connect_timeout"
+    }
+}

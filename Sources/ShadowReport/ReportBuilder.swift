@@ -1,0 +1,135 @@
+import Foundation
+import ShadowCore
+import ShadowStore
+
+/// Turns one or many divergence databases into a ``Report`` in a single pass over each file.
+public struct ReportBuilder {
+    public let options: ReportOptions
+    private var accumulators: [Key: CandidateAccumulator] = [:]
+    private var databases: [Report.DatabaseInfo] = []
+    private var coverage: [Key: [String: Int]] = [:]
+    private var noisyPaths: [String: [String: (differing: Int, compared: Int)]] = [:]
+
+    struct Key: Hashable, Comparable {
+        var route: String
+        var candidate: String
+
+        static func < (lhs: Key, rhs: Key) -> Bool { (lhs.route, lhs.candidate) < (rhs.route, rhs.candidate) }
+    }
+
+    public init(options: ReportOptions) {
+        self.options = options
+    }
+
+    /// Reads one database's pairs in the window into the running totals.
+    ///
+    /// - Parameter progress: called now and then with the rows read so far from this file.
+    public mutating func add(_ reader: PairReader, progress: (Int) -> Void = { _ in }) throws {
+        var scan = PairReader.Scan(fromMicros: self.options.fromMicros, toMicros: self.options.toMicros, route: self.options.route)
+        var costs: [Key: (baseline: CostConfiguration, candidate: CostConfiguration)] = [:]
+        for route in self.options.configuration?.routes ?? [] {
+            if case .field(let path) = route.segment { scan.segmentFields[route.name] = path }
+            scan.tokenUsage = scan.tokenUsage || route.baseline.cost?.usesTokens == true || route.candidates.contains { $0.cost?.usesTokens == true }
+        }
+        var rows = 0
+        var previous: Key?
+        var costsForPrevious: (baseline: CostConfiguration, candidate: CostConfiguration)?
+        let seed = self.options.seed
+        try reader.scan(scan, progress: progress) { pair in
+            rows += 1
+            let key = Key(route: pair.route, candidate: pair.candidate)
+            if key != previous {
+                if costs[key] == nil, let found = self.options.costs(route: key.route, candidate: key.candidate) { costs[key] = found }
+                costsForPrevious = costs[key]
+                previous = key
+            }
+            self.accumulators[key, default: CandidateAccumulator(route: key.route, candidate: key.candidate, seed: seed ^ StableHash.fnv1a64(Array((key.route + "/" + key.candidate).utf8)))]
+                .add(pair, baselineCost: costsForPrevious?.baseline, candidateCost: costsForPrevious?.candidate)
+        }
+        for count in try reader.coverage(fromMicros: self.options.fromMicros, toMicros: self.options.toMicros, route: self.options.route)
+        where !count.candidate.isEmpty {
+            self.coverage[Key(route: count.route, candidate: count.candidate), default: [:]][count.reason, default: 0] += count.count
+        }
+        let routes = Set(self.accumulators.keys.map(\.route))
+        for route in routes {
+            for entry in try reader.noisyPaths(route: route) {
+                let previousEntry = self.noisyPaths[route, default: [:]][entry.path] ?? (0, 0)
+                self.noisyPaths[route, default: [:]][entry.path] = (previousEntry.differing + entry.differing, previousEntry.compared + entry.compared)
+            }
+        }
+        self.databases.append(.init(path: reader.path, schemaVersion: reader.schemaVersion, pairs: rows))
+    }
+
+    /// The finished report.
+    public func build() -> Report {
+        var keys = Set(self.accumulators.keys).union(self.coverage.keys)
+        // Configured routes and candidates appear even with no pairs, so a silent one is visible.
+        for route in self.options.configuration?.routes ?? [] where self.options.route == nil || self.options.route == route.name {
+            for candidate in route.candidates { keys.insert(Key(route: route.name, candidate: candidate.name)) }
+        }
+        var routes: [RouteReport] = []
+        for routeName in Set(keys.map(\.route)).sorted() {
+            let replica = self.accumulators[Key(route: routeName, candidate: NoiseFloorConfiguration.replicaName)]
+            let noiseFloor = replica.map { self.noiseFloorSection($0) }
+            let candidates = keys.filter { $0.route == routeName && $0.candidate != NoiseFloorConfiguration.replicaName }.sorted()
+            routes.append(
+                RouteReport(
+                    name: routeName,
+                    segmentKey: self.options.routeConfiguration(routeName)?.segment?.description,
+                    noiseFloor: noiseFloor,
+                    candidates: candidates.map { key in
+                        self.candidateReport(
+                            self.accumulators[key] ?? CandidateAccumulator(route: key.route, candidate: key.candidate, seed: self.options.seed),
+                            noise: replica.map { Proportion(successes: $0.diverged, trials: $0.compared) },
+                            coverage: self.coverage[key] ?? [:]
+                        )
+                    }
+                )
+            )
+        }
+        let decisions = routes.flatMap { $0.candidates.map(\.verdict.decision) }
+        let decision: Verdict.Decision = decisions.contains(.reject) ? .reject : decisions.contains(.hold) || decisions.isEmpty ? .hold : .promote
+        return Report(
+            generatedAt: ReportTime.iso(micros: self.options.nowMicros),
+            window: .init(
+                from: self.options.fromMicros.map(ReportTime.iso(micros:)),
+                to: self.options.toMicros.map(ReportTime.iso(micros:)),
+                fromMicros: self.options.fromMicros,
+                toMicros: self.options.toMicros
+            ),
+            databases: self.databases,
+            decision: decision,
+            routes: routes
+        )
+    }
+
+    /// Pairs read so far over all files.
+    public var pairs: Int { self.databases.reduce(0) { $0 + $1.pairs } }
+
+    private func noiseFloorSection(_ replica: CandidateAccumulator) -> NoiseFloorSection {
+        let proportion = Proportion(successes: replica.diverged, trials: replica.compared)
+        let paths = (self.noisyPaths[replica.route] ?? [:])
+            .map { PathCount(path: $0.key, count: $0.value.differing, share: Double($0.value.differing) / Double(max(1, $0.value.compared)), examples: []) }
+            .sorted { ($0.count, $1.path) > ($1.count, $0.path) }
+        return NoiseFloorSection(
+            compared: replica.compared,
+            diverged: replica.diverged,
+            rate: proportion.rate,
+            interval: proportion.wilsonInterval().bounds,
+            noisyPaths: Array(paths.prefix(10))
+        )
+    }
+}
+
+extension ClosedRange where Bound == Double {
+    var bounds: [Double] { [self.lowerBound, self.upperBound] }
+}
+
+/// Timestamps in the report.
+enum ReportTime {
+    static func iso(micros: Int64) -> String {
+        let formatter = ISO8601DateFormatter()
+        formatter.formatOptions = [.withInternetDateTime]
+        return formatter.string(from: Date(timeIntervalSince1970: TimeInterval(micros / 1_000_000)))
+    }
+}

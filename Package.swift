@@ -113,6 +113,10 @@ let package = Package(
             dependencies: ["ShadowCore", "ShadowStore", .product(name: "GRDB", package: "GRDB.swift")]
         ),
         .testTarget(
+            name: "ShadowReportTests",
+            dependencies: ["ShadowCore", "ShadowStore", "ShadowReport", .product(name: "GRDB", package: "GRDB.swift")]
+        ),
+        .testTarget(
             name: "ShadowProxyTests",
             dependencies: [
                 "ShadowCore", "ShadowStore", "ShadowProxy", "ShadowFixtures",

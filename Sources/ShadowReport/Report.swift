@@ -120,8 +120,8 @@ public struct LatencySection: Codable, Sendable {
     /// Candidate − baseline at p50, p90, p99, p99.9 (microseconds), with bootstrap 95% intervals.
     public var differences: [QuantileDifference]
     /// Points (microseconds, cumulative share) of each arm's latency distribution, for charts.
-    public var baselineCDF: [[Double]]
-    public var candidateCDF: [[Double]]
+    public var baselineCdf: [[Double]]
+    public var candidateCdf: [[Double]]
 }
 
 /// Latency percentiles of one arm in microseconds.

@@ -62,8 +62,8 @@ extension ReportBuilder {
                 baseline: Self.armLatency(tally.baselineLatency),
                 candidate: Self.armLatency(tally.candidateLatency),
                 differences: differences.map { QuantileDifference(quantile: $0.quantile, estimate: $0.estimate, lower: $0.lower, upper: $0.upper) },
-                baselineCDF: Self.cdf(tally.baselineLatency),
-                candidateCDF: Self.cdf(tally.candidateLatency)
+                baselineCdf: Self.cdf(tally.baselineLatency),
+                candidateCdf: Self.cdf(tally.candidateLatency)
             ),
             errors: ErrorSection(
                 pairs: tally.errors.pairs,

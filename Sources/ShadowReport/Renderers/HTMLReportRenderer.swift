@@ -80,8 +80,8 @@ public struct HTMLReportRenderer: ReportRenderer {
         out += SVGChart.bars(bins, title: "Score distribution (pairs per score bin)", yFormat: { Units.fixed($0, decimals: 0) })
         out += SVGChart.lines(
             [
-                .init(name: "baseline", color: Self.baselineColor, points: c.latency.baselineCDF.map { ($0[0], $0[1]) }),
-                .init(name: "candidate", color: Self.candidateColor, points: c.latency.candidateCDF.map { ($0[0], $0[1]) }),
+                .init(name: "baseline", color: Self.baselineColor, points: c.latency.baselineCdf.map { ($0[0], $0[1]) }),
+                .init(name: "candidate", color: Self.candidateColor, points: c.latency.candidateCdf.map { ($0[0], $0[1]) }),
             ],
             title: "Latency CDF (log scale)",
             logX: true,

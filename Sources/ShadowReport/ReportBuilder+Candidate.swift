@@ -130,16 +130,28 @@ extension ReportBuilder {
     }
 
     private func segments(_ tally: CandidateAccumulator, guardrails: GuardrailConfiguration, noise: Proportion?) -> [SegmentReport] {
-        tally.segments.sorted { ($0.value.pairs, $1.key) > ($1.value.pairs, $0.key) }.map { value, slice in
+        let overall = (
+            divergence: Proportion(successes: tally.diverged, trials: tally.compared).rate,
+            errorRate: Proportion(successes: tally.errors.candidateErrors, trials: tally.errors.pairs).rate
+        )
+        return tally.segments.sorted { ($0.value.pairs, $1.key) > ($1.value.pairs, $0.key) }.map { value, slice in
             let divergence = Proportion(successes: slice.diverged, trials: slice.compared)
             let errors = ProportionComparison(
                 reference: Proportion(successes: slice.errors.baselineErrors, trials: slice.errors.pairs),
                 candidate: Proportion(successes: slice.errors.candidateErrors, trials: slice.errors.pairs)
             )
-            // The route's guardrails applied to the segment alone: a failure here is a segment
-            // where the candidate is worse than the overall figures suggest.
+            // Simpson's-paradox guard: a segment is flagged when the route's guardrails fail on
+            // it alone *and* that figure is significantly worse there than over the whole route,
+            // so a bad segment stands out even when the overall figures look fine.
             let verdict = guardrails.evaluate(VerdictEvidence(divergence: divergence, noiseFloor: noise, errors: errors))
-            let failures = verdict.checks.filter { $0.outcome == .fail }
+            let failures = verdict.checks.filter { check in
+                guard check.outcome == .fail else { return false }
+                switch check.name {
+                case "divergence": return divergence.wilsonInterval().lowerBound > overall.divergence
+                case "error_rate": return errors.candidate.wilsonInterval().lowerBound > overall.errorRate
+                default: return true
+                }
+            }
             return SegmentReport(
                 value: value,
                 pairs: slice.pairs,

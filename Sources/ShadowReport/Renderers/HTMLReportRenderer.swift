@@ -151,7 +151,8 @@ public struct HTMLReportRenderer: ReportRenderer {
                 title: "Divergence rate per hour",
                 logX: false,
                 xFormat: label,
-                yFormat: { Units.formatPercent($0, decimals: 1) }
+                yFormat: { Units.formatPercent($0, decimals: 1) },
+                yRange: 0...min(1, max(0.01, (c.hourly.map(\.divergenceRate).max() ?? 0) * 1.1))
             )
             out += SVGChart.lines(
                 [

@@ -53,7 +53,10 @@ enum SVGChart {
         if logX {
             var exponent = floor(xMin)
             while exponent <= ceil(xMax) {
-                if exponent >= xMin - 1e-9, exponent <= xMax + 1e-9 { ticks.append(pow(10, exponent)) }
+                for step in [1.0, 2.0, 5.0] {
+                    let tick = step * pow(10, exponent)
+                    if transform(tick) >= xMin - 1e-9, transform(tick) <= xMax + 1e-9 { ticks.append(tick) }
+                }
                 exponent += 1
             }
         } else {
@@ -68,7 +71,7 @@ enum SVGChart {
             if line.points.count == 1, let point = line.points.first {
                 svg += "<circle cx=\"\(f(px(point.x)))\" cy=\"\(f(py(point.y)))\" r=\"3\" fill=\"\(line.color)\"/>"
             }
-            let legendX = self.left + 8 + Double(index) * 150
+            let legendX = self.width - self.right - Double(series.count - index) * 130
             svg += "<rect x=\"\(f(legendX))\" y=\"6\" width=\"12\" height=\"4\" fill=\"\(line.color)\"/>"
             svg += "<text x=\"\(f(legendX + 16))\" y=\"12\" class=\"t\">\(escape(line.name))</text>"
         }
@@ -89,7 +92,7 @@ enum SVGChart {
             let y = yMax * Double(tick) / 4
             svg += "<text x=\"\(f(self.left - 6))\" y=\"\(f(py(y) + 4))\" text-anchor=\"end\" class=\"t\">\(escape(yFormat(y)))</text>"
         }
-        let labelEvery = max(1, values.count / 12)
+        let labelEvery = max(1, (values.count + 6) / 7)
         for (index, bar) in values.enumerated() {
             let x = self.left + Double(index) * slot + slot * 0.1
             svg += "<rect x=\"\(f(x))\" y=\"\(f(py(bar.value)))\" width=\"\(f(slot * 0.8))\" height=\"\(f(max(0, py(0) - py(bar.value))))\" fill=\"\(bar.color)\"><title>\(escape(bar.label)): \(escape(yFormat(bar.value)))</title></rect>"
@@ -106,6 +109,7 @@ enum SVGChart {
 
     private static func open(_ title: String) -> String {
         "<svg xmlns=\"http://www.w3.org/2000/svg\" viewBox=\"0 0 \(Int(self.width)) \(Int(self.height))\" width=\"\(Int(self.width))\" height=\"\(Int(self.height))\" role=\"img\" aria-label=\"\(escape(title))\"><title>\(escape(title))</title>"
+            + "<text x=\"\(f(self.left))\" y=\"12\" class=\"t\" font-weight=\"600\">\(escape(title))</text>"
     }
 
     private static func axes() -> String {

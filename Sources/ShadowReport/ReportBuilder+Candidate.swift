@@ -53,7 +53,14 @@ extension ReportBuilder {
                 zeroScores: tally.zeroScores,
                 scoreHistogram: tally.scoreBins,
                 topPaths: tally.paths
-                    .map { PathCount(path: $0.key, count: $0.value.count, share: Double($0.value.count) / Double(max(1, tally.compared)), examples: $0.value.examples) }
+                    .map {
+                        PathCount(
+                            path: $0.key,
+                            count: $0.value.count,
+                            share: Double($0.value.count) / Double(max(1, tally.compared)),
+                            examples: $0.value.examples
+                        )
+                    }
                     .sorted { ($0.count, $1.path) > ($1.count, $0.path) }
                     .prefix(10)
                     .map { $0 }

@@ -43,8 +43,15 @@ public struct ReportBuilder {
                 costsForPrevious = costs[key]
                 previous = key
             }
-            self.accumulators[key, default: CandidateAccumulator(route: key.route, candidate: key.candidate, seed: seed ^ StableHash.fnv1a64(Array((key.route + "/" + key.candidate).utf8)))]
-                .add(pair, baselineCost: costsForPrevious?.baseline, candidateCost: costsForPrevious?.candidate)
+            self.accumulators[
+                key,
+                default: CandidateAccumulator(
+                    route: key.route,
+                    candidate: key.candidate,
+                    seed: seed ^ StableHash.fnv1a64(Array((key.route + "/" + key.candidate).utf8))
+                )
+            ]
+            .add(pair, baselineCost: costsForPrevious?.baseline, candidateCost: costsForPrevious?.candidate)
         }
         for count in try reader.coverage(fromMicros: self.options.fromMicros, toMicros: self.options.toMicros, route: self.options.route)
         where !count.candidate.isEmpty {
@@ -54,7 +61,9 @@ public struct ReportBuilder {
         for route in routes {
             for entry in try reader.noisyPaths(route: route) {
                 let previousEntry = self.noisyPaths[route, default: [:]][entry.path] ?? (0, 0)
-                self.noisyPaths[route, default: [:]][entry.path] = (previousEntry.differing + entry.differing, previousEntry.compared + entry.compared)
+                self.noisyPaths[route, default: [:]][entry.path] = (
+                    previousEntry.differing + entry.differing, previousEntry.compared + entry.compared
+                )
             }
         }
         self.databases.append(.init(path: reader.path, schemaVersion: reader.schemaVersion, pairs: rows))
@@ -109,7 +118,14 @@ public struct ReportBuilder {
     private func noiseFloorSection(_ replica: CandidateAccumulator) -> NoiseFloorSection {
         let proportion = Proportion(successes: replica.diverged, trials: replica.compared)
         let paths = (self.noisyPaths[replica.route] ?? [:])
-            .map { PathCount(path: $0.key, count: $0.value.differing, share: Double($0.value.differing) / Double(max(1, $0.value.compared)), examples: []) }
+            .map {
+                PathCount(
+                    path: $0.key,
+                    count: $0.value.differing,
+                    share: Double($0.value.differing) / Double(max(1, $0.value.compared)),
+                    examples: []
+                )
+            }
             .sorted { ($0.count, $1.path) > ($1.count, $0.path) }
         return NoiseFloorSection(
             compared: replica.compared,

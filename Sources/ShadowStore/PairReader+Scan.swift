@@ -67,7 +67,8 @@ extension PairReader {
         if !scan.segmentFields.isEmpty {
             var cases = ""
             for (route, field) in scan.segmentFields.sorted(by: { $0.key < $1.key }) {
-                cases += " WHEN ? THEN CASE WHEN typeof(e.request_body) = 'text' AND json_valid(e.request_body) THEN CAST(json_extract(e.request_body, ?) AS TEXT) END"
+                cases +=
+                    " WHEN ? THEN CASE WHEN typeof(e.request_body) = 'text' AND json_valid(e.request_body) THEN CAST(json_extract(e.request_body, ?) AS TEXT) END"
                 arguments += [route, field]
             }
             segmentExpression = "coalesce(CASE e.route\(cases) END, e.segment)"

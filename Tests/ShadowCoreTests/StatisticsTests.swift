@@ -77,7 +77,12 @@ import Testing
     }
 
     @Test func verdictDecisionRules() {
-        let guardrails = GuardrailConfiguration(maxDivergenceAboveNoise: 0.05, maxP99Regression: .absolute(.milliseconds(10)), maxErrorRateIncrease: 0.01, minPairs: 100)
+        let guardrails = GuardrailConfiguration(
+            maxDivergenceAboveNoise: 0.05,
+            maxP99Regression: .absolute(.milliseconds(10)),
+            maxErrorRateIncrease: 0.01,
+            minPairs: 100
+        )
         let noErrors = ProportionComparison(reference: Proportion(successes: 0, trials: 5_000), candidate: Proportion(successes: 0, trials: 5_000))
         let fast = PairedQuantileDifference(quantile: 0.99, estimate: 0, lower: -1_000, upper: 1_000)
         let promote = guardrails.evaluate(

@@ -20,9 +20,12 @@ import Testing
     @Test func missingEmptyCorruptForeignAndNewerFiles() async throws {
         try await withTemporaryDirectory { folder in
             self.expectFailure(folder + "/nope.sqlite", .missing, mentioning: "no database")
-            FileManager.default.createFile(atPath: folder + "/empty.sqlite", contents: Data())
+            _ = FileManager.default.createFile(atPath: folder + "/empty.sqlite", contents: Data())
             self.expectFailure(folder + "/empty.sqlite", .notShadowDatabase, mentioning: "empty")
-            FileManager.default.createFile(atPath: folder + "/junk.sqlite", contents: Data((0..<8192).map { UInt8(truncatingIfNeeded: $0 &* 37) }))
+            _ = FileManager.default.createFile(
+                atPath: folder + "/junk.sqlite",
+                contents: Data((0..<8192).map { UInt8(truncatingIfNeeded: $0 &* 37) })
+            )
             self.expectFailure(folder + "/junk.sqlite", .corrupt, mentioning: "not a valid SQLite database")
             let foreign = try DatabaseQueue(path: folder + "/foreign.sqlite")
             try await foreign.write { try $0.execute(sql: "CREATE TABLE t(x)") }

@@ -73,7 +73,10 @@ import Testing
             #expect(try JSONReportRenderer().render(decoded) == json)
             // The same data and seed give the same bytes.
             try FileManager.default.createDirectory(atPath: folder + "/again", withIntermediateDirectories: false)
-            #expect(try JSONReportRenderer().render(try self.richReport(in: folder + "/again")) == json.replacingOccurrences(of: folder, with: folder + "/again"))
+            #expect(
+                try JSONReportRenderer().render(try self.richReport(in: folder + "/again"))
+                    == json.replacingOccurrences(of: folder, with: folder + "/again")
+            )
         }
     }
 
@@ -89,7 +92,13 @@ import Testing
             let dated = folder + "/nightly"
             try FileManager.default.createDirectory(atPath: dated, withIntermediateDirectories: false)
             for day in 0..<5 {
-                _ = try ReportOutput.writeDated("day \(day)", directory: dated, fileExtension: "html", at: Date(timeIntervalSince1970: 1_790_000_000 + Double(day) * 86_400), keep: 3)
+                _ = try ReportOutput.writeDated(
+                    "day \(day)",
+                    directory: dated,
+                    fileExtension: "html",
+                    at: Date(timeIntervalSince1970: 1_790_000_000 + Double(day) * 86_400),
+                    keep: 3
+                )
             }
             _ = try ReportOutput.writeDated("{}", directory: dated, fileExtension: "json", at: Date(timeIntervalSince1970: 1_790_000_000), keep: 3)
             let names = try FileManager.default.contentsOfDirectory(atPath: dated).sorted()

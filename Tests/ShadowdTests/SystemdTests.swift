@@ -114,3 +114,27 @@ func run(_ executable: String, _ arguments: [String]) throws -> (status: Int32, 
     process.waitUntilExit()
     return (process.terminationStatus, String(decoding: data, as: UTF8.self))
 }
+
+/// The nightly report's units.
+@Suite struct ReportUnitTests {
+    @Test(.enabled(if: FileManager.default.isExecutableFile(atPath: SystemdTests.analyze)))
+    func theReportServiceAndTimerVerifyAndTheServiceIsLockedDown() async throws {
+        let directory = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        for name in ["shadowd-report.service", "shadowd-report.timer"] {
+            let unit = try String(contentsOf: packageRoot.appendingPathComponent("systemd/" + name), encoding: .utf8)
+            try unit.replacingOccurrences(of: "/usr/local/bin/shadowd", with: shadowdBinary).write(
+                toFile: directory + "/" + name,
+                atomically: true,
+                encoding: .utf8
+            )
+        }
+        let verify = try run(SystemdTests.analyze, ["verify", directory + "/shadowd-report.service", directory + "/shadowd-report.timer"])
+        #expect(verify.status == 0 && verify.output.isEmpty, "systemd-analyze verify: \(verify.output)")
+        // No network, no writes but its reports folder: exposure at most 1.0.
+        let security = try run(SystemdTests.analyze, ["security", "--offline=yes", "--threshold=10", directory + "/shadowd-report.service"])
+        #expect(security.status == 0, "exposure above 1.0: \(security.output.suffix(300))")
+        let timer = try String(contentsOfFile: directory + "/shadowd-report.timer", encoding: .utf8)
+        #expect(timer.contains("Persistent=true") && timer.contains("RandomizedDelaySec="))
+    }
+}

@@ -327,7 +327,10 @@ extension GuardrailConfiguration {
             } else if let duration = Units.parseDuration(trimmed) {
                 self.maxP99Regression = .absolute(duration)
             } else {
-                throw reader.fail("max_p99_regression", "expected a duration such as 25ms or a share of the baseline's p99 such as 20%, got '\(text)'")
+                throw reader.fail(
+                    "max_p99_regression",
+                    "expected a duration such as 25ms or a share of the baseline's p99 such as 20%, got '\(text)'"
+                )
             }
         }
         self.maxErrorRateIncrease = try reader.double("max_error_rate_increase", default: self.maxErrorRateIncrease, range: 0...1)

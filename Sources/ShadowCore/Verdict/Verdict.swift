@@ -64,13 +64,15 @@ extension GuardrailConfiguration {
         )
 
         let excess = evidence.divergenceAboveNoise
-        let floor = evidence.noiseFloor.map { "noise floor \(Units.formatPercent($0.rate)) over \($0.trials) A/A pairs" } ?? "no A/A pairs, floor taken as 0"
+        let floor =
+            evidence.noiseFloor.map { "noise floor \(Units.formatPercent($0.rate)) over \($0.trials) A/A pairs" } ?? "no A/A pairs, floor taken as 0"
         checks.append(
             Self.check(
                 name: "divergence",
                 interval: excess.interval,
                 limit: self.maxDivergenceAboveNoise,
-                detail: "divergence above noise \(Units.formatPercent(excess.estimate)) (95% CI \(Self.percentRange(excess.interval))), limit \(Units.formatPercent(self.maxDivergenceAboveNoise)); \(floor)"
+                detail:
+                    "divergence above noise \(Units.formatPercent(excess.estimate)) (95% CI \(Self.percentRange(excess.interval))), limit \(Units.formatPercent(self.maxDivergenceAboveNoise)); \(floor)"
             )
         )
 
@@ -81,7 +83,8 @@ extension GuardrailConfiguration {
                     name: "latency_p99",
                     interval: difference.lower...max(difference.lower, difference.upper),
                     limit: limit,
-                    detail: "p99 candidate − baseline \(Units.formatMicros(difference.estimate)) (95% CI \(Units.formatMicros(difference.lower)) to \(Units.formatMicros(difference.upper))), limit \(self.maxP99Regression) = \(Units.formatMicros(limit))"
+                    detail:
+                        "p99 candidate − baseline \(Units.formatMicros(difference.estimate)) (95% CI \(Units.formatMicros(difference.lower)) to \(Units.formatMicros(difference.upper))), limit \(self.maxP99Regression) = \(Units.formatMicros(limit))"
                 )
             )
         } else {
@@ -95,7 +98,8 @@ extension GuardrailConfiguration {
                 name: "error_rate",
                 interval: errorInterval,
                 limit: self.maxErrorRateIncrease,
-                detail: "error rate \(Units.formatPercent(errors.candidate.rate)) vs baseline \(Units.formatPercent(errors.reference.rate)), increase \(Units.formatPercent(errors.difference)) (95% CI \(Self.percentRange(errorInterval)); p = \(Units.fixed(errors.pValue, decimals: 4)), Cohen's h \(Units.fixed(errors.cohensH, decimals: 3))), limit \(Units.formatPercent(self.maxErrorRateIncrease))"
+                detail:
+                    "error rate \(Units.formatPercent(errors.candidate.rate)) vs baseline \(Units.formatPercent(errors.reference.rate)), increase \(Units.formatPercent(errors.difference)) (95% CI \(Self.percentRange(errorInterval)); p = \(Units.fixed(errors.pValue, decimals: 4)), Cohen's h \(Units.fixed(errors.cohensH, decimals: 3))), limit \(Units.formatPercent(self.maxErrorRateIncrease))"
             )
         )
 
@@ -106,7 +110,8 @@ extension GuardrailConfiguration {
                     .init(
                         name: "cost",
                         outcome: increase > limit ? .fail : .pass,
-                        detail: "cost per request \(Units.fixed(cost.candidate, decimals: 6)) vs \(Units.fixed(cost.baseline, decimals: 6)), \(increase >= 0 ? "+" : "")\(Units.formatPercent(increase)), limit +\(Units.formatPercent(limit))"
+                        detail:
+                            "cost per request \(Units.fixed(cost.candidate, decimals: 6)) vs \(Units.fixed(cost.baseline, decimals: 6)), \(increase >= 0 ? "+" : "")\(Units.formatPercent(increase)), limit +\(Units.formatPercent(limit))"
                     )
                 )
             } else {

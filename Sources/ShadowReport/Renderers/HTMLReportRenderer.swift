@@ -36,9 +36,12 @@ public struct HTMLReportRenderer: ReportRenderer {
         for route in report.routes {
             for c in route.candidates {
                 let p99 = c.latency.differences.first { $0.quantile == 0.99 }
-                out += "<tr><td>\(escape(route.name))</td><td>\(escape(c.name))</td><td class=\"\(c.verdict.decision.rawValue)\"><b>\(c.verdict.decision.rawValue)</b></td>"
-                out += "<td class=\"n\">\(c.divergence.compared)</td><td>\(ReportText.percent(c.divergence.rate)) (\(ReportText.interval(c.divergence.interval)))</td>"
-                out += "<td>\(ReportText.percent(c.divergence.aboveNoise))</td><td>\(p99.map { escape(ReportText.signedMicros($0.estimate)) } ?? "–")</td>"
+                out +=
+                    "<tr><td>\(escape(route.name))</td><td>\(escape(c.name))</td><td class=\"\(c.verdict.decision.rawValue)\"><b>\(c.verdict.decision.rawValue)</b></td>"
+                out +=
+                    "<td class=\"n\">\(c.divergence.compared)</td><td>\(ReportText.percent(c.divergence.rate)) (\(ReportText.interval(c.divergence.interval)))</td>"
+                out +=
+                    "<td>\(ReportText.percent(c.divergence.aboveNoise))</td><td>\(p99.map { escape(ReportText.signedMicros($0.estimate)) } ?? "–")</td>"
                 out += "<td>\(ReportText.percent(c.errors.difference))</td></tr>\n"
             }
         }
@@ -46,9 +49,13 @@ public struct HTMLReportRenderer: ReportRenderer {
         for route in report.routes {
             out += "<h2>Route <code>\(escape(route.name))</code></h2>\n"
             if let noise = route.noiseFloor {
-                out += "<p>A/A noise floor: <b>\(ReportText.percent(noise.rate))</b> (\(ReportText.interval(noise.interval))) over \(noise.compared) pairs."
+                out +=
+                    "<p>A/A noise floor: <b>\(ReportText.percent(noise.rate))</b> (\(ReportText.interval(noise.interval))) over \(noise.compared) pairs."
                 if !noise.noisyPaths.isEmpty {
-                    out += " Noisiest paths: " + noise.noisyPaths.prefix(5).map { "<code>\(escape($0.path))</code> \(ReportText.percent($0.share))" }.joined(separator: ", ") + "."
+                    out +=
+                        " Noisiest paths: "
+                        + noise.noisyPaths.prefix(5).map { "<code>\(escape($0.path))</code> \(ReportText.percent($0.share))" }.joined(separator: ", ")
+                        + "."
                 }
                 out += "</p>\n"
             } else {
@@ -63,15 +70,21 @@ public struct HTMLReportRenderer: ReportRenderer {
         var out = "<h3>Candidate <code>\(escape(c.name))</code></h3>\n"
         out += "<div class=\"banner \(c.verdict.decision.rawValue)\">\(escape(ReportText.decisionLine(c.verdict.decision)))</div>\n<ul>\n"
         for check in c.verdict.checks {
-            out += "<li><span class=\"\(check.outcome.rawValue)\">\(check.outcome.rawValue)</span> <b>\(escape(check.name))</b>: \(escape(check.detail))</li>\n"
+            out +=
+                "<li><span class=\"\(check.outcome.rawValue)\">\(check.outcome.rawValue)</span> <b>\(escape(check.name))</b>: \(escape(check.detail))</li>\n"
         }
         out += "</ul>\n"
-        out += "<p><b>Coverage.</b> \(c.coverage.seen) requests seen, \(c.coverage.recorded) recorded; not recorded: \(escape(ReportText.counts(c.coverage.dropped))); candidate errors: \(escape(ReportText.counts(c.coverage.candidateErrors))).</p>\n"
+        out +=
+            "<p><b>Coverage.</b> \(c.coverage.seen) requests seen, \(c.coverage.recorded) recorded; not recorded: \(escape(ReportText.counts(c.coverage.dropped))); candidate errors: \(escape(ReportText.counts(c.coverage.candidateErrors))).</p>\n"
         out += "<p><b>Enough data?</b> \(escape(ReportText.enoughData(c.enoughData))).</p>\n"
 
         let d = c.divergence
-        out += "<p><b>Divergence.</b> \(d.diverged) of \(d.compared) compared pairs: <b>\(ReportText.percent(d.rate))</b> (95% CI \(ReportText.interval(d.interval)))"
-        if let floor = d.noiseFloorRate { out += "; noise floor \(ReportText.percent(floor)); above it \(ReportText.percent(d.aboveNoise)) (\(ReportText.interval(d.aboveNoiseInterval)))" }
+        out +=
+            "<p><b>Divergence.</b> \(d.diverged) of \(d.compared) compared pairs: <b>\(ReportText.percent(d.rate))</b> (95% CI \(ReportText.interval(d.interval)))"
+        if let floor = d.noiseFloorRate {
+            out +=
+                "; noise floor \(ReportText.percent(floor)); above it \(ReportText.percent(d.aboveNoise)) (\(ReportText.interval(d.aboveNoiseInterval)))"
+        }
         out += "; mean score \(Units.fixed(d.meanScore, decimals: 4)).</p>\n<div class=\"charts\">\n"
         var bins: [(label: String, value: Double, color: String)] = [("0", Double(d.zeroScores), "#9ca3af")]
         for (index, count) in d.scoreHistogram.enumerated() {
@@ -93,30 +106,38 @@ public struct HTMLReportRenderer: ReportRenderer {
         if !d.topPaths.isEmpty {
             out += "<table><tr><th>Most divergent paths</th><th class=\"n\">Pairs</th><th class=\"n\">Share</th><th>Example request ids</th></tr>\n"
             for path in d.topPaths {
-                out += "<tr><td><code>\(escape(path.path))</code></td><td class=\"n\">\(path.count)</td><td class=\"n\">\(ReportText.percent(path.share))</td><td>\(path.examples.map { "<code>\(escape($0))</code>" }.joined(separator: " "))</td></tr>\n"
+                out +=
+                    "<tr><td><code>\(escape(path.path))</code></td><td class=\"n\">\(path.count)</td><td class=\"n\">\(ReportText.percent(path.share))</td><td>\(path.examples.map { "<code>\(escape($0))</code>" }.joined(separator: " "))</td></tr>\n"
             }
             out += "</table>\n"
         }
 
         let l = c.latency
-        out += "<p><b>Latency.</b></p><table><tr><th></th><th class=\"n\">n</th><th class=\"n\">p50</th><th class=\"n\">p90</th><th class=\"n\">p99</th><th class=\"n\">p99.9</th></tr>\n"
+        out +=
+            "<p><b>Latency.</b></p><table><tr><th></th><th class=\"n\">n</th><th class=\"n\">p50</th><th class=\"n\">p90</th><th class=\"n\">p99</th><th class=\"n\">p99.9</th></tr>\n"
         for (name, arm) in [("baseline", l.baseline), ("candidate", l.candidate)] {
-            out += "<tr><td>\(name)</td><td class=\"n\">\(arm.count)</td><td class=\"n\">\(ReportText.micros(arm.p50))</td><td class=\"n\">\(ReportText.micros(arm.p90))</td><td class=\"n\">\(ReportText.micros(arm.p99))</td><td class=\"n\">\(ReportText.micros(arm.p999))</td></tr>\n"
+            out +=
+                "<tr><td>\(name)</td><td class=\"n\">\(arm.count)</td><td class=\"n\">\(ReportText.micros(arm.p50))</td><td class=\"n\">\(ReportText.micros(arm.p90))</td><td class=\"n\">\(ReportText.micros(arm.p99))</td><td class=\"n\">\(ReportText.micros(arm.p999))</td></tr>\n"
         }
         if !l.differences.isEmpty {
             out += "<tr><td>candidate − baseline<br><span class=\"muted\">bootstrap 95% CI</span></td><td></td>"
-            out += l.differences.map { "<td class=\"n\">\(escape(ReportText.signedMicros($0.estimate)))<br><span class=\"muted\">\(escape(ReportText.signedMicros($0.lower))) … \(escape(ReportText.signedMicros($0.upper)))</span></td>" }.joined()
+            out += l.differences.map {
+                "<td class=\"n\">\(escape(ReportText.signedMicros($0.estimate)))<br><span class=\"muted\">\(escape(ReportText.signedMicros($0.lower))) … \(escape(ReportText.signedMicros($0.upper)))</span></td>"
+            }.joined()
             out += "</tr>\n"
         }
         out += "</table>\n"
 
         let e = c.errors
-        out += "<p><b>Errors.</b> Baseline \(ReportText.percent(e.baselineRate)) (\(e.baselineErrors)), candidate \(ReportText.percent(e.candidateRate)) (\(e.candidateErrors)) of \(e.pairs) pairs; "
-        out += "difference \(ReportText.percent(e.difference)) (95% CI \(ReportText.interval(e.interval))), two-proportion test p = \(Units.fixed(e.pValue, decimals: 4)), Cohen's h \(Units.fixed(e.effectSize, decimals: 3)): "
+        out +=
+            "<p><b>Errors.</b> Baseline \(ReportText.percent(e.baselineRate)) (\(e.baselineErrors)), candidate \(ReportText.percent(e.candidateRate)) (\(e.candidateErrors)) of \(e.pairs) pairs; "
+        out +=
+            "difference \(ReportText.percent(e.difference)) (95% CI \(ReportText.interval(e.interval))), two-proportion test p = \(Units.fixed(e.pValue, decimals: 4)), Cohen's h \(Units.fixed(e.effectSize, decimals: 3)): "
         out += e.significant ? "<b>significant</b> at 5%." : "not significant at 5%."
         out += " Timeouts: baseline \(e.baselineTimeouts), candidate \(e.candidateTimeouts) (p = \(Units.fixed(e.timeoutPValue, decimals: 4))).</p>\n"
         if let cost = c.cost {
-            out += "<p><b>Cost.</b> Per request: baseline \(Units.fixed(cost.baselinePerRequest, decimals: 6)), candidate \(Units.fixed(cost.candidatePerRequest, decimals: 6)); per 1,000 requests \(Units.fixed(cost.baselinePer1000, decimals: 4)) vs \(Units.fixed(cost.candidatePer1000, decimals: 4))"
+            out +=
+                "<p><b>Cost.</b> Per request: baseline \(Units.fixed(cost.baselinePerRequest, decimals: 6)), candidate \(Units.fixed(cost.candidatePerRequest, decimals: 6)); per 1,000 requests \(Units.fixed(cost.baselinePer1000, decimals: 4)) vs \(Units.fixed(cost.candidatePer1000, decimals: 4))"
             out += cost.increase.map { " (\($0 >= 0 ? "+" : "")\(ReportText.percent($0)))" } ?? ""
             out += ".</p>\n"
         }
@@ -129,10 +150,13 @@ public struct HTMLReportRenderer: ReportRenderer {
                 yFormat: { Units.formatPercent($0, decimals: 1) },
                 reference: d.rate
             )
-            out += "<table><tr><th>Segment</th><th class=\"n\">Compared</th><th>Divergence (95% CI)</th><th>Error rate b → c</th><th>p99 b → c</th><th>Flag</th></tr>\n"
+            out +=
+                "<table><tr><th>Segment</th><th class=\"n\">Compared</th><th>Divergence (95% CI)</th><th>Error rate b → c</th><th>p99 b → c</th><th>Flag</th></tr>\n"
             for s in c.segments.prefix(50) {
-                out += "<tr><td>\(escape(s.value))</td><td class=\"n\">\(s.compared)</td><td>\(ReportText.percent(s.divergenceRate)) (\(ReportText.interval(s.interval)))</td>"
-                out += "<td>\(ReportText.percent(s.baselineErrorRate)) → \(ReportText.percent(s.candidateErrorRate))</td><td>\(escape(ReportText.micros(s.baselineP99))) → \(escape(ReportText.micros(s.candidateP99)))</td>"
+                out +=
+                    "<tr><td>\(escape(s.value))</td><td class=\"n\">\(s.compared)</td><td>\(ReportText.percent(s.divergenceRate)) (\(ReportText.interval(s.interval)))</td>"
+                out +=
+                    "<td>\(ReportText.percent(s.baselineErrorRate)) → \(ReportText.percent(s.candidateErrorRate))</td><td>\(escape(ReportText.micros(s.baselineP99))) → \(escape(ReportText.micros(s.candidateP99)))</td>"
                 out += "<td>\(s.flagged ? "<span class=\"flag\">⚠ \(escape(s.reasons.joined(separator: "; ")))</span>" : "")</td></tr>\n"
             }
             out += "</table>\n"

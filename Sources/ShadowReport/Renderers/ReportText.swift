@@ -37,9 +37,11 @@ enum ReportText {
 
     static func enoughData(_ section: EnoughDataSection) -> String {
         if section.enough {
-            return "yes: ±\(Units.formatPercent(section.halfWidth)) on the divergence rate (margin ±\(Units.formatPercent(section.margin))), \(section.compared) pairs"
+            return
+                "yes: ±\(Units.formatPercent(section.halfWidth)) on the divergence rate (margin ±\(Units.formatPercent(section.margin))), \(section.compared) pairs"
         }
-        return "no: ±\(Units.formatPercent(section.halfWidth)) with \(section.compared) pairs; about \(section.additionalPairsNeeded) more needed for ±\(Units.formatPercent(section.margin)) and the minimum of \(section.minPairs)"
+        return
+            "no: ±\(Units.formatPercent(section.halfWidth)) with \(section.compared) pairs; about \(section.additionalPairsNeeded) more needed for ±\(Units.formatPercent(section.margin)) and the minimum of \(section.minPairs)"
     }
 
     static func counts(_ counts: [String: Int]) -> String {

@@ -1,9 +1,10 @@
+import ShadowCore
+
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
-import ShadowCore
 
 /// Small inline SVG charts: no script, no fonts to fetch, readable in any browser or mail client.
 enum SVGChart {
@@ -63,7 +64,8 @@ enum SVGChart {
             for tick in 0...4 { ticks.append(xMin + (xMax - xMin) * Double(tick) / 4) }
         }
         for x in ticks {
-            svg += "<text x=\"\(f(px(x)))\" y=\"\(f(self.height - self.bottom + 16))\" text-anchor=\"middle\" class=\"t\">\(escape(xFormat(x)))</text>"
+            svg +=
+                "<text x=\"\(f(px(x)))\" y=\"\(f(self.height - self.bottom + 16))\" text-anchor=\"middle\" class=\"t\">\(escape(xFormat(x)))</text>"
         }
         for (index, line) in series.enumerated() where !line.points.isEmpty {
             let path = line.points.map { "\(f(px($0.x))),\(f(py($0.y)))" }.joined(separator: " ")
@@ -79,7 +81,12 @@ enum SVGChart {
     }
 
     /// Vertical bars with a label under each.
-    static func bars(_ values: [(label: String, value: Double, color: String)], title: String, yFormat: (Double) -> String, reference: Double? = nil) -> String {
+    static func bars(
+        _ values: [(label: String, value: Double, color: String)],
+        title: String,
+        yFormat: (Double) -> String,
+        reference: Double? = nil
+    ) -> String {
         guard !values.isEmpty else { return self.empty(title) }
         let yMax = max(values.map(\.value).max()!, reference ?? 0, 1e-9) * 1.1
         let plotWidth = self.width - self.left - self.right
@@ -95,14 +102,18 @@ enum SVGChart {
         let labelEvery = max(1, (values.count + 6) / 7)
         for (index, bar) in values.enumerated() {
             let x = self.left + Double(index) * slot + slot * 0.1
-            svg += "<rect x=\"\(f(x))\" y=\"\(f(py(bar.value)))\" width=\"\(f(slot * 0.8))\" height=\"\(f(max(0, py(0) - py(bar.value))))\" fill=\"\(bar.color)\"><title>\(escape(bar.label)): \(escape(yFormat(bar.value)))</title></rect>"
+            svg +=
+                "<rect x=\"\(f(x))\" y=\"\(f(py(bar.value)))\" width=\"\(f(slot * 0.8))\" height=\"\(f(max(0, py(0) - py(bar.value))))\" fill=\"\(bar.color)\"><title>\(escape(bar.label)): \(escape(yFormat(bar.value)))</title></rect>"
             if index % labelEvery == 0 {
-                svg += "<text x=\"\(f(x + slot * 0.4))\" y=\"\(f(self.height - self.bottom + 16))\" text-anchor=\"middle\" class=\"t\">\(escape(String(bar.label.prefix(12))))</text>"
+                svg +=
+                    "<text x=\"\(f(x + slot * 0.4))\" y=\"\(f(self.height - self.bottom + 16))\" text-anchor=\"middle\" class=\"t\">\(escape(String(bar.label.prefix(12))))</text>"
             }
         }
         if let reference {
-            svg += "<line x1=\"\(f(self.left))\" y1=\"\(f(py(reference)))\" x2=\"\(f(self.width - self.right))\" y2=\"\(f(py(reference)))\" stroke=\"#111827\" stroke-dasharray=\"4 3\"/>"
-            svg += "<text x=\"\(f(self.width - self.right))\" y=\"\(f(py(reference) - 4))\" text-anchor=\"end\" class=\"t\">overall \(escape(yFormat(reference)))</text>"
+            svg +=
+                "<line x1=\"\(f(self.left))\" y1=\"\(f(py(reference)))\" x2=\"\(f(self.width - self.right))\" y2=\"\(f(py(reference)))\" stroke=\"#111827\" stroke-dasharray=\"4 3\"/>"
+            svg +=
+                "<text x=\"\(f(self.width - self.right))\" y=\"\(f(py(reference) - 4))\" text-anchor=\"end\" class=\"t\">overall \(escape(yFormat(reference)))</text>"
         }
         return svg + "</svg>"
     }

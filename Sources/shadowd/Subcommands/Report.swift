@@ -36,8 +36,8 @@ extension ShadowdCommand {
         @Option(help: "Only this route.")
         var route: String?
 
-        @Option(help: "html, md or json.")
-        var format: ReportFormat = .html
+        @Option(help: "html, md or json; with --out-dir, repeat it to write several formats from one pass.")
+        var format: [ReportFormat] = []
 
         @Option(help: "Write to this file (atomically); default: standard output.")
         var out: String?
@@ -57,10 +57,13 @@ extension ShadowdCommand {
         @Flag(help: "No progress line on a terminal.")
         var quiet = false
 
+        var formats: [ReportFormat] { self.format.isEmpty ? [.html] : self.format }
+
         func validate() throws {
             if self.since != nil, self.from != nil || self.to != nil { throw ValidationError("give --since or --from/--to, not both") }
             if self.out != nil, self.outDir != nil { throw ValidationError("give --out or --out-dir, not both") }
             if self.keep < 1 { throw ValidationError("--keep must be at least 1") }
+            if self.formats.count > 1, self.outDir == nil { throw ValidationError("several --format values need --out-dir") }
             if self.databases.isEmpty, self.config == nil { throw ValidationError("give --db FILE (repeatable) or --config FILE") }
         }
 
@@ -91,12 +94,16 @@ extension ShadowdCommand {
             options.configuration = configuration
             options.route = self.route
             if let since = self.since {
-                guard let duration = Units.parseDuration(since), duration > .zero else { throw ReportError("--since: expected a duration such as 24h, got '\(since)'") }
+                guard let duration = Units.parseDuration(since), duration > .zero else {
+                    throw ReportError("--since: expected a duration such as 24h, got '\(since)'")
+                }
                 options.fromMicros = nowMicros - duration.microseconds
             }
             options.fromMicros = try self.from.map { try Self.parseTime($0, option: "--from") } ?? options.fromMicros
             options.toMicros = try self.to.map { try Self.parseTime($0, option: "--to") }
-            if let from = options.fromMicros, let to = options.toMicros, from >= to { throw ReportError("the window is empty: --from is not before --to") }
+            if let from = options.fromMicros, let to = options.toMicros, from >= to {
+                throw ReportError("the window is empty: --from is not before --to")
+            }
 
             // Open every file first, so a bad one fails the run before any work.
             let readers = try paths.map { try PairReader(path: $0, busyTimeout: timeout) }
@@ -109,15 +116,27 @@ extension ShadowdCommand {
             progress.finish()
             guard builder.pairs > 0 else { throw ReportError(try Self.emptyWindowMessage(readers, options: options)) }
             let report = builder.build()
-            let text = try self.format.renderer.render(report)
+            // Render everything before writing anything, so a failure leaves no partial set.
+            let documents = try self.formats.map { (renderer: $0.renderer, text: try $0.renderer.render(report)) }
             if let outDir = self.outDir {
-                let path = try ReportOutput.writeDated(text, directory: outDir, fileExtension: self.format.renderer.fileExtension, at: now, keep: self.keep)
-                Self.summarize(report, to: path)
+                var paths: [String] = []
+                for document in documents {
+                    paths.append(
+                        try ReportOutput.writeDated(
+                            document.text,
+                            directory: outDir,
+                            fileExtension: document.renderer.fileExtension,
+                            at: now,
+                            keep: self.keep
+                        )
+                    )
+                }
+                Self.summarize(report, to: paths.joined(separator: ", "))
             } else if let out = self.out {
-                try ReportOutput.write(text, to: out)
+                try ReportOutput.write(documents[0].text, to: out)
                 Self.summarize(report, to: out)
             } else {
-                FileHandle.standardOutput.write(Data(text.utf8))
+                FileHandle.standardOutput.write(Data(documents[0].text.utf8))
             }
             return report.decision
         }

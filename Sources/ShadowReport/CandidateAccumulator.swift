@@ -25,9 +25,18 @@ struct CandidateAccumulator {
     var latencyPairs: Reservoir<(baseline: Double, candidate: Double)>
     var errors = ErrorTally()
     var candidateErrorKinds: [String: Int] = [:]
-    var paths: [String: PathTally] = [:]
-    var segments: [String: SliceTally] = [:]
+    private var pathSlots: [String: Int] = [:]
+    private var pathTallies: [(path: String, tally: PathTally)] = []
+    /// A stored `differing_paths` array → its path slots: the same few arrays recur, so each is
+    /// parsed once.
+    private var pathSets: [String: [Int]] = [:]
+    private var segmentSlots: [String: Int] = [:]
+    private var segmentTallies: [(value: String, tally: SliceTally)] = []
+    /// The last few segment values and their slots, searched before hashing.
+    private var recentSegments: [(value: String, slot: Int)] = []
     var hours: [Int64: SliceTally] = [:]
+    /// The hour of the previous row and its tally, kept out of `hours` while rows stay in it.
+    private var currentHour: (hour: Int64, tally: SliceTally)?
     var cost = CostTally()
     private let parser = JSONParser(maximumDepth: 4)
 
@@ -112,11 +121,30 @@ struct CandidateAccumulator {
     }
 
     private mutating func addPaths(_ text: String, requestID: String?) {
-        guard case .array(let items)? = try? self.parser.parse(text) else { return }
-        for case .string(let path) in items {
-            if self.paths[path] == nil, self.paths.count >= Self.maxPaths { continue }
-            Self.tally(&self.paths[path, default: PathTally()], requestID: requestID)
+        let slots: [Int]
+        if let known = self.pathSets[text] {
+            slots = known
+        } else {
+            guard case .array(let items)? = try? self.parser.parse(text) else { return }
+            var parsed: [Int] = []
+            for case .string(let path) in items {
+                if let slot = self.pathSlots[path] {
+                    parsed.append(slot)
+                } else if self.pathTallies.count < Self.maxPaths {
+                    self.pathSlots[path] = self.pathTallies.count
+                    parsed.append(self.pathTallies.count)
+                    self.pathTallies.append((path, PathTally()))
+                }
+            }
+            if self.pathSets.count < 1_000 { self.pathSets[text] = parsed }
+            slots = parsed
         }
+        for slot in slots { Self.tally(&self.pathTallies[slot].tally, requestID: requestID) }
+    }
+
+    /// Path → how often it differed and example request ids.
+    var paths: [String: PathTally] {
+        Dictionary(self.pathTallies.map { ($0.path, $0.tally) }, uniquingKeysWith: { first, _ in first })
     }
 
     private static func tally(_ tally: inout PathTally, requestID: String?) {
@@ -125,10 +153,36 @@ struct CandidateAccumulator {
     }
 
     private mutating func addSegment(_ pair: PairReader.ScannedPair, baseline: UInt64?, candidate: UInt64?) {
-        guard var key = pair.segment else { return }
-        if self.segments[key] == nil, self.segments.count >= Self.maxSegments { key = Self.otherSegment }
-        // Mutated in place through the dictionary: a copy would duplicate both histograms per row.
-        Self.tally(&self.segments[key, default: SliceTally()], pair, baseline: baseline, candidate: candidate)
+        guard let value = pair.segment else { return }
+        var slot = -1
+        for recent in self.recentSegments where recent.value == value {
+            slot = recent.slot
+            break
+        }
+        if slot < 0 {
+            if let known = self.segmentSlots[value] {
+                slot = known
+            } else if self.segmentTallies.count < Self.maxSegments {
+                slot = self.segmentTallies.count
+                self.segmentSlots[value] = slot
+                self.segmentTallies.append((value, SliceTally()))
+            } else {
+                slot = self.segmentSlots[Self.otherSegment] ?? self.segmentTallies.count
+                if slot == self.segmentTallies.count {
+                    self.segmentSlots[Self.otherSegment] = slot
+                    self.segmentTallies.append((Self.otherSegment, SliceTally()))
+                }
+            }
+            if self.recentSegments.count >= 8 { self.recentSegments.removeFirst() }
+            self.recentSegments.append((value, slot))
+        }
+        // Mutated in place: a copy would duplicate both histograms per row.
+        Self.tally(&self.segmentTallies[slot].tally, pair, baseline: baseline, candidate: candidate)
+    }
+
+    /// Segment value → its tally.
+    var segments: [String: SliceTally] {
+        Dictionary(self.segmentTallies.map { ($0.value, $0.tally) }, uniquingKeysWith: { first, _ in first })
     }
 
     private static func tally(_ tally: inout SliceTally, _ pair: PairReader.ScannedPair, baseline: UInt64?, candidate: UInt64?) {
@@ -143,7 +197,25 @@ struct CandidateAccumulator {
     }
 
     private mutating func addHour(_ pair: PairReader.ScannedPair, baseline: UInt64?, candidate: UInt64?) {
-        Self.tally(&self.hours[pair.receivedAtMicros / 3_600_000_000, default: SliceTally()], pair, baseline: baseline, candidate: candidate)
+        // Rows arrive in time order, so the hour rarely changes: no hashing per row.
+        let hour = pair.receivedAtMicros / 3_600_000_000
+        if self.currentHour?.hour != hour {
+            self.flushHour()
+            self.currentHour = (hour, self.hours.removeValue(forKey: hour) ?? SliceTally())
+        }
+        Self.tally(&self.currentHour!.tally, pair, baseline: baseline, candidate: candidate)
+    }
+
+    private mutating func flushHour() {
+        if let current = self.currentHour { self.hours[current.hour] = current.tally }
+        self.currentHour = nil
+    }
+
+    /// The hourly tallies, including the one being filled.
+    var allHours: [Int64: SliceTally] {
+        var hours = self.hours
+        if let current = self.currentHour { hours[current.hour] = current.tally }
+        return hours
     }
 }
 
@@ -157,7 +229,10 @@ enum ArmFailure {
 
     static func kind(error: String?, status: Int?) -> String? {
         if let error {
-            return ["too_large", "client_closed", "shutdown"].contains(error) ? nil : error
+            switch error {
+            case "too_large", "client_closed", "shutdown": return nil
+            default: return error
+            }
         }
         if let status, status >= 500 { return "http_5xx" }
         return nil

@@ -89,7 +89,7 @@ extension ReportBuilder {
                 timeoutPValue: timeouts.pValue
             ),
             segments: self.segments(tally, guardrails: guardrails, noise: noise),
-            hourly: tally.hours.sorted { $0.key < $1.key }.map { hour, slice in
+            hourly: tally.allHours.sorted { $0.key < $1.key }.map { hour, slice in
                 HourReport(
                     hour: ReportTime.iso(micros: hour * 3_600_000_000),
                     pairs: slice.pairs,

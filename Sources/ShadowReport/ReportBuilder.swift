@@ -5,7 +5,8 @@ import ShadowStore
 /// Turns one or many divergence databases into a ``Report`` in a single pass over each file.
 public struct ReportBuilder {
     public let options: ReportOptions
-    private var accumulators: [Key: CandidateAccumulator] = [:]
+    private var accumulators: [CandidateAccumulator] = []
+    private var slots: [Key: Int] = [:]
     private var databases: [Report.DatabaseInfo] = []
     private var coverage: [Key: [String: Int]] = [:]
     private var noisyPaths: [String: [String: (differing: Int, compared: Int)]] = [:]
@@ -26,38 +27,32 @@ public struct ReportBuilder {
     /// - Parameter progress: called now and then with the rows read so far from this file.
     public mutating func add(_ reader: PairReader, progress: (Int) -> Void = { _ in }) throws {
         var scan = PairReader.Scan(fromMicros: self.options.fromMicros, toMicros: self.options.toMicros, route: self.options.route)
-        var costs: [Key: (baseline: CostConfiguration, candidate: CostConfiguration)] = [:]
         for route in self.options.configuration?.routes ?? [] {
             if case .field(let path) = route.segment { scan.segmentFields[route.name] = path }
             scan.tokenUsage = scan.tokenUsage || route.baseline.cost?.usesTokens == true || route.candidates.contains { $0.cost?.usesTokens == true }
         }
         var rows = 0
-        var previous: Key?
-        var costsForPrevious: (baseline: CostConfiguration, candidate: CostConfiguration)?
-        let seed = self.options.seed
+        // Rows come in storage order, so consecutive rows mostly share route and candidate: the
+        // slot is looked up only when they change.
+        var previous: (route: String, candidate: String, slot: Int)?
+        var costsForSlot: (baseline: CostConfiguration, candidate: CostConfiguration)?
         try reader.scan(scan, progress: progress) { pair in
             rows += 1
-            let key = Key(route: pair.route, candidate: pair.candidate)
-            if key != previous {
-                if costs[key] == nil, let found = self.options.costs(route: key.route, candidate: key.candidate) { costs[key] = found }
-                costsForPrevious = costs[key]
-                previous = key
+            let slot: Int
+            if let last = previous, last.route == pair.route, last.candidate == pair.candidate {
+                slot = last.slot
+            } else {
+                slot = self.slot(for: Key(route: pair.route, candidate: pair.candidate))
+                costsForSlot = self.options.costs(route: pair.route, candidate: pair.candidate)
+                previous = (pair.route, pair.candidate, slot)
             }
-            self.accumulators[
-                key,
-                default: CandidateAccumulator(
-                    route: key.route,
-                    candidate: key.candidate,
-                    seed: seed ^ StableHash.fnv1a64(Array((key.route + "/" + key.candidate).utf8))
-                )
-            ]
-            .add(pair, baselineCost: costsForPrevious?.baseline, candidateCost: costsForPrevious?.candidate)
+            self.accumulators[slot].add(pair, baselineCost: costsForSlot?.baseline, candidateCost: costsForSlot?.candidate)
         }
         for count in try reader.coverage(fromMicros: self.options.fromMicros, toMicros: self.options.toMicros, route: self.options.route)
         where !count.candidate.isEmpty {
             self.coverage[Key(route: count.route, candidate: count.candidate), default: [:]][count.reason, default: 0] += count.count
         }
-        let routes = Set(self.accumulators.keys.map(\.route))
+        let routes = Set(self.slots.keys.map(\.route))
         for route in routes {
             for entry in try reader.noisyPaths(route: route) {
                 let previousEntry = self.noisyPaths[route, default: [:]][entry.path] ?? (0, 0)
@@ -71,14 +66,14 @@ public struct ReportBuilder {
 
     /// The finished report.
     public func build() -> Report {
-        var keys = Set(self.accumulators.keys).union(self.coverage.keys)
+        var keys = Set(self.slots.keys).union(self.coverage.keys)
         // Configured routes and candidates appear even with no pairs, so a silent one is visible.
         for route in self.options.configuration?.routes ?? [] where self.options.route == nil || self.options.route == route.name {
             for candidate in route.candidates { keys.insert(Key(route: route.name, candidate: candidate.name)) }
         }
         var routes: [RouteReport] = []
         for routeName in Set(keys.map(\.route)).sorted() {
-            let replica = self.accumulators[Key(route: routeName, candidate: NoiseFloorConfiguration.replicaName)]
+            let replica = self.accumulator(Key(route: routeName, candidate: NoiseFloorConfiguration.replicaName))
             let noiseFloor = replica.map { self.noiseFloorSection($0) }
             let candidates = keys.filter { $0.route == routeName && $0.candidate != NoiseFloorConfiguration.replicaName }.sorted()
             routes.append(
@@ -88,7 +83,7 @@ public struct ReportBuilder {
                     noiseFloor: noiseFloor,
                     candidates: candidates.map { key in
                         self.candidateReport(
-                            self.accumulators[key] ?? CandidateAccumulator(route: key.route, candidate: key.candidate, seed: self.options.seed),
+                            self.accumulator(key) ?? CandidateAccumulator(route: key.route, candidate: key.candidate, seed: self.options.seed),
                             noise: replica.map { Proportion(successes: $0.diverged, trials: $0.compared) },
                             coverage: self.coverage[key] ?? [:]
                         )
@@ -110,6 +105,18 @@ public struct ReportBuilder {
             decision: decision,
             routes: routes
         )
+    }
+
+    private mutating func slot(for key: Key) -> Int {
+        if let slot = self.slots[key] { return slot }
+        let seed = self.options.seed ^ StableHash.fnv1a64(Array((key.route + "/" + key.candidate).utf8))
+        self.accumulators.append(CandidateAccumulator(route: key.route, candidate: key.candidate, seed: seed))
+        self.slots[key] = self.accumulators.count - 1
+        return self.accumulators.count - 1
+    }
+
+    private func accumulator(_ key: Key) -> CandidateAccumulator? {
+        self.slots[key].map { self.accumulators[$0] }
     }
 
     /// Pairs read so far over all files.

@@ -1,5 +1,10 @@
 import GRDB
+import GRDBSQLite
 import ShadowCore
+
+#if canImport(Glibc)
+import Glibc
+#endif
 
 extension PairReader {
     /// Which pairs a scan visits and which optional columns it reads.
@@ -41,8 +46,6 @@ extension PairReader {
         public var candidateStatus: Int?
         public var baselineError: String?
         public var candidateError: String?
-        /// The coverage reason: `compared`, `candidate_error`, `baseline_error`, `client_closed`.
-        public var outcome: String
         public var divergence: Double?
         public var diverged: Bool
         /// The request id, read only for diverged pairs (examples).
@@ -94,7 +97,7 @@ extension PairReader {
         }
         let sql = """
             SELECT e.route, s.candidate, e.received_at_us, e.baseline_latency_us, s.latency_us, e.baseline_status, s.status,
-                e.baseline_error, s.error, s.outcome, s.divergence, s.diverged,
+                e.baseline_error, s.error, NULL, s.divergence, s.diverged,
                 CASE WHEN s.diverged THEN e.request_id END, CASE WHEN s.diverged THEN s.differing_paths END,
                 \(segmentExpression)\(tokens)
             FROM shadows s JOIN exchanges e ON e.id = s.exchange_id
@@ -102,29 +105,43 @@ extension PairReader {
             """
         do {
             try self.queue.read { db in
-                let rows = try Row.fetchCursor(db, sql: sql, arguments: StatementArguments(arguments))
+                // Stepped by hand on the C API: per row, GRDB's Row would look up and box every
+                // value; here each column is read once as its native type, and route, candidate
+                // and segment reuse the previous row's String when the bytes are unchanged.
+                let statement = try db.makeStatement(sql: sql)
+                try statement.setArguments(StatementArguments(arguments))
+                let handle = statement.sqliteStatement
+                var route = TextColumn(index: 0)
+                var candidate = TextColumn(index: 1)
+                var segment = TextColumn(index: 14)
+                var baselineError = TextColumn(index: 7)
+                var candidateError = TextColumn(index: 8)
                 var count = 0
-                while let row = try rows.next() {
+                while true {
+                    let code = sqlite3_step(handle)
+                    if code == SQLITE_DONE { break }
+                    guard code == SQLITE_ROW else {
+                        throw DatabaseError(resultCode: ResultCode(rawValue: code), message: String(cString: sqlite3_errmsg(db.sqliteConnection)))
+                    }
                     var pair = ScannedPair(
-                        route: row[0],
-                        candidate: row[1],
-                        receivedAtMicros: row[2],
-                        baselineLatencyMicros: row[3],
-                        candidateLatencyMicros: row[4],
-                        baselineStatus: row[5],
-                        candidateStatus: row[6],
-                        baselineError: row[7],
-                        candidateError: row[8],
-                        outcome: row[9],
-                        divergence: row[10],
-                        diverged: (row[11] as Int?) == 1,
-                        requestID: row[12],
-                        differingPaths: row[13],
-                        segment: row[14]
+                        route: route.read(handle) ?? "",
+                        candidate: candidate.read(handle) ?? "",
+                        receivedAtMicros: sqlite3_column_int64(handle, 2),
+                        baselineLatencyMicros: Self.int64(handle, 3),
+                        candidateLatencyMicros: Self.int64(handle, 4),
+                        baselineStatus: Self.int64(handle, 5).map { Int($0) },
+                        candidateStatus: Self.int64(handle, 6).map { Int($0) },
+                        baselineError: baselineError.read(handle),
+                        candidateError: candidateError.read(handle),
+                        divergence: sqlite3_column_type(handle, 10) == SQLITE_NULL ? nil : sqlite3_column_double(handle, 10),
+                        diverged: sqlite3_column_int64(handle, 11) == 1,
+                        requestID: Self.text(handle, 12),
+                        differingPaths: Self.text(handle, 13),
+                        segment: segment.read(handle)
                     )
                     if scan.tokenUsage {
-                        pair.baselineTokens = Self.tokens(row[15], row[16])
-                        pair.candidateTokens = Self.tokens(row[17], row[18])
+                        pair.baselineTokens = Self.tokens(Self.double(handle, 15), Self.double(handle, 16))
+                        pair.candidateTokens = Self.tokens(Self.double(handle, 17), Self.double(handle, 18))
                     }
                     try visit(pair)
                     count += 1
@@ -135,6 +152,47 @@ extension PairReader {
         } catch let error as DatabaseError {
             throw PairReader.storeError(error, path: self.path, busyTimeout: self.busyTimeout)
         }
+    }
+
+    /// A text column whose value often repeats from row to row: the String is rebuilt only when
+    /// the bytes change.
+    private struct TextColumn {
+        let index: Int32
+        var bytes: [UInt8] = []
+        var value: String?
+
+        init(index: Int32) {
+            self.index = index
+        }
+
+        mutating func read(_ handle: OpaquePointer) -> String? {
+            guard sqlite3_column_type(handle, self.index) != SQLITE_NULL, let text = sqlite3_column_text(handle, self.index) else {
+                return nil
+            }
+            let buffer = UnsafeBufferPointer(start: text, count: Int(sqlite3_column_bytes(handle, self.index)))
+            if let value = self.value, buffer.count == self.bytes.count,
+                buffer.isEmpty || self.bytes.withUnsafeBufferPointer({ memcmp($0.baseAddress!, text, buffer.count) == 0 })
+            {
+                return value
+            }
+            self.bytes = Array(buffer)
+            let value = String(decoding: buffer, as: UTF8.self)
+            self.value = value
+            return value
+        }
+    }
+
+    private static func int64(_ handle: OpaquePointer, _ index: Int32) -> Int64? {
+        sqlite3_column_type(handle, index) == SQLITE_NULL ? nil : sqlite3_column_int64(handle, index)
+    }
+
+    private static func double(_ handle: OpaquePointer, _ index: Int32) -> Double? {
+        sqlite3_column_type(handle, index) == SQLITE_NULL ? nil : sqlite3_column_double(handle, index)
+    }
+
+    private static func text(_ handle: OpaquePointer, _ index: Int32) -> String? {
+        guard sqlite3_column_type(handle, index) != SQLITE_NULL, let text = sqlite3_column_text(handle, index) else { return nil }
+        return String(decoding: UnsafeBufferPointer(start: text, count: Int(sqlite3_column_bytes(handle, index))), as: UTF8.self)
     }
 
     private static func usage(_ column: String, _ field: String) -> String {

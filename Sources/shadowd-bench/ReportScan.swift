@@ -34,10 +34,14 @@ extension BenchCommand {
                 let path = "\(self.directory)/pairs-\(size).sqlite"
                 if !FileManager.default.fileExists(atPath: path) { try Self.generate(path: path, pairs: size, sqlite: sqlite) }
                 let bytes = (try FileManager.default.attributesOfItem(atPath: path)[.size] as? Int) ?? 0
-                let scanSQL = "SELECT count(*), sum(baseline_latency_us), sum(candidate_latency_us), sum(divergence), sum(diverged), count(segment) FROM pairs"
+                let scanSQL =
+                    "SELECT count(*), sum(baseline_latency_us), sum(candidate_latency_us), sum(divergence), sum(diverged), count(segment) FROM pairs"
                 let scan = try Self.median(self.repetitions) { try Self.timed(time, [sqlite, "-readonly", path, scanSQL]) }
                 let report = try Self.median(self.repetitions) {
-                    try Self.timed(time, [siblingBinary("shadowd"), "report", "--db", path, "--format", "html", "--out", "\(self.directory)/report.html", "--quiet"])
+                    try Self.timed(
+                        time,
+                        [siblingBinary("shadowd"), "report", "--db", path, "--format", "html", "--out", "\(self.directory)/report.html", "--quiet"]
+                    )
                 }
                 print(
                     "\(String(size).padding(toLength: 12, withPad: " ", startingAt: 0)) \(String(bytes >> 20).padding(toLength: 5, withPad: " ", startingAt: 0)) MiB  "

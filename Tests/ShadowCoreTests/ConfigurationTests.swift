@@ -40,6 +40,34 @@ import Testing
         #expect(configuration.revision.count == 16)
     }
 
+    @Test func guardrailsDefaultAtTheTopAndOverridePerRoute() throws {
+        let yaml = """
+            guardrails: {max_divergence_above_noise: 0.02, max_p99_regression: 25ms, min_pairs: 500}
+            routes:
+              - name: a
+                prefix: /a
+                baseline: {url: "http://127.0.0.1:9001", cost: {per_request: 0.002}}
+                candidates:
+                  - {name: c, url: "http://127.0.0.1:9002", cost: {per_1k_prompt_tokens: 0.5, per_1k_completion_tokens: 1.5}}
+                segment: {header: X-Tenant}
+              - name: b
+                prefix: /b
+                baseline: {url: "http://127.0.0.1:9001"}
+                guardrails: {max_p99_regression: 10%, max_cost_increase: 0.2}
+                segment: {field: $.user.country}
+            """
+        let configuration = try Configuration.load(yaml: yaml)
+        let a = configuration.routes[0]
+        #expect(a.guardrails == GuardrailConfiguration(maxDivergenceAboveNoise: 0.02, maxP99Regression: .absolute(.milliseconds(25)), minPairs: 500))
+        #expect(a.segment == .header("X-Tenant") && a.segmentHeader == "X-Tenant")
+        #expect(a.baseline.cost == CostConfiguration(perRequest: 0.002))
+        #expect(a.candidates[0].cost?.usesTokens == true)
+        let b = configuration.routes[1]
+        #expect(b.guardrails.maxDivergenceAboveNoise == 0.02 && b.guardrails.minPairs == 500, "route keys override, the rest stays")
+        #expect(b.guardrails.maxP99Regression == .relative(0.1) && b.guardrails.maxCostIncrease == 0.2)
+        #expect(b.segment == .field("$.user.country") && b.segmentHeader == nil)
+    }
+
     @Test func theRevisionChangesWithTheText() throws {
         let a = try Configuration.load(yaml: Self.minimal)
         let b = try Configuration.load(yaml: Self.minimal + "\n# edited\n")
@@ -91,6 +119,20 @@ import Testing
             "routes[0].candidates[1].name: duplicate candidate name"
         ),
         ("routes: [unclosed", "not valid YAML"),
+        ("guardrails: {max_p99_regression: lots}\n" + minimal, "guardrails.max_p99_regression: expected a duration such as 25ms or a share"),
+        ("guardrails: {max_divergence_above_noise: 5}\n" + minimal, "guardrails.max_divergence_above_noise: must be between 0"),
+        (
+            "routes:\n  - name: r\n    prefix: /a\n    baseline: {url: \"http://127.0.0.1:1\"}\n    segment: {header: X-A, field: $.a}",
+            "routes[0].segment.header: give exactly one of 'header' or 'field'"
+        ),
+        (
+            "routes:\n  - name: r\n    prefix: /a\n    baseline: {url: \"http://127.0.0.1:1\"}\n    segment: {field: \"$.a[*]\"}",
+            "routes[0].segment.field: must name one value"
+        ),
+        (
+            "routes:\n  - name: r\n    prefix: /a\n    baseline: {url: \"http://127.0.0.1:1\", cost: {per_request: -1}}",
+            "routes[0].baseline.cost.per_request: must be between 0"
+        ),
     ])
     func invalidFilesNameTheKeyAndTheReason(yaml: String, expected: String) {
         #expect {

@@ -16,11 +16,15 @@ import Testing
         try await withSidecar(
             baseline: .responder(Self.model.responder),
             candidates: [("same", .responder(Self.model.responder)), ("new", .responder(Self.challenger.responder))],
-            configure: { $0.routes[0].scorer = ScorerConfiguration(kind: .json, ignorePaths: ["$.model_version"]) }
+            configure: {
+                $0.routes[0].scorer = ScorerConfiguration(kind: .json, ignorePaths: ["$.model_version"])
+                $0.routes[0].segment = .header("X-Tenant")
+            }
         ) { sidecar, _, _ in
             let requests = ReplayRequest.generated(count: 600).enumerated().map { index, request in
                 var request = request
                 request.headers["x-request-id"] = "rq-\(index)"
+                if index % 3 != 2 { request.headers["x-tenant"] = index % 3 == 0 ? "even" : "odd" }
                 return request
             }
             let outcome = try await Replayer(port: sidecar.port, requests: requests, concurrency: 8).run()
@@ -43,6 +47,12 @@ import Testing
                 let expected = requests.filter { Self.challenger.plannedOutcome(forBody: $0.body) == .disagree }.count
                 #expect(expected > 60 && expected < 180)
                 #expect(try Int.fetchOne(db, sql: "SELECT sum(diverged) FROM pairs WHERE candidate = 'new'") == expected)
+                // The segment header is recorded per exchange (absent → NULL); differing paths per pair.
+                #expect(try Int.fetchOne(db, sql: "SELECT count(*) FROM pairs WHERE segment = 'even'") == 400)
+                #expect(try Int.fetchOne(db, sql: "SELECT count(*) FROM pairs WHERE segment IS NULL") == 400)
+                #expect(
+                    try Int.fetchOne(db, sql: "SELECT count(*) FROM pairs WHERE diverged AND json_array_length(differing_paths) > 0") == expected
+                )
                 let row = try #require(try Row.fetchOne(db, sql: "SELECT * FROM pairs WHERE request_id = 'rq-5' AND candidate = 'new'"))
                 #expect(row["method"] as String == "POST")
                 #expect(row["path"] as String == "/v2/models/classifier/infer")

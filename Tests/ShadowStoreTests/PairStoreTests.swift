@@ -83,6 +83,41 @@ import Testing
         }
     }
 
+    @Test func upgradesAVersion1DatabaseKeepingItsPairs() async throws {
+        try await withTemporaryDirectory { directory in
+            let path = directory + "/old.sqlite"
+            // A file as the first release left it: migration 1 only, one pair.
+            let queue = try DatabaseQueue(path: path)
+            try await queue.writeWithoutTransaction { db in
+                try db.execute(sql: "PRAGMA auto_vacuum = INCREMENTAL; PRAGMA journal_mode = WAL")
+                try db.execute(sql: PairStore.migrations[0].sql)
+                try db.execute(sql: "PRAGMA user_version = 1")
+                try db.execute(
+                    sql: """
+                        INSERT INTO exchanges (id, request_id, route, config_revision, received_at_us, method, path, request_body_bytes,
+                            baseline_version, baseline_body_bytes) VALUES (1, 'old-1', 'r', 'rev', 1, 'POST', '/', 0, '1', 0);
+                        INSERT INTO shadows (exchange_id, candidate, candidate_version, body_bytes, outcome, divergence, diverged)
+                            VALUES (1, 'c', '2', 0, 'compared', 0.5, 1);
+                        """
+                )
+            }
+            try queue.close()
+            let store = try PairStore(path: path)
+            #expect(try store.pragmas()["user_version"] == "\(PairStore.schemaVersion)")
+            try store.write([makeRecord(id: "new-1", candidate: #"{"label":"dog"}"#)], coverage: [:])
+            try store.close()
+            let reader = try DatabaseQueue(path: path)
+            try await reader.read { db in
+                let rows = try Row.fetchAll(db, sql: "SELECT request_id, segment, differing_paths FROM pairs ORDER BY request_id")
+                #expect(rows.map { $0["request_id"] as String } == ["new-1", "old-1"])
+                #expect(rows[0]["differing_paths"] as String? == #"["$.label"]"#)
+                #expect(rows[1]["segment"] as String? == nil && rows[1]["differing_paths"] as String? == nil)
+                #expect(try Int.fetchOne(db, sql: "SELECT count(*) FROM path_stats") == 1)
+            }
+            try reader.close()
+        }
+    }
+
     @Test func refusesANewerSchema() async throws {
         try await withTemporaryDirectory { directory in
             let path = directory + "/db.sqlite"

@@ -96,8 +96,8 @@ extension PairReader {
             arguments.append(route)
         }
         let sql = """
-            SELECT e.route, s.candidate, e.received_at_us, e.baseline_latency_us, s.latency_us, e.baseline_status, s.status,
-                e.baseline_error, s.error, NULL, s.divergence, s.diverged,
+            SELECT e.route, s.candidate, e.received_at_us, coalesce(e.baseline_latency_us, -1), coalesce(s.latency_us, -1),
+                coalesce(e.baseline_status, -1), coalesce(s.status, -1), e.baseline_error, s.error, NULL, coalesce(s.divergence, -1.0), s.diverged,
                 CASE WHEN s.diverged THEN e.request_id END, CASE WHEN s.diverged THEN s.differing_paths END,
                 \(segmentExpression)\(tokens)
             FROM shadows s JOIN exchanges e ON e.id = s.exchange_id
@@ -127,13 +127,13 @@ extension PairReader {
                         route: route.read(handle) ?? "",
                         candidate: candidate.read(handle) ?? "",
                         receivedAtMicros: sqlite3_column_int64(handle, 2),
-                        baselineLatencyMicros: Self.int64(handle, 3),
-                        candidateLatencyMicros: Self.int64(handle, 4),
-                        baselineStatus: Self.int64(handle, 5).map { Int($0) },
-                        candidateStatus: Self.int64(handle, 6).map { Int($0) },
+                        baselineLatencyMicros: Self.nonNegative(handle, 3),
+                        candidateLatencyMicros: Self.nonNegative(handle, 4),
+                        baselineStatus: Self.nonNegative(handle, 5).map { Int($0) },
+                        candidateStatus: Self.nonNegative(handle, 6).map { Int($0) },
                         baselineError: baselineError.read(handle),
                         candidateError: candidateError.read(handle),
-                        divergence: sqlite3_column_type(handle, 10) == SQLITE_NULL ? nil : sqlite3_column_double(handle, 10),
+                        divergence: Self.score(handle, 10),
                         diverged: sqlite3_column_int64(handle, 11) == 1,
                         requestID: Self.text(handle, 12),
                         differingPaths: Self.text(handle, 13),
@@ -166,9 +166,8 @@ extension PairReader {
         }
 
         mutating func read(_ handle: OpaquePointer) -> String? {
-            guard sqlite3_column_type(handle, self.index) != SQLITE_NULL, let text = sqlite3_column_text(handle, self.index) else {
-                return nil
-            }
+            // NULL reads as a null pointer: no separate type check.
+            guard let text = sqlite3_column_text(handle, self.index) else { return nil }
             let buffer = UnsafeBufferPointer(start: text, count: Int(sqlite3_column_bytes(handle, self.index)))
             if let value = self.value, buffer.count == self.bytes.count,
                 buffer.isEmpty || self.bytes.withUnsafeBufferPointer({ memcmp($0.baseAddress!, text, buffer.count) == 0 })
@@ -182,8 +181,15 @@ extension PairReader {
         }
     }
 
-    private static func int64(_ handle: OpaquePointer, _ index: Int32) -> Int64? {
-        sqlite3_column_type(handle, index) == SQLITE_NULL ? nil : sqlite3_column_int64(handle, index)
+    /// Columns selected as `coalesce(x, -1)`: one call per value instead of a type check and a read.
+    private static func nonNegative(_ handle: OpaquePointer, _ index: Int32) -> Int64? {
+        let value = sqlite3_column_int64(handle, index)
+        return value < 0 ? nil : value
+    }
+
+    private static func score(_ handle: OpaquePointer, _ index: Int32) -> Double? {
+        let value = sqlite3_column_double(handle, index)
+        return value < 0 ? nil : value
     }
 
     private static func double(_ handle: OpaquePointer, _ index: Int32) -> Double? {
@@ -191,7 +197,7 @@ extension PairReader {
     }
 
     private static func text(_ handle: OpaquePointer, _ index: Int32) -> String? {
-        guard sqlite3_column_type(handle, index) != SQLITE_NULL, let text = sqlite3_column_text(handle, index) else { return nil }
+        guard let text = sqlite3_column_text(handle, index) else { return nil }
         return String(decoding: UnsafeBufferPointer(start: text, count: Int(sqlite3_column_bytes(handle, index))), as: UTF8.self)
     }
 

@@ -93,6 +93,30 @@ import Testing
         }
     }
 
+    @Test func theDiagonalDistanceMatchesTheTextbookOneOnNearlyEqualTexts() async {
+        // A random text and a copy with a few random edits: the case the diagonal algorithm is for.
+        await propertyCheck(count: 500, input: Gen.int(in: 0...1_000_000), Gen.int(in: 0...12), Gen.int(in: 0...200)) { seed, edits, length in
+            var random = SplitMix64(seed: UInt64(seed))
+            let left = (0..<length).map { _ in ["a", "b", "c", "d", "e"][Int(random.next() % 5)] }
+            var right = left
+            for _ in 0..<edits {
+                let position = right.isEmpty ? 0 : Int(random.next() % UInt64(right.count))
+                switch random.next() % 3 {
+                case 0: right.insert("x", at: position)
+                case 1: if !right.isEmpty { right.remove(at: position) }
+                default: if !right.isEmpty { right[position] = "y" }
+                }
+            }
+            let reference = TextScorer.editDistanceReference(left, right)
+            #expect(TextScorer.editDistance(left, right) == reference, "\(left) vs \(right)")
+            var ids: [String: Int32] = [:]
+            let a = left.map { TextScorer.intern($0, &ids) }
+            let b = right.map { TextScorer.intern($0, &ids) }
+            let small = TextScorer.smallEditDistance(a[...], b[...], limit: 6)
+            #expect(small == (reference <= 6 ? reference : nil), "\(left) vs \(right)")
+        }
+    }
+
     @Test func knownDistances() {
         func tokens(_ text: String) -> [String] { text.split(separator: " ").map(String.init) }
         #expect(TextScorer.editDistance(tokens("the cat sat"), tokens("the cat sat")) == 0)

@@ -1,3 +1,9 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
 /// A strict RFC 8259 JSON parser over UTF-8 bytes with a nesting limit.
 ///
 /// Written here rather than taken from Foundation because scoring needs a bounded depth (a
@@ -175,6 +181,21 @@ private struct Cursor {
         // Fast path: no escapes. ASCII needs no validation (and skips the generic validating
         // initialiser, which costs a runtime metadata lookup per call).
         var ascii = true
+        // Eight bytes at a time while none is a quote, a backslash, a control or non-ASCII byte
+        // (SWAR: "has a zero byte" tests on the word), the common case for long text values.
+        let base = self.bytes.baseAddress!
+        while self.index + 8 <= self.bytes.count {
+            var word: UInt64 = 0
+            memcpy(&word, base + self.index, 8)
+            let ones: UInt64 = 0x0101_0101_0101_0101
+            let highs: UInt64 = 0x8080_8080_8080_8080
+            let quote = word ^ (ones &* 0x22)
+            let backslash = word ^ (ones &* 0x5C)
+            let special =
+                ((quote &- ones) & ~quote) | ((backslash &- ones) & ~backslash) | ((word &- ones &* 0x20) & ~word) | word
+            if special & highs != 0 { break }
+            self.index += 8
+        }
         while self.index < self.bytes.count {
             let byte = self.bytes[self.index]
             if byte == UInt8(ascii: "\"") {

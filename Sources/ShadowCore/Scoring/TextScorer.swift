@@ -83,6 +83,9 @@ public struct TextScorer: ValueScorer {
         let m = pattern.count
         if m == 0 { return text.count }
         if text.isEmpty { return m }
+        // Two answers of one model family mostly differ in a few places: find those distances in
+        // O((m + n) · k) without touching the whole m × n table.
+        if let small = Self.smallEditDistance(pattern, text, limit: Self.smallDistanceLimit) { return small }
         let blocks = (m + 63) / 64
         // Peq[symbol * blocks + block]: where each symbol occurs in the pattern.
         var peq = [UInt64](repeating: 0, count: alphabet * blocks)
@@ -123,6 +126,54 @@ public struct TextScorer: ValueScorer {
             }
         }
         return score
+    }
+
+    /// Up to this many edits the diagonal algorithm runs; beyond it the bit-parallel one.
+    static let smallDistanceLimit = 48
+
+    /// Ukkonen's / Landau and Vishkin's diagonal algorithm: for k = 0, 1, 2, …, the furthest row
+    /// each diagonal (j − i) reaches with k edits, sliding along equal tokens for free. It stops at
+    /// the first k that reaches the corner, so the cost grows with the distance, not with the
+    /// length product.
+    ///
+    /// - Returns: the distance, or `nil` when it is above `limit`.
+    static func smallEditDistance(_ a: ArraySlice<Int32>, _ b: ArraySlice<Int32>, limit: Int) -> Int? {
+        let m = a.count
+        let n = b.count
+        guard abs(m - n) <= limit else { return nil }
+        let unreachable = Int.min / 2
+        // Rows are counted from 0 within the slices; diagonal d lives at index d + offset.
+        let offset = m + 1
+        var previous = [Int](repeating: unreachable, count: m + n + 3)
+        var current = previous
+        let target = n - m
+        return a.withContiguousStorageIfAvailable { a -> Int? in
+            b.withContiguousStorageIfAvailable { b -> Int? in
+                for k in 0...min(limit, max(m, n)) {
+                    let low = max(-m, -k)
+                    let high = min(n, k)
+                    for d in low...high {
+                        var row: Int
+                        if k == 0 {
+                            row = 0
+                        } else {
+                            // Substitution stays on d; deleting a[i] comes from d + 1; inserting
+                            // b[j] comes from d − 1 on the same row.
+                            row = max(previous[d + offset] + 1, previous[d + 1 + offset] + 1, previous[d - 1 + offset])
+                            row = min(row, m, n - d)
+                            if row < max(0, -d) { row = unreachable }
+                        }
+                        if row != unreachable {
+                            while row < m, row + d < n, a[row] == b[row + d] { row += 1 }
+                        }
+                        current[d + offset] = row
+                    }
+                    if target >= low, target <= high, current[target + offset] >= m { return k }
+                    swap(&previous, &current)
+                }
+                return nil
+            } ?? nil
+        } ?? nil
     }
 
     /// The textbook dynamic programme, kept as the reference the fast version is tested against.

@@ -27,64 +27,11 @@ extension BenchCommand {
         var smoke = false
 
         func run() async throws {
-            for tool in ["wrk", "nginx", "taskset"] where which(tool) == nil {
-                throw ValidationError("\(tool) is missing: apt-get install -y wrk nginx-light util-linux")
-            }
-            let directory = NSTemporaryDirectory() + "shadowd-bench-proxy-\(UUID().uuidString.prefix(8))"
-            try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-            defer { try? FileManager.default.removeItem(atPath: directory) }
-            let ports = (base: 28001, candidate: 28002, plain: 28003, mirror: 28004, sidecar: 28005, admin: 28006, slow: 28007)
-            var processes: [Process] = []
-            defer { for process in processes where process.isRunning { process.terminate() } }
-
-            let body =
-                #"{"model_name":"m","model_version":"1","outputs":[{"name":"label","datatype":"BYTES","shape":[1],"data":["cat"]},{"name":"probabilities","datatype":"FP32","shape":[3],"data":[0.7,0.2,0.1]}],"pad":"\#(String(repeating: "x", count: 80))"}"#
-            let candidatePort: Int
-            switch self.candidate {
-            case "fast": candidatePort = ports.candidate
-            case "slow", "hung":
-                let spec = directory + "/candidate.yaml"
-                try (self.candidate == "slow" ? "latency: {min: 200ms, max: 200ms}\n" : "hang_rate: 1.0\n").write(
-                    toFile: spec,
-                    atomically: true,
-                    encoding: .utf8
-                )
-                processes.append(try spawn(["-c", "1", siblingBinary("shadowd"), "fixture-model", "--spec", spec, "--port", "\(ports.slow)"]))
-                candidatePort = ports.slow
-            case "refused": candidatePort = 28099
-            default: throw ValidationError("--candidate: fast, slow, hung or refused")
-            }
-            try Self.nginxConfig(
-                directory: directory,
-                ports: (ports.base, ports.candidate, ports.plain, ports.mirror),
-                mirrorTo: candidatePort,
-                answer: body
-            )
-            .write(toFile: directory + "/nginx.conf", atomically: true, encoding: .utf8)
-            processes.append(try spawn(["-c", "0", which("nginx")!, "-c", directory + "/nginx.conf", "-p", directory]))
-            try """
-            server: {listen: "127.0.0.1:\(ports.sidecar)", threads: 1}
-            admin: {listen: "127.0.0.1:\(ports.admin)"}
-            storage: {path: \(directory)/bench.sqlite}
-            routes:
-              - name: bench
-                prefix: /
-                baseline: {url: "http://127.0.0.1:\(ports.base)"}
-                candidates: [{name: c, url: "http://127.0.0.1:\(candidatePort)", timeout: 1s}]
-                scorer: {kind: json, protocol: kserve_v2}
-            """.write(toFile: directory + "/shadowd.yaml", atomically: true, encoding: .utf8)
-            processes.append(
-                try spawn(["-c", "0", siblingBinary("shadowd"), "serve", "--config", directory + "/shadowd.yaml", "--log-level", "warning"])
-            )
-            try await Task.sleep(for: .seconds(1))
-
+            let rig = try await ProxyRig.start(candidate: self.candidate)
+            defer { rig.stop() }
+            let ports = rig.ports
+            let script = rig.script
             let targets = [("direct", ports.base), ("nginx proxy", ports.plain), ("nginx mirror", ports.mirror), ("shadowd", ports.sidecar)]
-            let script = directory + "/post.lua"
-            try """
-            wrk.method = "POST"
-            wrk.body = '{"id":"x","inputs":[{"name":"features","shape":[1,4],"datatype":"FP32","data":[\(Array(repeating: "1.5", count: 150).joined(separator: ","))]}]}'
-            wrk.headers["Content-Type"] = "application/json"
-            """.write(toFile: script, atomically: true, encoding: .utf8)
             let duration = self.smoke ? 1 : self.duration
             let rounds = self.smoke ? 1 : self.rounds
             let connectionCounts = self.smoke ? [4] : self.connections
@@ -130,31 +77,6 @@ extension BenchCommand {
             if let stats = try? String(contentsOf: URL(string: "http://127.0.0.1:\(ports.admin)/stats")!, encoding: .utf8) {
                 print("\nshadowd /stats: \(stats)")
             }
-        }
-
-        static func nginxConfig(directory: String, ports: (Int, Int, Int, Int), mirrorTo candidate: Int, answer: String) -> String {
-            """
-            worker_processes 1;
-            daemon off;
-            error_log \(directory)/nginx-error.log;
-            pid \(directory)/nginx.pid;
-            events { worker_connections 4096; }
-            http {
-              access_log off;
-              client_body_temp_path \(directory);
-              proxy_temp_path \(directory);
-              upstream base { server 127.0.0.1:\(ports.0); keepalive 64; }
-              upstream cand { server 127.0.0.1:\(candidate); keepalive 64; }
-              server { listen 127.0.0.1:\(ports.0); location / { default_type application/json; return 200 '\(answer)'; } }
-              server { listen 127.0.0.1:\(ports.1); location / { default_type application/json; return 200 '\(answer)'; } }
-              server { listen 127.0.0.1:\(ports.2); location / { proxy_pass http://base; proxy_http_version 1.1; proxy_set_header Connection ""; } }
-              server {
-                listen 127.0.0.1:\(ports.3);
-                location / { mirror /mirror; proxy_pass http://base; proxy_http_version 1.1; proxy_set_header Connection ""; }
-                location = /mirror { internal; proxy_pass http://cand$request_uri; proxy_http_version 1.1; proxy_set_header Connection ""; proxy_connect_timeout 1s; proxy_read_timeout 1s; }
-              }
-            }
-            """
         }
     }
 }

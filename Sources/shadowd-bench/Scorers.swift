@@ -1,4 +1,5 @@
 import ArgumentParser
+import Foundation
 import ShadowCore
 
 extension BenchCommand {
@@ -11,6 +12,12 @@ extension BenchCommand {
 
         @Option(help: "Run only the cases whose name contains this.")
         var only: String?
+
+        @Flag(
+            help:
+                "First measure the sidecar's own request rate (wrk, 32 connections, nginx backends; needs wrk and nginx) and print each scorer's throughput as a multiple of it."
+        )
+        var againstSidecar = false
 
         func run() async throws {
             let v2 = Self.payload(floats: 10)
@@ -27,6 +34,15 @@ extension BenchCommand {
                 ("text edit, 1,000 tokens", ScorerConfiguration(kind: .text, outputProtocol: .openAI), text),
                 ("text jaccard, 1,000 tokens", ScorerConfiguration(kind: .text, outputProtocol: .openAI, textMetric: .jaccard), text),
             ]
+            var sidecarRate: Double?
+            if self.againstSidecar {
+                let rig = try await ProxyRig.start(candidate: "fast")
+                defer { rig.stop() }
+                let runs = try (0..<3).map { _ in try wrk(port: rig.ports.sidecar, connections: 32, seconds: 3, script: rig.script).requestsPerSecond
+                }
+                sidecarRate = runs.sorted()[1]
+                print("sidecar (one event loop, 100% mirrored, scored, recorded): \(Int(sidecarRate!)) req/s (median of 3 × 3 s, wrk 32 connections)")
+            }
             print("scorer throughput, one core, \(self.seconds) s each")
             for (label, configuration, (baseline, candidate)) in cases where self.only.map({ label.contains($0) }) ?? true {
                 let scorer = configuration.makeScorer()
@@ -40,7 +56,8 @@ extension BenchCommand {
                 }
                 let elapsed = ContinuousClock.now - started
                 let rate = Double(count) / (Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18)
-                print("  \(label.padding(30)) \(String(Int(rate)).leftPadding(9)) pairs/s   (score \(checksum / Double(count)))")
+                let multiple = sidecarRate.map { "  = \(String(format: "%.1f", rate / $0))× the sidecar's rate" } ?? ""
+                print("  \(label.padding(30)) \(String(Int(rate)).leftPadding(9)) pairs/s\(multiple)   (score \(checksum / Double(count)))")
             }
         }
 

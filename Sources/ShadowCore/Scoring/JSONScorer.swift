@@ -74,9 +74,13 @@ private struct Diff {
 
     mutating func note(_ kind: String, _ path: [JSONPathComponent], baseline: JSONValue?, candidate: JSONValue?, leaves count: Int) {
         self.differing += count
-        if self.paths.count < 100 { self.paths.insert(path.pathString) }
-        guard self.listed.count < self.scorer.maximumListedDifferences else { return }
-        var entry: [(key: String, value: JSONValue)] = [("path", .string(path.pathString)), ("kind", .string(kind))]
+        let wanted = self.paths.count < 100
+        let listing = self.listed.count < self.scorer.maximumListedDifferences
+        guard wanted || listing else { return }
+        let text = path.pathString
+        if wanted { self.paths.insert(text) }
+        guard listing else { return }
+        var entry: [(key: String, value: JSONValue)] = [("path", .string(text)), ("kind", .string(kind))]
         if let baseline { entry.append(("baseline", Diff.preview(baseline))) }
         if let candidate { entry.append(("candidate", Diff.preview(candidate))) }
         self.listed.append(.object(entry))
@@ -109,6 +113,16 @@ private struct Diff {
         case (.object(let a), .object(let b)):
             if a.isEmpty && b.isEmpty {
                 self.leaves += 1
+                return
+            }
+            // Two answers of one API almost always list the same keys in the same order: compare
+            // them pairwise without building a dictionary.
+            if a.count == b.count, zip(a, b).allSatisfy({ $0.key == $1.key }) {
+                for (member, other) in zip(a, b) {
+                    path.append(.key(member.key))
+                    self.compare(member.value, other.value, path: &path)
+                    path.removeLast()
+                }
                 return
             }
             var rightByKey: [String: JSONValue] = [:]

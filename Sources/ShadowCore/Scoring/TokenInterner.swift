@@ -128,7 +128,8 @@ struct TokenInterner {
         self.storage.withUnsafeBufferPointer { storage in
             for (id, span) in self.spans.enumerated() {
                 let readable = storage.count - span.start
-                var slot = Int(truncatingIfNeeded: Self.hash(storage.baseAddress! + span.start, span.count, head: span.head, readable: readable)) & mask
+                var slot =
+                    Int(truncatingIfNeeded: Self.hash(storage.baseAddress! + span.start, span.count, head: span.head, readable: readable)) & mask
                 while table[slot] >= 0 { slot = (slot + 1) & mask }
                 table[slot] = Int32(id)
             }

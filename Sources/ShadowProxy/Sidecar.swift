@@ -38,6 +38,7 @@ public final class Sidecar: Sendable {
     /// The registry behind `/metrics`.
     public let metrics: SidecarMetrics
     let shared: SharedState
+    let gating: GatingRegistry
 
     /// Builds the daemon from a validated configuration.
     ///
@@ -47,7 +48,9 @@ public final class Sidecar: Sendable {
         self.configuration = configuration
         self.current = Mutex(configuration)
         self.metrics = SidecarMetrics()
-        let runtime = try SidecarRuntime(configuration: configuration, metrics: self.metrics)
+        let events = GatingEventLog()
+        self.gating = GatingRegistry(events: events, factory: self.metrics.factory, logger: logger)
+        let runtime = try SidecarRuntime(configuration: configuration, metrics: self.metrics, gating: self.gating)
         self.store = try PairStore(path: configuration.storage.path, synchronous: configuration.storage.synchronous)
         let records = RecordQueue<ExchangeRecord>(capacity: configuration.storage.queueCapacity)
         let coverage = CoverageCounter()
@@ -59,6 +62,7 @@ public final class Sidecar: Sendable {
             store: self.store,
             queue: records,
             coverage: coverage,
+            events: events,
             storage: configuration.storage,
             noise: noise,
             metrics: self.metrics.factory,
@@ -104,7 +108,7 @@ public final class Sidecar: Sendable {
         if configuration.storage != current.storage { refused.append("storage") }
         if configuration.limits.maxHeaderBytes != current.limits.maxHeaderBytes { refused.append("limits.max_header_bytes") }
         guard refused.isEmpty else { throw ReloadError(keys: refused) }
-        let runtime = try SidecarRuntime(configuration: configuration, metrics: self.metrics)
+        let runtime = try SidecarRuntime(configuration: configuration, metrics: self.metrics, gating: self.gating)
         self.writer.noise?.update(routes: configuration.routes)
         for bound in self.contexts {
             try await bound.eventLoop.submit { bound.value.runtime = runtime }.get()

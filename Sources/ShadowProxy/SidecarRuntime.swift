@@ -12,6 +12,13 @@ final class SidecarRuntime: Sendable {
         let baselineAddress: SocketAddress
         let candidateAddresses: [SocketAddress]
         let metrics: SidecarMetrics.RouteHandles
+        /// Per target (same order), its circuit breaker if configured.
+        let breakers: [CandidateBreaker?]
+        let limiter: RouteLimiter?
+        /// The sampling key's salt: the configured one or the route name.
+        let salt: String
+        /// The sampling key's field, parsed once.
+        let sampleField: JSONPathPattern?
     }
 
     let configuration: Configuration
@@ -20,7 +27,7 @@ final class SidecarRuntime: Sendable {
     /// Metric handles for requests that match no route.
     let unroutedMetrics: SidecarMetrics.RouteHandles
 
-    init(configuration: Configuration, metrics: SidecarMetrics) throws {
+    init(configuration: Configuration, metrics: SidecarMetrics, gating: GatingRegistry) throws {
         self.configuration = configuration
         self.table = RouteTable(routes: configuration.routes)
         self.routes = try configuration.routes.map { route in
@@ -32,7 +39,14 @@ final class SidecarRuntime: Sendable {
                 candidateAddresses: try route.mirrorTargets.map {
                     try SocketAddress.makeAddressResolvingHost($0.url.host, port: $0.url.port)
                 },
-                metrics: metrics.handles(route: route.name, targets: route.mirrorTargets.map(\.name))
+                metrics: metrics.handles(route: route.name, targets: route.mirrorTargets.map(\.name)),
+                breakers: route.mirrorTargets.map { gating.breaker(route: route.name, candidate: $0.name, configuration: route.circuitBreaker) },
+                limiter: gating.limiter(route: route.name, configuration: route.rateLimit),
+                salt: route.sampleSalt ?? route.name,
+                sampleField: {
+                    guard case .field(let text) = route.sampleKey, case .success(let pattern) = JSONPathPattern.parse(text) else { return nil }
+                    return pattern
+                }()
             )
         }
         self.unroutedMetrics = metrics.handles(route: "-", targets: [])

@@ -158,6 +158,22 @@ extension PairStore {
             FROM shadows s JOIN exchanges e ON e.id = s.exchange_id;
             """
         ),
+        (
+            4,
+            // Circuit-breaker state changes (and future gate events), for the report's timeline.
+            """
+            CREATE TABLE gating_events (
+                at_us INTEGER NOT NULL,
+                route TEXT NOT NULL,
+                candidate TEXT NOT NULL,
+                kind TEXT NOT NULL,
+                from_state TEXT NOT NULL,
+                to_state TEXT NOT NULL,
+                reason TEXT NOT NULL
+            );
+            CREATE INDEX gating_events_by_time ON gating_events(at_us);
+            """
+        ),
     ]
 
     func migrate() throws {

@@ -13,7 +13,12 @@ extension PairStore {
     /// with a `noise` tracker, candidates are scored without the route's noisy paths.
     /// - Returns: what was written: coverage counts and per-candidate scoring totals.
     @discardableResult
-    public func write(_ batch: [ExchangeRecord], coverage: [CoverageCounter.Key: Int], noise: NoiseFloorTracker? = nil) throws -> WriteSummary {
+    public func write(
+        _ batch: [ExchangeRecord],
+        coverage: [CoverageCounter.Key: Int],
+        noise: NoiseFloorTracker? = nil,
+        events: [GatingEvent] = []
+    ) throws -> WriteSummary {
         var coverage = coverage
         var scored: [[Score?]] = []
         scored.reserveCapacity(batch.count)
@@ -70,6 +75,14 @@ extension PairStore {
                             score == nil ? nil : record.scorer.name, score?.value, score.map { $0.diverged ? 1 : 0 },
                             score?.explanation.serialized, score.flatMap { PairStore.differingPathsJSON($0.differingPaths) },
                         ])
+                    }
+                }
+                if !events.isEmpty {
+                    let insertEvent = try db.cachedStatement(
+                        sql: "INSERT INTO gating_events (at_us, route, candidate, kind, from_state, to_state, reason) VALUES (?, ?, ?, ?, ?, ?, ?)"
+                    )
+                    for event in events {
+                        try insertEvent.execute(arguments: [event.atMicros, event.route, event.candidate, event.kind, event.from, event.to, event.reason])
                     }
                 }
                 for (key, count) in coverage where count > 0 {

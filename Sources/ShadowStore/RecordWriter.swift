@@ -13,6 +13,8 @@ import ShadowCore
 public final class RecordWriter: Service, Sendable {
     public let queue: RecordQueue<ExchangeRecord>
     public let coverage: CoverageCounter
+    /// Gate state changes, written with the next batch.
+    public let events: GatingEventLog
     let store: PairStore
     let metrics: (any MetricsFactory)?
 
@@ -31,6 +33,7 @@ public final class RecordWriter: Service, Sendable {
         store: PairStore,
         queue: RecordQueue<ExchangeRecord>,
         coverage: CoverageCounter,
+        events: GatingEventLog = GatingEventLog(),
         storage: StorageConfiguration,
         noise: NoiseFloorTracker? = nil,
         metrics: (any MetricsFactory)? = nil,
@@ -41,6 +44,7 @@ public final class RecordWriter: Service, Sendable {
         self.noise = noise
         self.queue = queue
         self.coverage = coverage
+        self.events = events
         self.batchSize = storage.batchSize
         self.flushInterval = storage.flushInterval
         self.logger = logger
@@ -113,10 +117,11 @@ public final class RecordWriter: Service, Sendable {
     /// records are counted as `write_failed`, never silently lost, and the proxy keeps serving.
     private func flush(_ batch: [ExchangeRecord]) {
         let counts = self.coverage.drain()
-        if batch.isEmpty && counts.isEmpty { return }
+        let events = self.events.drain()
+        if batch.isEmpty && counts.isEmpty && events.isEmpty { return }
         do {
             let started = ContinuousClock.now
-            let summary = try self.store.write(batch, coverage: counts, noise: self.noise)
+            let summary = try self.store.write(batch, coverage: counts, noise: self.noise, events: events)
             self.export(summary, batchSize: batch.count, took: ContinuousClock.now - started)
             if self.statistics.snapshot().lastBatchFailed {
                 self.logger.notice("recording resumed")
@@ -127,6 +132,7 @@ public final class RecordWriter: Service, Sendable {
             // is left behind, and the next batch tries again, so recording resumes by itself
             // once space returns.
             self.coverage.restore(counts)
+            self.events.restore(events)
             for record in batch {
                 for candidate in record.candidates {
                     self.coverage.add(route: record.route, candidate: candidate.name, reason: .writeFailed, atMicros: record.receivedAtMicros)

@@ -198,10 +198,31 @@ extension RouteConfiguration {
         if noiseFloor != nil, candidateNames.contains(NoiseFloorConfiguration.replicaName) {
             throw reader.fail("candidates", "'\(NoiseFloorConfiguration.replicaName)' is reserved for the noise floor's replica")
         }
-        var segment: SegmentKey?
+        var segment: RequestKey?
         if var segmentReader = try reader.object("segment") {
-            segment = try SegmentKey(reading: &segmentReader)
+            segment = try RequestKey(reading: &segmentReader)
             try segmentReader.finish()
+        }
+        var sampleKey: RequestKey?
+        if var keyReader = try reader.object("sample_key") {
+            sampleKey = try RequestKey(reading: &keyReader)
+            try keyReader.finish()
+        }
+        let sampleSalt = try reader.string("sample_salt")
+        var gates = GateConfiguration()
+        if var gateReader = try reader.object("gates") {
+            gates = try GateConfiguration(reading: &gateReader)
+            try gateReader.finish()
+        }
+        var breaker: CircuitBreakerConfiguration?
+        if var breakerReader = try reader.object("circuit_breaker") {
+            breaker = try CircuitBreakerConfiguration(reading: &breakerReader)
+            try breakerReader.finish()
+        }
+        var rateLimit: RateLimitConfiguration?
+        if var limitReader = try reader.object("rate_limit") {
+            rateLimit = try RateLimitConfiguration(reading: &limitReader)
+            try limitReader.finish()
         }
         var guardrails = defaults
         if var guardrailReader = try reader.object("guardrails") {
@@ -219,6 +240,11 @@ extension RouteConfiguration {
             segment: segment,
             guardrails: guardrails
         )
+        self.sampleKey = sampleKey
+        self.sampleSalt = sampleSalt
+        self.gates = gates
+        self.circuitBreaker = breaker
+        self.rateLimit = rateLimit
     }
 }
 
@@ -342,7 +368,7 @@ extension GuardrailConfiguration {
     }
 }
 
-extension SegmentKey {
+extension RequestKey {
     init(reading reader: inout YAMLReader) throws(ConfigurationError) {
         let header = try reader.string("header")
         let field = try reader.string("field")
@@ -373,5 +399,120 @@ extension YAMLReader {
         )
         try reader.finish()
         return cost
+    }
+}
+
+extension GateConfiguration {
+    init(reading reader: inout YAMLReader) throws(ConfigurationError) {
+        self.init()
+        self.include = try reader.objects("include").map { rule throws(ConfigurationError) in
+            var rule = rule
+            let parsed = try GateRule(reading: &rule)
+            try rule.finish()
+            return parsed
+        }
+        self.exclude = try reader.objects("exclude").map { rule throws(ConfigurationError) in
+            var rule = rule
+            let parsed = try GateRule(reading: &rule)
+            try rule.finish()
+            return parsed
+        }
+    }
+}
+
+extension GateRule {
+    init(reading reader: inout YAMLReader) throws(ConfigurationError) {
+        self.init()
+        if reader.has("method") {
+            let methods: [String]
+            if let single = try? reader.string("method") {
+                methods = [single]
+            } else {
+                methods = try reader.strings("method")
+            }
+            for method in methods where method.isEmpty || !method.utf8.allSatisfy({ (0x41...0x5A).contains($0) }) {
+                throw reader.fail("method", "expected an upper-case HTTP method such as POST, got '\(method)'")
+            }
+            self.methods = methods
+        }
+        if let path = try reader.string("path") {
+            guard path.hasPrefix("/") else { throw reader.fail("path", "must start with '/', got '\(path)'") }
+            self.path = PathGlob(path)
+        }
+        if let name = try reader.string("header") {
+            guard !name.isEmpty, name.utf8.allSatisfy({ $0 > 32 && $0 < 127 && $0 != UInt8(ascii: ":") }) else {
+                throw reader.fail("header", "expected a header name, got '\(name)'")
+            }
+            self.header = (name, try reader.valueTest(numeric: false) ?? .present(true))
+        }
+        if let text = try reader.string("field") {
+            let pattern: JSONPathPattern
+            switch JSONPathPattern.parse(text) {
+            case .failure(let failure): throw reader.fail("field", failure.reason)
+            case .success(let parsed): pattern = parsed
+            }
+            guard !text.contains("*") else { throw reader.fail("field", "must name one value, without wildcards") }
+            if self.header != nil { throw reader.fail("field", "a rule tests one header or one field; use two rules") }
+            self.field = (pattern, try reader.valueTest(numeric: true) ?? .present(true))
+        } else if self.header == nil, ["equals", "not_equals", "matches", "less_than", "greater_than", "present"].contains(where: reader.has) {
+            throw reader.fail("equals", "a value test needs 'header' or 'field'")
+        }
+        if var bytes = try reader.object("body_bytes") {
+            let min = try bytes.bytes("min", default: 0, range: 0...(1 << 40))
+            let max = try bytes.bytes("max", default: 1 << 40, range: 0...(1 << 40))
+            try bytes.finish()
+            guard min <= max else { throw reader.fail("body_bytes", "min (\(min)) is above max (\(max))") }
+            self.bodyBytes = min...max
+        }
+        if self.methods == nil, self.path == nil, self.header == nil, self.field == nil, self.bodyBytes == nil {
+            throw reader.fail("", "an empty rule: give method, path, header, field or body_bytes")
+        }
+    }
+}
+
+extension YAMLReader {
+    /// At most one of equals / not_equals / matches / less_than / greater_than / present.
+    mutating func valueTest(numeric: Bool) throws(ConfigurationError) -> GateRule.ValueTest? {
+        var tests: [GateRule.ValueTest] = []
+        if let value = try self.string("equals") { tests.append(.equals(value)) }
+        if let value = try self.string("not_equals") { tests.append(.notEquals(value)) }
+        if let pattern = try self.string("matches") {
+            do {
+                tests.append(.matches(try CompiledRegex(pattern)))
+            } catch {
+                throw self.fail("matches", "invalid regular expression '\(pattern)': \(error)")
+            }
+        }
+        if self.has("less_than") { tests.append(.lessThan(try self.double("less_than", default: 0, range: -Double.greatestFiniteMagnitude...Double.greatestFiniteMagnitude))) }
+        if self.has("greater_than") {
+            tests.append(.greaterThan(try self.double("greater_than", default: 0, range: -Double.greatestFiniteMagnitude...Double.greatestFiniteMagnitude)))
+        }
+        if self.has("present") { tests.append(.present(try self.bool("present", default: true))) }
+        guard tests.count <= 1 else { throw self.fail("equals", "give one test per rule (equals, not_equals, matches, less_than, greater_than or present)") }
+        return tests.first
+    }
+}
+
+extension CircuitBreakerConfiguration {
+    init(reading reader: inout YAMLReader) throws(ConfigurationError) {
+        self.init()
+        self.window = try reader.duration("window", default: self.window, minimum: .seconds(1))
+        self.minCalls = try reader.int("min_calls", default: self.minCalls, range: 1...1_000_000)
+        self.maxErrorRate = try reader.double("max_error_rate", default: self.maxErrorRate, range: 0...1)
+        self.maxTimeoutRate = try reader.double("max_timeout_rate", default: self.maxTimeoutRate, range: 0...1)
+        if reader.has("max_p99") { self.maxP99 = try reader.duration("max_p99", default: .seconds(1)) }
+        self.coolDown = try reader.duration("cool_down", default: self.coolDown, minimum: .milliseconds(10))
+        self.halfOpenPercent = try reader.double("half_open_percent", default: self.halfOpenPercent, range: 0.001...100)
+        self.halfOpenCalls = try reader.int("half_open_calls", default: self.halfOpenCalls, range: 1...100_000)
+    }
+}
+
+extension RateLimitConfiguration {
+    init(reading reader: inout YAMLReader) throws(ConfigurationError) {
+        self.init()
+        if reader.has("per_second") { self.perSecond = try reader.double("per_second", default: 1, range: 0.001...1_000_000) }
+        if reader.has("burst") { self.burst = try reader.double("burst", default: 1, range: 1...10_000_000) }
+        if reader.has("daily_requests") { self.dailyRequests = try reader.int("daily_requests", default: 1, range: 1...Int(Int32.max)) }
+        if self.perSecond == nil, self.dailyRequests == nil { throw reader.fail("per_second", "give per_second, daily_requests or both") }
     }
 }

@@ -149,7 +149,17 @@ public struct RouteConfiguration: Sendable, Equatable {
     /// The A/A comparison that measures how much the baseline disagrees with itself.
     public var noiseFloor: NoiseFloorConfiguration?
     /// What the report breaks the route's figures down by.
-    public var segment: SegmentKey?
+    public var segment: RequestKey?
+    /// With a key, the sample is a deterministic function of it (sticky users); without, random.
+    public var sampleKey: RequestKey?
+    /// Mixed into the key's hash so routes draw independent samples; the route name by default.
+    public var sampleSalt: String?
+    /// Which requests may be mirrored at all.
+    public var gates: GateConfiguration
+    /// Per candidate: stop mirroring while it fails.
+    public var circuitBreaker: CircuitBreakerConfiguration?
+    /// Caps on mirrored requests.
+    public var rateLimit: RateLimitConfiguration?
     /// The limits the report's verdict checks.
     public var guardrails: GuardrailConfiguration
 
@@ -161,7 +171,7 @@ public struct RouteConfiguration: Sendable, Equatable {
         samplePercent: Double = 100,
         scorer: ScorerConfiguration = .init(),
         noiseFloor: NoiseFloorConfiguration? = nil,
-        segment: SegmentKey? = nil,
+        segment: RequestKey? = nil,
         guardrails: GuardrailConfiguration = .init()
     ) {
         self.name = name
@@ -173,6 +183,7 @@ public struct RouteConfiguration: Sendable, Equatable {
         self.noiseFloor = noiseFloor
         self.segment = segment
         self.guardrails = guardrails
+        self.gates = GateConfiguration()
     }
 
     /// The header whose value the sidecar records as each exchange's segment, if any.
@@ -185,6 +196,22 @@ public struct RouteConfiguration: Sendable, Equatable {
     public var mirrorTargets: [CandidateConfiguration] {
         guard let noiseFloor = self.noiseFloor else { return self.candidates }
         return self.candidates + [noiseFloor.replicaTarget(baseline: self.baseline)]
+    }
+}
+
+/// Caps on how much a route mirrors, whatever the sample says.
+public struct RateLimitConfiguration: Sendable, Equatable {
+    /// Mirrored requests per second (token bucket); `nil` = no rate cap.
+    public var perSecond: Double?
+    /// Requests the bucket may save up (default: one second's worth).
+    public var burst: Double?
+    /// Mirrored requests per UTC day; `nil` = no budget.
+    public var dailyRequests: Int?
+
+    public init(perSecond: Double? = nil, burst: Double? = nil, dailyRequests: Int? = nil) {
+        self.perSecond = perSecond
+        self.burst = burst
+        self.dailyRequests = dailyRequests
     }
 }
 

@@ -83,7 +83,7 @@ public struct CostConfiguration: Sendable, Equatable {
 
 /// Which value splits a route's traffic into segments (a tenant, a country, a client app) so the
 /// report can show where a candidate is worse than it is overall.
-public enum SegmentKey: Sendable, Equatable, CustomStringConvertible {
+public enum RequestKey: Sendable, Equatable, CustomStringConvertible {
     /// A request header, captured by the sidecar into `exchanges.segment`.
     case header(String)
     /// A JSONPath into the request body, read at report time with `json_extract`.

@@ -12,6 +12,14 @@ public enum CoverageReason: String, Sendable, Hashable, CaseIterable {
     case clientClosed = "client_closed"
     /// Not mirrored: outside the route's sample.
     case notSampled = "not_sampled"
+    /// Not mirrored: the route's gates (include/exclude rules) turned it away.
+    case gated
+    /// Not mirrored: the candidate's circuit breaker is open (or half-open and not probing).
+    case circuitOpen = "circuit_open"
+    /// Not mirrored: the route's rate cap (token bucket) was empty.
+    case rateLimited = "rate_limited"
+    /// Not mirrored: the route's daily budget was spent.
+    case budgetExhausted = "budget_exhausted"
     /// Not mirrored: request body above `limits.mirror_max_body`.
     case bodyTooLarge = "body_too_large"
     /// Not mirrored: the candidate's shadow queue was full.

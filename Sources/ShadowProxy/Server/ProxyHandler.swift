@@ -279,11 +279,46 @@ final class ProxyHandler: ChannelInboundHandler, UpstreamResponseDelegate {
             shared.coverage.add(route: configuration.name, reason: .noCandidates, atMicros: at)
             return nil
         }
-        // One draw for the route's sample; targets with their own share (the A/A replica) draw apart.
-        let routeDraw = Double.random(in: 0..<100, using: &self.loopContext.random)
         let bodySize = request.body?.readableBytes ?? 0
+        // The request body as JSON, parsed at most once and only if a gate or the sampling key
+        // reads a field of it.
+        var document: JSONValue?? = nil
+        func body() -> JSONValue? {
+            if document == nil {
+                document = .some(request.body.flatMap { buffer in try? JSONParser(maximumDepth: 64).parse(buffer.readableBytesView) })
+            }
+            return document ?? nil
+        }
+        if !configuration.gates.isEmpty {
+            let uri = request.head.uri
+            let gateRequest = GateRequest(
+                method: request.head.method.rawValue,
+                path: String(uri.prefix { $0 != "?" }),
+                header: { request.head.headers.first(name: $0) },
+                bodyBytes: bodySize,
+                body: body
+            )
+            if !configuration.gates.admits(gateRequest) {
+                for target in targets { shared.coverage.add(route: configuration.name, candidate: target.name, reason: .gated, atMicros: at) }
+                return nil
+            }
+        }
+        // One draw for the route's sample: from the sampling key when there is one (the same key
+        // is always in or always out), else random. Targets with their own share (the A/A
+        // replica) draw apart.
+        var routeDraw = Double.random(in: 0..<100, using: &self.loopContext.random)
+        switch configuration.sampleKey {
+        case .header(let name):
+            if let value = request.head.headers.first(name: name) { routeDraw = Sampler.position(key: value.utf8, salt: route.salt) * 100 }
+        case .field:
+            if let pattern = route.sampleField, let value = body().flatMap({ pattern.select(in: $0).first })?.gateText {
+                routeDraw = Sampler.position(key: value.utf8, salt: route.salt) * 100
+            }
+        case nil:
+            break
+        }
         let tooLarge = bodySize > runtime.configuration.limits.mirrorMaxBody
-        var chosen: [Int] = []
+        var sampled: [Int] = []
         for (index, target) in targets.enumerated() {
             let percent = target.samplePercent ?? configuration.samplePercent
             let draw = target.samplePercent == nil ? routeDraw : Double.random(in: 0..<100, using: &self.loopContext.random)
@@ -291,6 +326,18 @@ final class ProxyHandler: ChannelInboundHandler, UpstreamResponseDelegate {
                 shared.coverage.add(route: configuration.name, candidate: target.name, reason: .notSampled, atMicros: at)
             } else if tooLarge {
                 shared.coverage.add(route: configuration.name, candidate: target.name, reason: .bodyTooLarge, atMicros: at)
+            } else {
+                sampled.append(index)
+            }
+        }
+        if !sampled.isEmpty, let limiter = route.limiter, let reason = limiter.take() {
+            for index in sampled { shared.coverage.add(route: configuration.name, candidate: targets[index].name, reason: reason, atMicros: at) }
+            return nil
+        }
+        var chosen: [Int] = []
+        for index in sampled {
+            if let breaker = route.breakers[index], !breaker.admit(draw: Double.random(in: 0..<1, using: &self.loopContext.random)) {
+                shared.coverage.add(route: configuration.name, candidate: targets[index].name, reason: .circuitOpen, atMicros: at)
             } else {
                 chosen.append(index)
             }
@@ -334,6 +381,7 @@ final class ProxyHandler: ChannelInboundHandler, UpstreamResponseDelegate {
                 exchange: exchange,
                 captureLimit: storage.maxStoredBody,
                 latency: route.metrics.targets[index],
+                breaker: route.breakers[index],
                 shared: shared
             )
             if self.loopContext.lane(for: route, candidate: index).submit(call) {
@@ -341,6 +389,7 @@ final class ProxyHandler: ChannelInboundHandler, UpstreamResponseDelegate {
                 shared.statistics.shadowPending.add(1, ordering: .relaxed)
             } else {
                 shared.coverage.add(route: configuration.name, candidate: candidate.name, reason: .queueFull, atMicros: at)
+                route.breakers[index]?.cancel()
                 shared.statistics.shadowDropped.add(1, ordering: .relaxed)
                 exchange.candidateDropped(slot)
             }

@@ -19,6 +19,7 @@ final class ShadowCall: UpstreamResponseDelegate {
     private let latency: Metrics.Timer
     private let candidate: CandidateConfiguration
     private let captureLimit: Int
+    private let breaker: CandidateBreaker?
     private var call: UpstreamCall?
     private weak var lane: ShadowLane?
     private var started: NIODeadline = .now()
@@ -34,9 +35,11 @@ final class ShadowCall: UpstreamResponseDelegate {
         exchange: PendingExchange,
         captureLimit: Int,
         latency: Metrics.Timer,
+        breaker: CandidateBreaker?,
         shared: SharedState
     ) {
         self.latency = latency
+        self.breaker = breaker
         self.shared = shared
         self.candidateIndex = candidateIndex
         self.candidate = candidate
@@ -109,6 +112,7 @@ final class ShadowCall: UpstreamResponseDelegate {
         if error == nil, let latency = self.result.latencyMicros {
             self.latency.recordNanoseconds(latency * 1000)
         }
+        self.breaker?.record(self.result)
         self.lane?.callFinished(self)
         self.exchange.candidateFinished(self.candidateIndex, self.result)
     }

@@ -1,0 +1,97 @@
+import Logging
+import Metrics
+import ShadowCore
+import Synchronization
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// One candidate's circuit breaker, shared by every event loop: the state machine behind a lock,
+/// its state changes logged, counted, exported as a gauge and recorded in the database.
+final class CandidateBreaker: Sendable {
+    let route: String
+    let candidate: String
+    let configuration: CircuitBreakerConfiguration
+    private let machine: Mutex<CircuitBreaker>
+    private let events: GatingEventLog
+    private let logger: Logger
+    private let stateGauge: Gauge
+    private let factory: any MetricsFactory
+
+    init(route: String, candidate: String, configuration: CircuitBreakerConfiguration, events: GatingEventLog, factory: any MetricsFactory, logger: Logger) {
+        self.route = route
+        self.candidate = candidate
+        self.configuration = configuration
+        self.machine = Mutex(CircuitBreaker(configuration: configuration))
+        self.events = events
+        self.logger = logger
+        self.factory = factory
+        self.stateGauge = Gauge(label: "shadowd_circuit_state", dimensions: [("route", route), ("candidate", candidate)], factory: factory)
+        self.stateGauge.record(0)
+    }
+
+    var state: CircuitBreaker.State { self.machine.withLock { $0.state } }
+
+    /// Whether this copy may go; `draw` is uniform in [0, 1).
+    func admit(draw: Double) -> Bool {
+        let (admitted, transition) = self.machine.withLock { $0.admit(nowNanos: Self.monotonicNanos(), draw: draw) }
+        if let transition { self.announce(transition) }
+        return admitted
+    }
+
+    /// An admitted copy that was dropped before it went.
+    func cancel() {
+        self.machine.withLock { $0.cancel() }
+    }
+
+    /// One finished call: failures are transport errors and 5xx answers (not the capture cap,
+    /// not shutdown).
+    func record(_ result: ArmResult) {
+        if result.error == .shutdown || result.error == .clientClosed { return }
+        let failure = (result.error != nil && result.error != .tooLarge) || (result.status ?? 0) >= 500
+        let timeout = result.error == .timeout || result.error == .connectTimeout
+        let transition = self.machine.withLock {
+            $0.record(nowNanos: Self.monotonicNanos(), failure: failure, timeout: timeout, latencyMicros: result.error == nil ? result.latencyMicros : nil)
+        }
+        if let transition { self.announce(transition) }
+    }
+
+    private func announce(_ transition: CircuitBreaker.Transition) {
+        let level: Logger.Level = transition.to == .open ? .warning : .notice
+        self.logger.log(
+            level: level,
+            "circuit breaker \(transition.from.rawValue) → \(transition.to.rawValue)",
+            metadata: ["shadow.route": "\(self.route)", "shadow.candidate": "\(self.candidate)", "reason": "\(transition.reason)"]
+        )
+        self.stateGauge.record(transition.to == .closed ? 0 : transition.to == .halfOpen ? 1 : 2)
+        Counter(
+            label: "shadowd_circuit_transitions_total",
+            dimensions: [("route", self.route), ("candidate", self.candidate), ("to", transition.to.rawValue)],
+            factory: self.factory
+        ).increment()
+        self.events.append(
+            GatingEvent(
+                atMicros: Self.wallMicros(),
+                route: self.route,
+                candidate: self.candidate,
+                kind: "circuit_breaker",
+                from: transition.from.rawValue,
+                to: transition.to.rawValue,
+                reason: transition.reason
+            )
+        )
+    }
+
+    static func monotonicNanos() -> UInt64 {
+        var spec = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &spec)
+        return UInt64(spec.tv_sec) * 1_000_000_000 + UInt64(spec.tv_nsec)
+    }
+
+    static func wallMicros() -> Int64 {
+        var spec = timespec()
+        clock_gettime(CLOCK_REALTIME, &spec)
+        return Int64(spec.tv_sec) * 1_000_000 + Int64(spec.tv_nsec) / 1000
+    }
+}

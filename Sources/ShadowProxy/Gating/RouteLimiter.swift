@@ -1,0 +1,27 @@
+import ShadowCore
+import Synchronization
+
+/// A route's caps on mirrored requests: a token bucket and a daily budget, shared by every event
+/// loop behind one lock.
+final class RouteLimiter: Sendable {
+    let configuration: RateLimitConfiguration
+    private let state: Mutex<(bucket: TokenBucket?, budget: DailyBudget?)>
+
+    init(configuration: RateLimitConfiguration) {
+        self.configuration = configuration
+        let bucket = configuration.perSecond.map { TokenBucket(rate: $0, burst: max(1, configuration.burst ?? $0)) }
+        self.state = Mutex((bucket, configuration.dailyRequests.map { DailyBudget(limit: Double($0)) }))
+    }
+
+    /// `nil` when the request may be mirrored, otherwise the reason it may not.
+    func take() -> CoverageReason? {
+        let now = CandidateBreaker.monotonicNanos()
+        let wall = CandidateBreaker.wallMicros()
+        return self.state.withLock { state in
+            // The bucket first: a rate-limited request does not spend the day's budget.
+            if state.bucket != nil, !state.bucket!.take(nowNanos: now) { return .rateLimited }
+            if state.budget != nil, !state.budget!.spend(1, nowMicros: wall) { return .budgetExhausted }
+            return nil
+        }
+    }
+}

@@ -383,6 +383,8 @@ extension RequestKey {
             guard !field.contains("*") else { throw reader.fail("field", "must name one value, without wildcards") }
             self = .field(field)
         default:
+            // An unknown key (a typo) is the likelier mistake: name it first.
+            try reader.finish()
             throw reader.fail("header", "give exactly one of 'header' or 'field'")
         }
     }

@@ -1,0 +1,226 @@
+import Testing
+
+@testable import ShadowCore
+
+@Suite struct SamplerTests {
+    /// Pinned: these positions must never change, or sticky samples would reshuffle on upgrade.
+    @Test func hashIsPinned() {
+        let vectors: [(String, String, Double)] = [
+            ("user-42", "classifier", 0.30413458207857014),
+            ("user-42", "ranker", 0.7091249044982267),
+            ("", "classifier", 0.41006385237373355),
+            ("ü-7", "x", 0.8816397098542411),
+        ]
+        for (key, salt, expected) in vectors {
+            #expect(Sampler.position(key: key.utf8, salt: salt) == expected, "\(key) / \(salt)")
+        }
+    }
+
+    @Test func sampledShareMatchesTheRateWithinBinomialError() {
+        for percent in [1.0, 10, 50] {
+            let sampled = (0..<100_000).filter { Sampler.admits(key: "user-\($0)".utf8, salt: "classifier", percent: percent) }.count
+            let p = percent / 100
+            let sd = (100_000 * p * (1 - p)).squareRoot()
+            #expect(abs(Double(sampled) - 100_000 * p) < 4 * sd, "\(percent)%: \(sampled)")
+        }
+    }
+
+    @Test func keysAreStickyAndSaltsIndependent() {
+        let keys = (0..<20_000).map { "user-\($0)" }
+        let a = Set(keys.filter { Sampler.admits(key: $0.utf8, salt: "route-a", percent: 20) })
+        let again = Set(keys.filter { Sampler.admits(key: $0.utf8, salt: "route-a", percent: 20) })
+        #expect(a == again)
+        // Growing the share only adds users: those in at 20% stay in at 30%.
+        let wider = Set(keys.filter { Sampler.admits(key: $0.utf8, salt: "route-a", percent: 30) })
+        #expect(a.isSubset(of: wider))
+        // Another salt: an independent 20% sample, so about 20% of a's users are in it too.
+        let b = Set(keys.filter { Sampler.admits(key: $0.utf8, salt: "route-b", percent: 20) })
+        let overlap = Double(a.intersection(b).count) / Double(a.count)
+        #expect(abs(overlap - 0.2) < 0.03, "overlap \(overlap)")
+    }
+}
+
+@Suite struct RateCapTests {
+    @Test func tokenBucketHoldsItsRate() {
+        var bucket = TokenBucket(rate: 50, burst: 10)
+        var taken = 0
+        // 10 s of attempts every millisecond.
+        for millisecond in 0..<10_000 where bucket.take(nowNanos: UInt64(millisecond) * 1_000_000) { taken += 1 }
+        #expect(taken >= 500 && taken <= 511, "\(taken)")
+    }
+
+    @Test func dailyBudgetResetsAtMidnightUTC() {
+        var budget = DailyBudget(limit: 3)
+        let day: Int64 = 86_400_000_000
+        var spent = 0
+        for _ in 0..<5 where budget.spend(1, nowMicros: 10 * day + 5) { spent += 1 }
+        #expect(spent == 3)
+        let nextDay = budget.spend(1, nowMicros: 11 * day)
+        #expect(nextDay)
+    }
+}
+
+@Suite struct CircuitBreakerTests {
+    static let second: UInt64 = 1_000_000_000
+    let configuration = CircuitBreakerConfiguration(
+        window: .seconds(10),
+        minCalls: 20,
+        maxErrorRate: 0.5,
+        maxTimeoutRate: 0.3,
+        maxP99: .seconds(1),
+        coolDown: .seconds(5),
+        halfOpenPercent: 50,
+        halfOpenCalls: 4
+    )
+
+    @Test func opensOnErrorsOnlyWithEnoughCalls() {
+        var breaker = CircuitBreaker(configuration: self.configuration)
+        for call in 0..<19 {
+            #expect(breaker.record(nowNanos: UInt64(call) * 10_000_000, failure: true, timeout: false, latencyMicros: nil) == nil)
+        }
+        let transition = breaker.record(nowNanos: 200_000_000, failure: true, timeout: false, latencyMicros: nil)
+        #expect(transition?.to == .open && transition?.reason.contains("error rate 100.00% over 20 calls") == true)
+        let admitted = breaker.admit(nowNanos: 4 * Self.second, draw: 0).admitted
+        #expect(admitted == false)
+    }
+
+    @Test func healthyTrafficAndOldFailuresKeepItClosed() {
+        var breaker = CircuitBreaker(configuration: self.configuration)
+        // 15 failures, then 11 s later (outside the window) 30 successes and 10 failures: 25%.
+        for call in 0..<15 { _ = breaker.record(nowNanos: UInt64(call), failure: true, timeout: false, latencyMicros: 1_000) }
+        for call in 0..<40 {
+            let transition = breaker.record(nowNanos: 11 * Self.second + UInt64(call), failure: call % 4 == 0, timeout: false, latencyMicros: 1_000)
+            #expect(transition == nil)
+        }
+        #expect(breaker.state == .closed)
+    }
+
+    @Test func opensOnTimeoutsAndOnLatency() {
+        var timeouts = CircuitBreaker(configuration: self.configuration)
+        var last: CircuitBreaker.Transition?
+        for call in 0..<20 { last = timeouts.record(nowNanos: UInt64(call), failure: call % 2 == 0, timeout: call % 2 == 0, latencyMicros: nil) ?? last }
+        #expect(last?.reason.contains("timeout rate") == true)
+        var slow = CircuitBreaker(configuration: self.configuration)
+        last = nil
+        for call in 0..<20 { last = slow.record(nowNanos: UInt64(call), failure: false, timeout: false, latencyMicros: 2_000_000) ?? last }
+        #expect(last?.to == .open && last?.reason.contains("p99 latency") == true)
+    }
+
+    @Test func halfOpenProbesCloseOrReopen() {
+        var breaker = CircuitBreaker(configuration: self.configuration)
+        for call in 0..<20 { _ = breaker.record(nowNanos: UInt64(call), failure: true, timeout: false, latencyMicros: nil) }
+        #expect(breaker.state == .open)
+        // Cool-down over: half-open, a 50% share of copies go as probes, at most 4 in flight.
+        let first = breaker.admit(nowNanos: 6 * Self.second, draw: 0.1)
+        #expect(first.admitted && first.transition?.to == .halfOpen)
+        let outsideShare = breaker.admit(nowNanos: 6 * Self.second, draw: 0.9).admitted
+        #expect(outsideShare == false)
+        for _ in 0..<3 {
+            let probe = breaker.admit(nowNanos: 6 * Self.second, draw: 0.2).admitted
+            #expect(probe)
+        }
+        let fifth = breaker.admit(nowNanos: 6 * Self.second, draw: 0.2).admitted
+        #expect(fifth == false, "four probes in flight")
+        var last: CircuitBreaker.Transition?
+        for _ in 0..<4 { last = breaker.record(nowNanos: 7 * Self.second, failure: false, timeout: false, latencyMicros: 500) ?? last }
+        #expect(last?.to == .closed && breaker.state == .closed)
+
+        // Failing probes open it again, for another cool-down.
+        for call in 0..<20 { _ = breaker.record(nowNanos: 8 * Self.second + UInt64(call), failure: true, timeout: false, latencyMicros: nil) }
+        _ = breaker.admit(nowNanos: 14 * Self.second, draw: 0)
+        for _ in 0..<3 { _ = breaker.admit(nowNanos: 14 * Self.second, draw: 0) }
+        last = nil
+        for _ in 0..<4 { last = breaker.record(nowNanos: 14 * Self.second, failure: true, timeout: false, latencyMicros: nil) ?? last }
+        #expect(last?.to == .open && last?.reason.hasPrefix("probes:") == true)
+        let reopened = breaker.admit(nowNanos: 15 * Self.second, draw: 0).admitted
+        #expect(reopened == false)
+    }
+}
+
+@Suite struct GateRuleTests {
+    func request(
+        method: String = "POST",
+        path: String = "/v2/models/m/infer",
+        headers: [String: String] = [:],
+        body: String = #"{"user":{"tier":"gold","age":41}}"#
+    ) -> GateRequest {
+        GateRequest(
+            method: method,
+            path: path,
+            header: { name in headers.first { $0.key.lowercased() == name.lowercased() }?.value },
+            bodyBytes: body.utf8.count,
+            body: { try? JSONParser().parse(body) }
+        )
+    }
+
+    func gates(_ yaml: String) throws -> GateConfiguration {
+        try Configuration.load(
+            yaml: """
+                routes:
+                  - name: r
+                    prefix: /
+                    baseline: {url: "http://127.0.0.1:1"}
+                    gates:
+                \(yaml)
+                """
+        ).routes[0].gates
+    }
+
+    @Test func includeAndExcludeRules() throws {
+        let gates = try self.gates(
+            """
+                  include:
+                    - {method: POST, path: /v2/models/*/infer}
+                    - {method: [GET, HEAD], path: "/health/**"}
+                  exclude:
+                    - {header: X-Shadow-Skip, equals: "1"}
+                    - {header: Authorization, matches: "^Basic "}
+                    - {field: $.user.tier, equals: gold, body_bytes: {max: 10}}
+                    - {field: $.user.age, less_than: 18}
+            """
+        )
+        #expect(gates.admits(self.request()))
+        #expect(!gates.admits(self.request(method: "PUT")))
+        #expect(!gates.admits(self.request(path: "/v2/models/m/x/infer")), "* stays within a segment")
+        #expect(gates.admits(self.request(method: "GET", path: "/health/a/b")))
+        #expect(!gates.admits(self.request(headers: ["x-shadow-skip": "1"])))
+        #expect(gates.admits(self.request(headers: ["x-shadow-skip": "0"])))
+        #expect(!gates.admits(self.request(headers: ["Authorization": "Basic abc"])))
+        #expect(gates.admits(self.request(headers: ["Authorization": "Bearer abc"])))
+        #expect(!gates.admits(self.request(body: #"{"user":{"tier":"gold"}}"#)) == false, "gold but body above 10 bytes: not excluded")
+        #expect(!gates.admits(self.request(body: #"{"user":{"age":12}}"#)))
+        #expect(gates.admits(self.request(body: "not json")), "no field, no exclusion")
+    }
+
+    @Test(arguments: [
+        ("      include:\n        - {method: POST, colour: red}", "gates.include[0].colour: unknown key"),
+        ("      exclude:\n        - {header: X-A, matches: \"(\"}", "invalid regular expression"),
+        ("      exclude:\n        - {}", "an empty rule"),
+        ("      exclude:\n        - {header: X-A, equals: a, matches: b}", "give one test per rule"),
+        ("      exclude:\n        - {method: post}", "expected an upper-case HTTP method"),
+        ("      include:\n        - {field: \"$.a[*]\", equals: x}", "must name one value"),
+        ("      include:\n        - {equals: x}", "needs 'header' or 'field'"),
+    ])
+    func badRulesAreRefusedWithTheKey(yaml: String, expected: String) {
+        #expect {
+            _ = try self.gates(yaml)
+        } throws: { error in
+            "\(error)".contains(expected)
+        }
+    }
+
+    @Test(arguments: [
+        ("    sample_percent: 101", "sample_percent: must be between 0.0 and 100.0"),
+        ("    circuit_breaker: {half_open_percent: 150}", "circuit_breaker.half_open_percent: must be between"),
+        ("    circuit_breaker: {max_error_rate: 2}", "circuit_breaker.max_error_rate: must be between 0"),
+        ("    rate_limit: {burst: 5}", "rate_limit.per_second: give per_second, daily_requests or both"),
+        ("    sample_key: {cookie: a}", "sample_key.cookie: unknown key"),
+    ])
+    func badGatingSettingsAreRefused(yaml: String, expected: String) {
+        #expect {
+            _ = try Configuration.load(yaml: "routes:\n  - name: r\n    prefix: /\n    baseline: {url: \"http://127.0.0.1:1\"}\n\(yaml)")
+        } throws: { error in
+            "\(error)".contains(expected)
+        }
+    }
+}

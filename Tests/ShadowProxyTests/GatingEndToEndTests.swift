@@ -1,0 +1,166 @@
+import Foundation
+import GRDB
+import NIOHTTP1
+import ShadowCore
+import ShadowFixtures
+import Synchronization
+import Testing
+
+@testable import ShadowProxy
+
+/// Sampling, gates, the circuit breaker and the rate cap through a real sidecar.
+@Suite(.timeLimit(.minutes(3))) struct GatingEndToEndTests {
+    static let answer: FixtureServer.Responder = { _ in .json(#"{"outputs":[{"name":"label","data":["cat"]}]}"#) }
+
+    @Test func aStickyKeyedSampleMinusTheExcludedRequests() async throws {
+        try await withSidecar(
+            baseline: .responder(Self.answer),
+            candidates: [("c", .responder(Self.answer))],
+            configure: {
+                $0.routes[0].samplePercent = 10
+                $0.routes[0].sampleKey = .header("X-User-Id")
+                $0.routes[0].gates = GateConfiguration(exclude: [GateRule(header: ("X-Shadow-Skip", .equals("1")))])
+            }
+        ) { sidecar, _, candidates in
+            let client = try await HTTPTestClient.connect(port: sidecar.port)
+            var expectedIDs: Set<String> = []
+            var skippedCount = 0
+            for user in 0..<1_000 {
+                let skip = user % 7 == 0
+                var headers = [("x-user-id", "user-\(user)"), ("x-request-id", "rq-\(user)")]
+                if skip { headers.append(("X-Shadow-Skip", "1")) }
+                let response = try await client.send(method: .POST, path: "/infer", headers: headers, body: Array("{}".utf8))
+                #expect(response.status == 200)
+                if skip {
+                    skippedCount += 1
+                } else if Sampler.admits(key: "user-\(user)".utf8, salt: "models", percent: 10) {
+                    expectedIDs.insert("rq-\(user)")
+                }
+            }
+            await client.close()
+            await sidecar.stop()
+            let expected = expectedIDs
+            let skipped = skippedCount
+            #expect(expected.count > 60 && expected.count < 130)
+            #expect(candidates[0]?.requestCount == expected.count)
+            let queue = try DatabaseQueue(path: sidecar.databasePath)
+            try await queue.read { db in
+                #expect(Set(try String.fetchAll(db, sql: "SELECT request_id FROM pairs")) == expected)
+                let reasons = Dictionary(
+                    uniqueKeysWithValues: try Row.fetchAll(db, sql: "SELECT reason, sum(count) AS n FROM coverage GROUP BY reason").map {
+                        ($0["reason"] as String, $0["n"] as Int)
+                    }
+                )
+                #expect(reasons["gated"] == skipped)
+                #expect(reasons["not_sampled"] == 1_000 - skipped - expected.count)
+            }
+            try queue.close()
+        }
+    }
+
+    @Test func aFailingCandidateTripsTheBreakerAndRecoversThroughHalfOpen() async throws {
+        let failing = Flag(true)
+        let candidate: FixtureServer.Responder = { request in
+            failing.value ? .json(#"{"error":"boom"}"#, status: 500) : Self.answer(request)
+        }
+        try await withSidecar(
+            baseline: .responder(Self.answer),
+            candidates: [("c", .responder(candidate))],
+            configure: {
+                $0.routes[0].circuitBreaker = CircuitBreakerConfiguration(
+                    window: .seconds(30),
+                    minCalls: 10,
+                    maxErrorRate: 0.5,
+                    coolDown: .seconds(3),
+                    halfOpenPercent: 100,
+                    halfOpenCalls: 5
+                )
+            }
+        ) { sidecar, _, candidates in
+            let client = try await HTTPTestClient.connect(port: sidecar.port)
+            func send(_ count: Int) async throws {
+                for _ in 0..<count {
+                    #expect(try await client.send(method: .POST, path: "/infer", body: Array("{}".utf8)).status == 200)
+                    // Let the candidate's answer reach the breaker before the next copy.
+                    try await Task.sleep(for: .milliseconds(5))
+                }
+            }
+            try await send(40)
+            #expect(sidecar.sidecar.gating.breakerStates.first?.state == .open)
+            let calls = candidates[0]?.requestCount ?? 0
+            #expect(calls >= 10 && calls < 20, "mirroring stopped soon after the window filled: \(calls) calls")
+            try await send(20)
+            #expect(candidates[0]?.requestCount == calls, "no copies while open")
+
+            failing.value = false
+            try await Task.sleep(for: .milliseconds(3_100))
+            try await send(20)
+            #expect(sidecar.sidecar.gating.breakerStates.first?.state == .closed)
+            #expect((candidates[0]?.requestCount ?? 0) >= calls + 5 + 10)
+            await client.close()
+            await sidecar.stop()
+            let queue = try DatabaseQueue(path: sidecar.databasePath)
+            try await queue.read { db in
+                let events = try Row.fetchAll(db, sql: "SELECT from_state, to_state, reason FROM gating_events ORDER BY at_us")
+                let changes: [String] = events.map { row in
+                    let from: String = row["from_state"]
+                    let to: String = row["to_state"]
+                    return from + "→" + to
+                }
+                #expect(changes == ["closed→open", "open→half_open", "half_open→closed"])
+                #expect((events.first?["reason"] as String?)?.contains("error rate") == true)
+                #expect(try Int.fetchOne(db, sql: "SELECT sum(count) FROM coverage WHERE reason = 'circuit_open'") ?? 0 >= 20)
+            }
+            try queue.close()
+        }
+    }
+
+    @Test func theRateCapHoldsWithinFivePercentOverTenSeconds() async throws {
+        try await withSidecar(
+            baseline: .responder(Self.answer),
+            candidates: [("c", .responder(Self.answer))],
+            configure: { $0.routes[0].rateLimit = RateLimitConfiguration(perSecond: 50, burst: 1) }
+        ) { sidecar, _, candidates in
+            let started = ContinuousClock.now
+            let deadline = started + .seconds(10)
+            let sent = Tally()
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                for _ in 0..<4 {
+                    group.addTask {
+                        let client = try await HTTPTestClient.connect(port: sidecar.port)
+                        while ContinuousClock.now < deadline {
+                            _ = try await client.send(method: .POST, path: "/infer", body: Array("{}".utf8))
+                            sent.add()
+                        }
+                        await client.close()
+                    }
+                }
+                try await group.waitForAll()
+            }
+            let elapsed = ContinuousClock.now - started
+            let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+            try await Task.sleep(for: .milliseconds(200))
+            let mirrored = Double(candidates[0]?.requestCount ?? 0)
+            #expect(Double(sent.count) > 3 * 50 * seconds, "the load must exceed the cap")
+            #expect(abs(mirrored - 50 * seconds) <= 0.05 * 50 * seconds, "\(mirrored) mirrored in \(seconds) s")
+            await sidecar.stop()
+        }
+    }
+}
+
+/// A flag the test flips while a responder on another thread reads it.
+final class Flag: Sendable {
+    private let state: Mutex<Bool>
+    init(_ value: Bool) { self.state = Mutex(value) }
+    var value: Bool {
+        get { self.state.withLock { $0 } }
+        set { self.state.withLock { $0 = newValue } }
+    }
+}
+
+/// A counter shared by concurrent clients.
+final class Tally: Sendable {
+    private let state = Atomic<Int>(0)
+    func add() { self.state.add(1, ordering: .relaxed) }
+    var count: Int { self.state.load(ordering: .relaxed) }
+}

@@ -82,7 +82,9 @@ extension PairStore {
                         sql: "INSERT INTO gating_events (at_us, route, candidate, kind, from_state, to_state, reason) VALUES (?, ?, ?, ?, ?, ?, ?)"
                     )
                     for event in events {
-                        try insertEvent.execute(arguments: [event.atMicros, event.route, event.candidate, event.kind, event.from, event.to, event.reason])
+                        try insertEvent.execute(arguments: [
+                            event.atMicros, event.route, event.candidate, event.kind, event.from, event.to, event.reason,
+                        ])
                     }
                 }
                 for (key, count) in coverage where count > 0 {

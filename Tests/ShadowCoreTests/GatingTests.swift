@@ -98,7 +98,9 @@ import Testing
     @Test func opensOnTimeoutsAndOnLatency() {
         var timeouts = CircuitBreaker(configuration: self.configuration)
         var last: CircuitBreaker.Transition?
-        for call in 0..<20 { last = timeouts.record(nowNanos: UInt64(call), failure: call % 2 == 0, timeout: call % 2 == 0, latencyMicros: nil) ?? last }
+        for call in 0..<20 {
+            last = timeouts.record(nowNanos: UInt64(call), failure: call % 2 == 0, timeout: call % 2 == 0, latencyMicros: nil) ?? last
+        }
         #expect(last?.reason.contains("timeout rate") == true)
         var slow = CircuitBreaker(configuration: self.configuration)
         last = nil

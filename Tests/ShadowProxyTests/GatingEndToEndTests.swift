@@ -71,7 +71,7 @@ import Testing
                     window: .seconds(30),
                     minCalls: 10,
                     maxErrorRate: 0.5,
-                    coolDown: .seconds(3),
+                    coolDown: .seconds(4),
                     halfOpenPercent: 100,
                     halfOpenCalls: 5
                 )
@@ -85,17 +85,30 @@ import Testing
                     try await Task.sleep(for: .milliseconds(5))
                 }
             }
-            try await send(40)
+            // Failing: send until the breaker opens (it needs 10 outcomes in its window).
+            var sent = 0
+            while sidecar.sidecar.gating.breakerStates.first?.state != .open, sent < 200 {
+                try await send(1)
+                sent += 1
+            }
             #expect(sidecar.sidecar.gating.breakerStates.first?.state == .open)
+            // Copies already on their way when it opened may still arrive.
+            try await Task.sleep(for: .milliseconds(200))
             let calls = candidates[0]?.requestCount ?? 0
             #expect(calls >= 10 && calls < 20, "mirroring stopped soon after the window filled: \(calls) calls")
-            try await send(20)
+            try await send(5)
             #expect(candidates[0]?.requestCount == calls, "no copies while open")
 
+            // Healthy again: after the cool-down, probes go and close it.
             failing.value = false
-            try await Task.sleep(for: .milliseconds(3_100))
-            try await send(20)
+            try await Task.sleep(for: .milliseconds(4_100))
+            sent = 0
+            while sidecar.sidecar.gating.breakerStates.first?.state != .closed, sent < 200 {
+                try await send(1)
+                sent += 1
+            }
             #expect(sidecar.sidecar.gating.breakerStates.first?.state == .closed)
+            try await send(10)
             #expect((candidates[0]?.requestCount ?? 0) >= calls + 5 + 10)
             await client.close()
             await sidecar.stop()
@@ -109,7 +122,7 @@ import Testing
                 }
                 #expect(changes == ["closed→open", "open→half_open", "half_open→closed"])
                 #expect((events.first?["reason"] as String?)?.contains("error rate") == true)
-                #expect(try Int.fetchOne(db, sql: "SELECT sum(count) FROM coverage WHERE reason = 'circuit_open'") ?? 0 >= 20)
+                #expect(try Int.fetchOne(db, sql: "SELECT sum(count) FROM coverage WHERE reason = 'circuit_open'") ?? 0 >= 5)
             }
             try queue.close()
         }
@@ -119,7 +132,7 @@ import Testing
         try await withSidecar(
             baseline: .responder(Self.answer),
             candidates: [("c", .responder(Self.answer))],
-            configure: { $0.routes[0].rateLimit = RateLimitConfiguration(perSecond: 50, burst: 1) }
+            configure: { $0.routes[0].rateLimit = RateLimitConfiguration(perSecond: 50, burst: 25) }
         ) { sidecar, _, candidates in
             let started = ContinuousClock.now
             let deadline = started + .seconds(10)
@@ -141,9 +154,18 @@ import Testing
             let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
             try await Task.sleep(for: .milliseconds(200))
             let mirrored = Double(candidates[0]?.requestCount ?? 0)
-            #expect(Double(sent.count) > 3 * 50 * seconds, "the load must exceed the cap")
-            #expect(abs(mirrored - 50 * seconds) <= 0.05 * 50 * seconds, "\(mirrored) mirrored in \(seconds) s")
+            // Never above the rate plus the burst.
+            #expect(mirrored <= 50 * seconds + 25, "\(mirrored) mirrored in \(seconds) s")
+            // With demand well above the cap, within 5% of it. (A machine too loaded to send
+            // three times the cap only gets the bound above and the accounting below.)
+            if Double(sent.count) > 3 * 50 * seconds {
+                #expect(mirrored >= 0.95 * 50 * seconds, "\(mirrored) mirrored in \(seconds) s")
+            }
             await sidecar.stop()
+            let queue = try DatabaseQueue(path: sidecar.databasePath)
+            let limited = try await queue.read { try Int.fetchOne($0, sql: "SELECT sum(count) FROM coverage WHERE reason = 'rate_limited'") ?? 0 }
+            try queue.close()
+            #expect(limited + Int(mirrored) == sent.count, "every request mirrored or counted as rate_limited")
         }
     }
 }

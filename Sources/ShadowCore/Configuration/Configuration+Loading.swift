@@ -485,12 +485,18 @@ extension YAMLReader {
                 throw self.fail("matches", "invalid regular expression '\(pattern)': \(error)")
             }
         }
-        if self.has("less_than") { tests.append(.lessThan(try self.double("less_than", default: 0, range: -Double.greatestFiniteMagnitude...Double.greatestFiniteMagnitude))) }
+        if self.has("less_than") {
+            tests.append(.lessThan(try self.double("less_than", default: 0, range: -Double.greatestFiniteMagnitude...Double.greatestFiniteMagnitude)))
+        }
         if self.has("greater_than") {
-            tests.append(.greaterThan(try self.double("greater_than", default: 0, range: -Double.greatestFiniteMagnitude...Double.greatestFiniteMagnitude)))
+            tests.append(
+                .greaterThan(try self.double("greater_than", default: 0, range: -Double.greatestFiniteMagnitude...Double.greatestFiniteMagnitude))
+            )
         }
         if self.has("present") { tests.append(.present(try self.bool("present", default: true))) }
-        guard tests.count <= 1 else { throw self.fail("equals", "give one test per rule (equals, not_equals, matches, less_than, greater_than or present)") }
+        guard tests.count <= 1 else {
+            throw self.fail("equals", "give one test per rule (equals, not_equals, matches, less_than, greater_than or present)")
+        }
         return tests.first
     }
 }

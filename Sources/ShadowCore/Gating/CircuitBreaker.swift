@@ -145,11 +145,13 @@ public struct CircuitBreaker: Sendable {
         let calls = Double(max(window.calls, 1))
         let errorRate = Double(window.errors) / calls
         if errorRate > self.configuration.maxErrorRate {
-            return "error rate \(Units.formatPercent(errorRate)) over \(window.calls) calls above \(Units.formatPercent(self.configuration.maxErrorRate))"
+            return
+                "error rate \(Units.formatPercent(errorRate)) over \(window.calls) calls above \(Units.formatPercent(self.configuration.maxErrorRate))"
         }
         let timeoutRate = Double(window.timeouts) / calls
         if timeoutRate > self.configuration.maxTimeoutRate {
-            return "timeout rate \(Units.formatPercent(timeoutRate)) over \(window.calls) calls above \(Units.formatPercent(self.configuration.maxTimeoutRate))"
+            return
+                "timeout rate \(Units.formatPercent(timeoutRate)) over \(window.calls) calls above \(Units.formatPercent(self.configuration.maxTimeoutRate))"
         }
         if let limit = self.configuration.maxP99 {
             let timed = window.latencies.reduce(0) { $0 + Int($1) }

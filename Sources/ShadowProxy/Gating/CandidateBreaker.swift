@@ -19,7 +19,14 @@ final class CandidateBreaker: Sendable {
     private let stateGauge: Gauge
     private let factory: any MetricsFactory
 
-    init(route: String, candidate: String, configuration: CircuitBreakerConfiguration, events: GatingEventLog, factory: any MetricsFactory, logger: Logger) {
+    init(
+        route: String,
+        candidate: String,
+        configuration: CircuitBreakerConfiguration,
+        events: GatingEventLog,
+        factory: any MetricsFactory,
+        logger: Logger
+    ) {
         self.route = route
         self.candidate = candidate
         self.configuration = configuration
@@ -52,7 +59,12 @@ final class CandidateBreaker: Sendable {
         let failure = (result.error != nil && result.error != .tooLarge) || (result.status ?? 0) >= 500
         let timeout = result.error == .timeout || result.error == .connectTimeout
         let transition = self.machine.withLock {
-            $0.record(nowNanos: Self.monotonicNanos(), failure: failure, timeout: timeout, latencyMicros: result.error == nil ? result.latencyMicros : nil)
+            $0.record(
+                nowNanos: Self.monotonicNanos(),
+                failure: failure,
+                timeout: timeout,
+                latencyMicros: result.error == nil ? result.latencyMicros : nil
+            )
         }
         if let transition { self.announce(transition) }
     }

@@ -39,6 +39,8 @@ public final class Sidecar: Sendable {
     public let metrics: SidecarMetrics
     let shared: SharedState
     let gating: GatingRegistry
+    /// The routes' staged ramps.
+    public let ramp: RampController
 
     /// Builds the daemon from a validated configuration.
     ///
@@ -50,8 +52,9 @@ public final class Sidecar: Sendable {
         self.metrics = SidecarMetrics()
         let events = GatingEventLog()
         self.gating = GatingRegistry(events: events, factory: self.metrics.factory, logger: logger)
-        let runtime = try SidecarRuntime(configuration: configuration, metrics: self.metrics, gating: self.gating)
         self.store = try PairStore(path: configuration.storage.path, synchronous: configuration.storage.synchronous)
+        self.ramp = try RampController(routes: configuration.routes, store: self.store, events: events, factory: self.metrics.factory, logger: logger)
+        let runtime = try SidecarRuntime(configuration: configuration, metrics: self.metrics, gating: self.gating, ramp: self.ramp)
         let records = RecordQueue<ExchangeRecord>(capacity: configuration.storage.queueCapacity)
         let coverage = CoverageCounter()
         let shared = SharedState(records: records, coverage: coverage, metrics: self.metrics, logger: logger)
@@ -65,6 +68,7 @@ public final class Sidecar: Sendable {
             events: events,
             storage: configuration.storage,
             noise: noise,
+            ramp: self.ramp,
             metrics: self.metrics.factory,
             logger: logger
         )
@@ -108,8 +112,9 @@ public final class Sidecar: Sendable {
         if configuration.storage != current.storage { refused.append("storage") }
         if configuration.limits.maxHeaderBytes != current.limits.maxHeaderBytes { refused.append("limits.max_header_bytes") }
         guard refused.isEmpty else { throw ReloadError(keys: refused) }
-        let runtime = try SidecarRuntime(configuration: configuration, metrics: self.metrics, gating: self.gating)
+        let runtime = try SidecarRuntime(configuration: configuration, metrics: self.metrics, gating: self.gating, ramp: self.ramp)
         self.writer.noise?.update(routes: configuration.routes)
+        try self.ramp.apply(configuration.routes)
         for bound in self.contexts {
             try await bound.eventLoop.submit { bound.value.runtime = runtime }.get()
         }

@@ -1,5 +1,6 @@
 import NIOCore
 import ShadowCore
+import ShadowStore
 
 /// A configuration made ready for the request path: routes indexed, scorers built, upstream
 /// addresses resolved once (no DNS on the request path).
@@ -19,6 +20,8 @@ final class SidecarRuntime: Sendable {
         let salt: String
         /// The sampling key's field, parsed once.
         let sampleField: JSONPathPattern?
+        /// Set when the route ramps: the stage scales its sample.
+        let ramp: RampController?
     }
 
     let configuration: Configuration
@@ -27,7 +30,7 @@ final class SidecarRuntime: Sendable {
     /// Metric handles for requests that match no route.
     let unroutedMetrics: SidecarMetrics.RouteHandles
 
-    init(configuration: Configuration, metrics: SidecarMetrics, gating: GatingRegistry) throws {
+    init(configuration: Configuration, metrics: SidecarMetrics, gating: GatingRegistry, ramp: RampController) throws {
         self.configuration = configuration
         self.table = RouteTable(routes: configuration.routes)
         self.routes = try configuration.routes.map { route in
@@ -46,7 +49,8 @@ final class SidecarRuntime: Sendable {
                 sampleField: {
                     guard case .field(let text) = route.sampleKey, case .success(let pattern) = JSONPathPattern.parse(text) else { return nil }
                     return pattern
-                }()
+                }(),
+                ramp: route.ramp == nil ? nil : ramp
             )
         }
         self.unroutedMetrics = metrics.handles(route: "-", targets: [])

@@ -160,7 +160,7 @@ extension PairStore {
         ),
         (
             4,
-            // Circuit-breaker state changes (and future gate events), for the report's timeline.
+            // Gate state changes (circuit breakers, ramps) for the report's timeline; ramp stages kept across restarts.
             """
             CREATE TABLE gating_events (
                 at_us INTEGER NOT NULL,
@@ -172,6 +172,12 @@ extension PairStore {
                 reason TEXT NOT NULL
             );
             CREATE INDEX gating_events_by_time ON gating_events(at_us);
+            CREATE TABLE ramp_state (
+                route TEXT PRIMARY KEY,
+                stages TEXT NOT NULL,
+                stage INTEGER NOT NULL,
+                entered_at_us INTEGER NOT NULL
+            ) WITHOUT ROWID;
             """
         ),
     ]

@@ -15,6 +15,8 @@ public final class RecordWriter: Service, Sendable {
     public let coverage: CoverageCounter
     /// Gate state changes, written with the next batch.
     public let events: GatingEventLog
+    /// Fed with every written batch.
+    let ramp: RampController?
     let store: PairStore
     let metrics: (any MetricsFactory)?
 
@@ -36,6 +38,7 @@ public final class RecordWriter: Service, Sendable {
         events: GatingEventLog = GatingEventLog(),
         storage: StorageConfiguration,
         noise: NoiseFloorTracker? = nil,
+        ramp: RampController? = nil,
         metrics: (any MetricsFactory)? = nil,
         logger: Logger
     ) {
@@ -45,6 +48,7 @@ public final class RecordWriter: Service, Sendable {
         self.queue = queue
         self.coverage = coverage
         self.events = events
+        self.ramp = ramp
         self.batchSize = storage.batchSize
         self.flushInterval = storage.flushInterval
         self.logger = logger
@@ -123,6 +127,7 @@ public final class RecordWriter: Service, Sendable {
             let started = ContinuousClock.now
             let summary = try self.store.write(batch, coverage: counts, noise: self.noise, events: events)
             self.export(summary, batchSize: batch.count, took: ContinuousClock.now - started)
+            self.ramp?.observe(batch, summary: summary)
             if self.statistics.snapshot().lastBatchFailed {
                 self.logger.notice("recording resumed")
             }

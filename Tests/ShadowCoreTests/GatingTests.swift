@@ -226,3 +226,84 @@ import Testing
         }
     }
 }
+
+@Suite struct RampTests {
+    let configuration = RampConfiguration(
+        stages: [
+            .init(percent: 1, minDuration: .seconds(60), minPairs: 100),
+            .init(percent: 20, minDuration: .seconds(60), minPairs: 100),
+            .init(percent: 100, minDuration: .seconds(60), minPairs: 100),
+        ]
+    )
+    let minute: Int64 = 60_000_000
+
+    func feed(_ ramp: inout Ramp, pairs: Int, diverged: Int = 0, candidateErrors: Int = 0) {
+        ramp.add { tally in
+            for index in 0..<pairs {
+                tally.add(baselineFailed: false, candidateFailed: index < candidateErrors, baselineMicros: 10_000, candidateMicros: 10_000)
+            }
+            tally.addScores(compared: pairs, diverged: diverged)
+        }
+    }
+
+    @Test func advancesOnlyAfterItsDurationAndPairsWhileTheGuardrailsHold() {
+        var ramp = Ramp(configuration: self.configuration, enteredAtMicros: 0)
+        self.feed(&ramp, pairs: 500)
+        #expect(ramp.evaluate(nowMicros: self.minute / 2, guardrails: GuardrailConfiguration()) == nil, "too early")
+        let next = ramp.evaluate(nowMicros: self.minute, guardrails: GuardrailConfiguration())
+        #expect(next?.to == 1 && ramp.percent == 20 && ramp.tally.pairs == 0)
+        self.feed(&ramp, pairs: 50)
+        #expect(ramp.evaluate(nowMicros: 3 * self.minute, guardrails: GuardrailConfiguration()) == nil, "too few pairs")
+        self.feed(&ramp, pairs: 500)
+        #expect(ramp.evaluate(nowMicros: 3 * self.minute, guardrails: GuardrailConfiguration())?.to == 2)
+        self.feed(&ramp, pairs: 5_000)
+        #expect(ramp.evaluate(nowMicros: 10 * self.minute, guardrails: GuardrailConfiguration()) == nil, "the last stage")
+    }
+
+    @Test func fallsBackWhenAGuardrailBreaks() {
+        var ramp = Ramp(configuration: self.configuration, stage: 2, enteredAtMicros: 0)
+        self.feed(&ramp, pairs: 1_000, diverged: 300)
+        let back = ramp.evaluate(nowMicros: 1, guardrails: GuardrailConfiguration())
+        #expect(back?.to == 1 && back?.reason.hasPrefix("divergence broke at 100%") == true)
+        self.feed(&ramp, pairs: 1_000, candidateErrors: 200)
+        #expect(ramp.evaluate(nowMicros: 2, guardrails: GuardrailConfiguration())?.to == 0)
+        // At the first stage a failure keeps it there, with fresh figures.
+        self.feed(&ramp, pairs: 1_000, diverged: 300)
+        #expect(ramp.evaluate(nowMicros: 3, guardrails: GuardrailConfiguration()) == nil && ramp.stage == 0 && ramp.tally.pairs == 0)
+
+        var toFirst = Ramp(configuration: RampConfiguration(stages: self.configuration.stages, fallback: .first), stage: 2, enteredAtMicros: 0)
+        self.feed(&toFirst, pairs: 1_000, diverged: 300)
+        #expect(toFirst.evaluate(nowMicros: 1, guardrails: GuardrailConfiguration())?.to == 0)
+    }
+
+    @Test(arguments: [
+        ("    ramp: {stages: []}", "ramp.stages: a ramp needs at least one stage"),
+        ("    ramp: {min_pairs: 5}", "ramp.stages: a ramp needs a list of stages"),
+        ("    ramp: {stages: [5, 150]}", "ramp.stages[1]: expected a percentage above 0 and at most 100"),
+        ("    ramp: {stages: [20, 5]}", "ramp.stages[1]: stages must grow"),
+        ("    ramp: {stages: [{percent: 5, wait: 1m}]}", "ramp.stages[0].wait: unknown key"),
+    ])
+    func badRampsAreRefused(yaml: String, expected: String) {
+        #expect {
+            _ = try Configuration.load(yaml: "routes:\n  - name: r\n    prefix: /\n    baseline: {url: \"http://127.0.0.1:1\"}\n\(yaml)")
+        } throws: { error in
+            "\(error)".contains(expected)
+        }
+    }
+
+    @Test func stagesParseFromNumbersOrObjects() throws {
+        let route = try Configuration.load(
+            yaml:
+                "routes:\n  - name: r\n    prefix: /\n    baseline: {url: \"http://127.0.0.1:1\"}\n    ramp: {stages: [1, {percent: 50, min_pairs: 9}], min_duration: 2m, min_pairs: 300, fallback: first}"
+        ).routes[0]
+        #expect(
+            route.ramp
+                == RampConfiguration(
+                    stages: [
+                        .init(percent: 1, minDuration: .seconds(120), minPairs: 300), .init(percent: 50, minDuration: .seconds(120), minPairs: 9),
+                    ],
+                    fallback: .first
+                )
+        )
+    }
+}

@@ -3,6 +3,7 @@ import GRDB
 import NIOHTTP1
 import ShadowCore
 import ShadowFixtures
+import ShadowStore
 import Synchronization
 import Testing
 
@@ -123,6 +124,57 @@ import Testing
                 #expect(changes == ["closed→open", "open→half_open", "half_open→closed"])
                 #expect((events.first?["reason"] as String?)?.contains("error rate") == true)
                 #expect(try Int.fetchOne(db, sql: "SELECT sum(count) FROM coverage WHERE reason = 'circuit_open'") ?? 0 >= 5)
+            }
+            try queue.close()
+        }
+    }
+
+    @Test func theRampAdvancesOnAHealthyCandidateAndFallsBackOnAFailingOne() async throws {
+        let failing = Flag(false)
+        let candidate: FixtureServer.Responder = { request in
+            failing.value ? .json(#"{"error":"boom"}"#, status: 500) : Self.answer(request)
+        }
+        try await withSidecar(
+            baseline: .responder(Self.answer),
+            candidates: [("c", .responder(candidate))],
+            configure: {
+                $0.routes[0].ramp = RampConfiguration(
+                    stages: [10, 50, 100].map { RampConfiguration.Stage(percent: $0, minDuration: .zero, minPairs: 100) }
+                )
+                // Loopback latencies are sub-millisecond and jittery: judge them on an absolute bound.
+                $0.routes[0].guardrails = GuardrailConfiguration(maxP99Regression: .absolute(.milliseconds(200)), maxErrorRateIncrease: 0.1)
+            }
+        ) { sidecar, _, _ in
+            let client = try await HTTPTestClient.connect(port: sidecar.port)
+            func stage() -> Int { sidecar.sidecar.ramp.stages["models"] ?? -1 }
+            #expect(stage() == 0)
+            var sent = 0
+            while stage() < 2, sent < 6_000 {
+                _ = try await client.send(method: .POST, path: "/infer", body: Array("{}".utf8))
+                sent += 1
+            }
+            #expect(stage() == 2, "reached 100% after \(sent) requests")
+            failing.value = true
+            sent = 0
+            while stage() == 2, sent < 2_000 {
+                _ = try await client.send(method: .POST, path: "/infer", body: Array("{}".utf8))
+                sent += 1
+            }
+            #expect(stage() == 1, "fell back one stage after \(sent) failing requests")
+            await client.close()
+            await sidecar.stop()
+            let queue = try DatabaseQueue(path: sidecar.databasePath)
+            try await queue.read { db in
+                let rows = try Row.fetchAll(db, sql: "SELECT from_state, to_state, reason FROM gating_events WHERE kind = 'ramp' ORDER BY at_us")
+                let changes: [String] = rows.map { row in
+                    let from: String = row["from_state"]
+                    let to: String = row["to_state"]
+                    return from + "→" + to
+                }
+                // Still failing at 50%, it may have fallen further by the time the last pairs landed.
+                #expect(Array(changes.prefix(3)) == ["10.0%→50.0%", "50.0%→100.0%", "100.0%→50.0%"])
+                #expect(rows.count >= 3 && (rows[2]["reason"] as String).contains("broke at 100%"), "\(rows.map { $0["reason"] as String })")
+                #expect(try Int.fetchOne(db, sql: "SELECT stage FROM ramp_state WHERE route = 'models'") ?? 2 <= 1)
             }
             try queue.close()
         }

@@ -282,3 +282,46 @@ import Testing
         }
     }
 }
+
+@Suite struct RampControllerTests {
+    @Test func theStageSurvivesARestartAndAChangedRampStartsAfresh() async throws {
+        try await withTemporaryDirectory { directory in
+            let path = directory + "/ramp.sqlite"
+            var route = RouteConfiguration(
+                name: "classifier",
+                prefix: "/",
+                baseline: BaselineConfiguration(url: UpstreamURL(host: "127.0.0.1", port: 1)),
+                candidates: [CandidateConfiguration(name: "v2", url: UpstreamURL(host: "127.0.0.1", port: 2))]
+            )
+            route.ramp = RampConfiguration(stages: [
+                .init(percent: 5, minDuration: .zero, minPairs: 50), .init(percent: 100, minDuration: .zero, minPairs: 50),
+            ])
+            let events = GatingEventLog()
+            let store = try PairStore(path: path)
+            let controller = try RampController(routes: [route], store: store, events: events, factory: nil, logger: Logger(label: "test"))
+            #expect(controller.percent(route: "classifier") == 5)
+            let batch = (0..<1_000).map { makeRecord(id: "r\($0)") }.map { record -> ExchangeRecord in
+                var record = record
+                record.route = "classifier"
+                // As fast as the baseline: the latency guardrail holds.
+                record.candidates[0].result.latencyMicros = record.baseline.latencyMicros
+                return record
+            }
+            let summary = try store.write(batch, coverage: [:])
+            controller.observe(batch, summary: summary)
+            #expect(controller.percent(route: "classifier") == 100)
+            #expect(events.drain().map(\.kind) == ["ramp"])
+            try store.close()
+
+            let reopened = try PairStore(path: path)
+            let resumed = try RampController(routes: [route], store: reopened, events: events, factory: nil, logger: Logger(label: "test"))
+            #expect(resumed.percent(route: "classifier") == 100, "resumed from the database")
+            route.ramp = RampConfiguration(stages: [
+                .init(percent: 1, minDuration: .zero, minPairs: 50), .init(percent: 100, minDuration: .zero, minPairs: 50),
+            ])
+            try resumed.apply([route])
+            #expect(resumed.percent(route: "classifier") == 1, "a different stage list starts at its first stage")
+            try reopened.close()
+        }
+    }
+}

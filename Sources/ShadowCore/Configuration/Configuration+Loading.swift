@@ -224,6 +224,11 @@ extension RouteConfiguration {
             rateLimit = try RateLimitConfiguration(reading: &limitReader)
             try limitReader.finish()
         }
+        var ramp: RampConfiguration?
+        if var rampReader = try reader.object("ramp") {
+            ramp = try RampConfiguration(reading: &rampReader)
+            try rampReader.finish()
+        }
         var guardrails = defaults
         if var guardrailReader = try reader.object("guardrails") {
             guardrails = try GuardrailConfiguration(reading: &guardrailReader, defaults: defaults)
@@ -245,6 +250,7 @@ extension RouteConfiguration {
         self.gates = gates
         self.circuitBreaker = breaker
         self.rateLimit = rateLimit
+        self.ramp = ramp
     }
 }
 
@@ -522,5 +528,53 @@ extension RateLimitConfiguration {
         if reader.has("burst") { self.burst = try reader.double("burst", default: 1, range: 1...10_000_000) }
         if reader.has("daily_requests") { self.dailyRequests = try reader.int("daily_requests", default: 1, range: 1...Int(Int32.max)) }
         if self.perSecond == nil, self.dailyRequests == nil { throw reader.fail("per_second", "give per_second, daily_requests or both") }
+    }
+}
+
+extension RampConfiguration {
+    /// `stages: [1, 5, 20, 50, 100]` with shared `min_duration` / `min_pairs`, or stages as
+    /// `{percent, min_duration, min_pairs}`.
+    init(reading reader: inout YAMLReader) throws(ConfigurationError) {
+        let minDuration = try reader.duration("min_duration", default: .seconds(600))
+        let minPairs = try reader.int("min_pairs", default: 500, range: 0...1_000_000_000)
+        let fallback: Fallback = try reader.choice("fallback", default: .previous)
+        guard let node = reader.value("stages"), case .sequence(let sequence) = node else {
+            throw reader.fail("stages", "a ramp needs a list of stages, e.g. [1, 5, 20, 50, 100]")
+        }
+        var stages: [Stage] = []
+        for (index, item) in sequence.enumerated() {
+            let key = "stages[\(index)]"
+            if case .mapping = item {
+                var stage = try YAMLReader(path: reader.child(key), node: item)
+                let percent = try stage.double("percent", default: -1, range: -1...100)
+                guard percent > 0 else {
+                    throw ConfigurationError(key: reader.child(key) + ".percent", reason: "is required, above 0 and at most 100")
+                }
+                stages.append(
+                    Stage(
+                        percent: percent,
+                        minDuration: try stage.duration("min_duration", default: minDuration),
+                        minPairs: try stage.int("min_pairs", default: minPairs, range: 0...1_000_000_000)
+                    )
+                )
+                try stage.finish()
+            } else {
+                guard let percent = item.float ?? item.int.map(Double.init), percent > 0, percent <= 100 else {
+                    throw ConfigurationError(
+                        key: reader.child(key),
+                        reason: "expected a percentage above 0 and at most 100, got '\(item.string ?? "?")'"
+                    )
+                }
+                stages.append(Stage(percent: percent, minDuration: minDuration, minPairs: minPairs))
+            }
+        }
+        guard !stages.isEmpty else { throw reader.fail("stages", "a ramp needs at least one stage") }
+        for index in stages.indices.dropFirst() where stages[index].percent <= stages[index - 1].percent {
+            throw ConfigurationError(
+                key: reader.child("stages[\(index)]"),
+                reason: "stages must grow: \(stages[index].percent) after \(stages[index - 1].percent)"
+            )
+        }
+        self.init(stages: stages, fallback: fallback)
     }
 }

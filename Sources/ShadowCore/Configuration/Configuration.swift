@@ -160,6 +160,8 @@ public struct RouteConfiguration: Sendable, Equatable {
     public var circuitBreaker: CircuitBreakerConfiguration?
     /// Caps on mirrored requests.
     public var rateLimit: RateLimitConfiguration?
+    /// Staged exposure: the share of the sample mirrored grows while the guardrails hold.
+    public var ramp: RampConfiguration?
     /// The limits the report's verdict checks.
     public var guardrails: GuardrailConfiguration
 

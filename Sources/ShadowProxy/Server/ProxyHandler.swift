@@ -2,6 +2,7 @@ import Metrics
 import NIOCore
 import NIOHTTP1
 import ShadowCore
+import ShadowStore
 import Synchronization
 
 /// One client connection: forwards each request to the baseline and streams its answer back,
@@ -318,9 +319,12 @@ final class ProxyHandler: ChannelInboundHandler, UpstreamResponseDelegate {
             break
         }
         let tooLarge = bodySize > runtime.configuration.limits.mirrorMaxBody
+        // A ramping route mirrors its stage's share of the sample (nested: a keyed user in at 5%
+        // stays in at 20%).
+        let routePercent = configuration.samplePercent * (route.ramp?.percent(route: configuration.name) ?? 100) / 100
         var sampled: [Int] = []
         for (index, target) in targets.enumerated() {
-            let percent = target.samplePercent ?? configuration.samplePercent
+            let percent = target.samplePercent ?? routePercent
             let draw = target.samplePercent == nil ? routeDraw : Double.random(in: 0..<100, using: &self.loopContext.random)
             if percent < 100 && draw >= percent {
                 shared.coverage.add(route: configuration.name, candidate: target.name, reason: .notSampled, atMicros: at)

@@ -90,7 +90,7 @@ public final class Sidecar: Sendable {
             self.admin = AdminServer(
                 group: self.group,
                 listen: listen,
-                status: AdminStatus(proxy: self.proxy, writer: self.writer, shared: shared),
+                status: AdminStatus(proxy: self.proxy, writer: self.writer, shared: shared, gating: self.gating, ramp: self.ramp),
                 logger: logger
             )
         } else {

@@ -215,7 +215,7 @@ import Testing
         ("    sample_percent: 101", "sample_percent: must be between 0.0 and 100.0"),
         ("    circuit_breaker: {half_open_percent: 150}", "circuit_breaker.half_open_percent: must be between"),
         ("    circuit_breaker: {max_error_rate: 2}", "circuit_breaker.max_error_rate: must be between 0"),
-        ("    rate_limit: {burst: 5}", "rate_limit.per_second: give per_second, daily_requests or both"),
+        ("    rate_limit: {burst: 5}", "rate_limit.per_second: give per_second, daily_requests, daily_cost"),
         ("    sample_key: {cookie: a}", "sample_key.cookie: unknown key"),
     ])
     func badGatingSettingsAreRefused(yaml: String, expected: String) {

@@ -93,6 +93,13 @@ import Testing
                 sent += 1
             }
             #expect(sidecar.sidecar.gating.breakerStates.first?.state == .open)
+            let metrics = try await HTTPTestClient.connect(port: try #require(await sidecar.sidecar.admin?.address.port()))
+            let exposition = String(decoding: try await metrics.send(path: "/metrics").body, as: UTF8.self)
+            let stats = String(decoding: try await metrics.send(path: "/stats").body, as: UTF8.self)
+            await metrics.close()
+            #expect(exposition.contains(#"shadowd_circuit_state{route="models",candidate="c"} 2"#), "\(exposition)")
+            #expect(exposition.contains(#"shadowd_circuit_transitions_total{route="models",candidate="c",to="open"} 1"#))
+            #expect(stats.contains(#"{"route":"models","candidate":"c","state":"open"}"#), "\(stats)")
             // Copies already on their way when it opened may still arrive.
             try await Task.sleep(for: .milliseconds(200))
             let calls = candidates[0]?.requestCount ?? 0

@@ -527,7 +527,10 @@ extension RateLimitConfiguration {
         if reader.has("per_second") { self.perSecond = try reader.double("per_second", default: 1, range: 0.001...1_000_000) }
         if reader.has("burst") { self.burst = try reader.double("burst", default: 1, range: 1...10_000_000) }
         if reader.has("daily_requests") { self.dailyRequests = try reader.int("daily_requests", default: 1, range: 1...Int(Int32.max)) }
-        if self.perSecond == nil, self.dailyRequests == nil { throw reader.fail("per_second", "give per_second, daily_requests or both") }
+        if reader.has("daily_cost") { self.dailyCost = try reader.double("daily_cost", default: 1, range: 0...Double.greatestFiniteMagnitude) }
+        if self.perSecond == nil, self.dailyRequests == nil, self.dailyCost == nil {
+            throw reader.fail("per_second", "give per_second, daily_requests, daily_cost or a combination")
+        }
     }
 }
 

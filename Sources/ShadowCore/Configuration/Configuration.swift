@@ -209,11 +209,14 @@ public struct RateLimitConfiguration: Sendable, Equatable {
     public var burst: Double?
     /// Mirrored requests per UTC day; `nil` = no budget.
     public var dailyRequests: Int?
+    /// Cost units per UTC day, at the candidates' `cost.per_request`; `nil` = no cost budget.
+    public var dailyCost: Double?
 
-    public init(perSecond: Double? = nil, burst: Double? = nil, dailyRequests: Int? = nil) {
+    public init(perSecond: Double? = nil, burst: Double? = nil, dailyRequests: Int? = nil, dailyCost: Double? = nil) {
         self.perSecond = perSecond
         self.burst = burst
         self.dailyRequests = dailyRequests
+        self.dailyCost = dailyCost
     }
 }
 

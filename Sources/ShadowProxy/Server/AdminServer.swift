@@ -53,6 +53,8 @@ struct AdminStatus: Sendable {
     let proxy: ProxyServer
     let writer: RecordWriter
     let shared: SharedState
+    let gating: GatingRegistry
+    let ramp: RampController
 
     var ready: (Bool, String) {
         if self.proxy.address.current == nil { return (false, "listener not bound") }
@@ -77,6 +79,22 @@ struct AdminStatus: Sendable {
             ("records_refused", .number(Double(totals.refused))),
             ("records_written", .number(Double(writer.written))),
             ("records_failed", .number(Double(writer.failed))),
+            (
+                "circuit_breakers",
+                .array(
+                    self.gating.breakerStates.map {
+                        .object([("route", .string($0.route)), ("candidate", .string($0.candidate)), ("state", .string($0.state.rawValue))])
+                    }
+                )
+            ),
+            (
+                "ramps",
+                .array(
+                    self.ramp.stages.sorted { $0.key < $1.key }.map { route, stage in
+                        .object([("route", .string(route)), ("stage", .number(Double(stage))), ("percent", .number(self.ramp.percent(route: route) ?? 100))])
+                    }
+                )
+            ),
         ]).serialized
     }
 }

@@ -334,7 +334,9 @@ final class ProxyHandler: ChannelInboundHandler, UpstreamResponseDelegate {
                 sampled.append(index)
             }
         }
-        if !sampled.isEmpty, let limiter = route.limiter, let reason = limiter.take() {
+        if !sampled.isEmpty, let limiter = route.limiter,
+            let reason = limiter.take(cost: sampled.reduce(0) { $0 + (targets[$1].cost?.perRequest ?? 0) })
+        {
             for index in sampled { shared.coverage.add(route: configuration.name, candidate: targets[index].name, reason: reason, atMicros: at) }
             return nil
         }

@@ -43,7 +43,22 @@ public struct RouteReport: Codable, Sendable {
     public var segmentKey: String?
     /// The A/A replica's overall disagreement and its noisiest paths, when it ran.
     public var noiseFloor: NoiseFloorSection?
+    /// Circuit-breaker and ramp changes in the window, oldest first (at most 1,000 per file).
+    public var events: [GateEventReport]
     public var candidates: [CandidateReport]
+}
+
+/// A gate's state change.
+public struct GateEventReport: Codable, Sendable {
+    /// ISO 8601 UTC.
+    public var at: String
+    /// Empty for route-wide gates (the ramp).
+    public var candidate: String
+    /// `circuit_breaker` or `ramp`.
+    public var kind: String
+    public var from: String
+    public var to: String
+    public var reason: String
 }
 
 /// The baseline against itself.

@@ -10,6 +10,7 @@ public struct ReportBuilder {
     private var databases: [Report.DatabaseInfo] = []
     private var coverage: [Key: [String: Int]] = [:]
     private var noisyPaths: [String: [String: (differing: Int, compared: Int)]] = [:]
+    private var events: [GatingEvent] = []
 
     struct Key: Hashable, Comparable {
         var route: String
@@ -61,12 +62,14 @@ public struct ReportBuilder {
                 )
             }
         }
+        self.events += try reader.gatingEvents(fromMicros: self.options.fromMicros, toMicros: self.options.toMicros, route: self.options.route)
         self.databases.append(.init(path: reader.path, schemaVersion: reader.schemaVersion, pairs: rows))
     }
 
     /// The finished report.
     public func build() -> Report {
         var keys = Set(self.slots.keys).union(self.coverage.keys)
+        for event in self.events where !event.candidate.isEmpty { keys.insert(Key(route: event.route, candidate: event.candidate)) }
         // Configured routes and candidates appear even with no pairs, so a silent one is visible.
         for route in self.options.configuration?.routes ?? [] where self.options.route == nil || self.options.route == route.name {
             for candidate in route.candidates { keys.insert(Key(route: route.name, candidate: candidate.name)) }
@@ -81,6 +84,9 @@ public struct ReportBuilder {
                     name: routeName,
                     segmentKey: self.options.routeConfiguration(routeName)?.segment?.description,
                     noiseFloor: noiseFloor,
+                    events: self.events.filter { $0.route == routeName }.sorted { $0.atMicros < $1.atMicros }.map {
+                        GateEventReport(at: ReportTime.iso(micros: $0.atMicros), candidate: $0.candidate, kind: $0.kind, from: $0.from, to: $0.to, reason: $0.reason)
+                    },
                     candidates: candidates.map { key in
                         self.candidateReport(
                             self.accumulator(key) ?? CandidateAccumulator(route: key.route, candidate: key.candidate, seed: self.options.seed),

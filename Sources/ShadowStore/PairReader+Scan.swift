@@ -263,6 +263,46 @@ extension PairReader {
         }
     }
 
+    /// Gate state changes (circuit breakers, ramps) within the window, oldest first; none before
+    /// schema 4.
+    public func gatingEvents(fromMicros: Int64?, toMicros: Int64?, route: String?) throws -> [GatingEvent] {
+        guard self.schemaVersion >= 4 else { return [] }
+        var conditions: [String] = []
+        var arguments: [(any DatabaseValueConvertible)?] = []
+        if let from = fromMicros {
+            conditions.append("at_us >= ?")
+            arguments.append(from)
+        }
+        if let to = toMicros {
+            conditions.append("at_us < ?")
+            arguments.append(to)
+        }
+        if let route {
+            conditions.append("route = ?")
+            arguments.append(route)
+        }
+        return try self.read { db in
+            try Row.fetchAll(
+                db,
+                sql: """
+                    SELECT at_us, route, candidate, kind, from_state, to_state, reason FROM gating_events
+                    \(conditions.isEmpty ? "" : "WHERE " + conditions.joined(separator: " AND ")) ORDER BY at_us LIMIT 1000
+                    """,
+                arguments: StatementArguments(arguments)
+            ).map {
+                GatingEvent(
+                    atMicros: $0["at_us"],
+                    route: $0["route"],
+                    candidate: $0["candidate"],
+                    kind: $0["kind"],
+                    from: $0["from_state"],
+                    to: $0["to_state"],
+                    reason: $0["reason"]
+                )
+            }
+        }
+    }
+
     /// Oldest and newest `received_at` in the file, microseconds; `nil` when it holds no pairs.
     public func timeSpan() throws -> (first: Int64, last: Int64)? {
         try self.read { db in

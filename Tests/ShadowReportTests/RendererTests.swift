@@ -14,6 +14,16 @@ import Testing
         traffic.segment = { ["<eu>", "us", "apac"][$0 % 3] }
         traffic.usage = (prompt: 100, baseline: 20, candidate: 30)
         try traffic.write(to: path)
+        let store = try PairStore(path: path)
+        try store.write(
+            [],
+            coverage: [:],
+            events: [
+                GatingEvent(atMicros: traffic.startMicros + 60_000_000, route: "classifier", candidate: "v2", kind: "circuit_breaker", from: "closed", to: "open", reason: "error rate <high>"),
+                GatingEvent(atMicros: traffic.startMicros + 90_000_000, route: "classifier", candidate: "", kind: "ramp", from: "5.0%", to: "1.0%", reason: "divergence broke"),
+            ]
+        )
+        try store.close()
         var options = ReportOptions(nowMicros: 1_790_000_000_000_000)
         options.configuration = try configuration(
             extraRouteYAML: "    segment:\n      header: X-Region",
@@ -38,6 +48,7 @@ import Testing
             // Values from the data are escaped.
             #expect(html.contains("&lt;eu&gt;") && !html.contains("<eu>"))
             #expect(html.contains("A/A noise floor"))
+            #expect(html.contains("Gate events") && html.contains("closed → open") && html.contains("error rate &lt;high&gt;"))
         }
     }
 
@@ -50,6 +61,7 @@ import Testing
             for check in report.routes[0].candidates[0].verdict.checks { #expect(markdown.contains("**\(check.name)**")) }
             #expect(markdown.contains("**Segments** by header X-Region"))
             #expect(markdown.contains("**Cost.**") && markdown.contains("**Over time**"))
+            #expect(markdown.contains("| circuit_breaker | closed → open |") && markdown.contains("| – | ramp | 5.0% → 1.0% |"))
         }
     }
 

@@ -32,6 +32,15 @@ import Testing
         #expect(configuration.storage.flushInterval == .milliseconds(50))
     }
 
+    @Test func theShippedGatingExampleIsValid() throws {
+        let url = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../../Fixtures/configs/gating.yaml")
+        let route = try #require(try Configuration.load(yaml: String(contentsOf: url, encoding: .utf8)).routes.first)
+        #expect(route.prefix == "/v2/" && route.samplePercent == 10 && route.sampleKey == .header("x-user-id"))
+        #expect(route.gates.include.count == 1 && route.gates.exclude.count == 4)
+        #expect(route.circuitBreaker?.maxErrorRate == 0.2 && route.rateLimit?.perSecond == 50)
+        #expect(route.ramp?.stages.map(\.percent) == [1, 5, 20, 50, 100])
+    }
+
     @Test func defaultsApplyToAMinimalFile() throws {
         let configuration = try Configuration.load(yaml: Self.minimal)
         #expect(configuration.storage.path == "shadow.sqlite")

@@ -20,6 +20,11 @@ extension ShadowdCommand {
                 let candidates = route.candidates.map { "\($0.name) → \($0.url)" }.joined(separator: ", ")
                 print(
                     "  route \(route.name) \(route.prefix) → baseline \(route.baseline.url); candidates: \(candidates.isEmpty ? "none" : candidates); scorer \(route.scorer.kind.rawValue); sample \(route.samplePercent)%"
+                        + (route.sampleKey.map { " keyed by \($0)" } ?? "")
+                        + (route.gates.isEmpty ? "" : "; gates \(route.gates.include.count) include, \(route.gates.exclude.count) exclude")
+                        + (route.circuitBreaker == nil ? "" : "; circuit breaker")
+                        + (route.rateLimit == nil ? "" : "; rate cap")
+                        + (route.ramp.map { "; ramp " + $0.stages.map { Units.fixed($0.percent, decimals: 0) + "%" }.joined(separator: " → ") } ?? "")
                 )
             }
         }

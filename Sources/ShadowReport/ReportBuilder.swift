@@ -85,7 +85,14 @@ public struct ReportBuilder {
                     segmentKey: self.options.routeConfiguration(routeName)?.segment?.description,
                     noiseFloor: noiseFloor,
                     events: self.events.filter { $0.route == routeName }.sorted { $0.atMicros < $1.atMicros }.map {
-                        GateEventReport(at: ReportTime.iso(micros: $0.atMicros), candidate: $0.candidate, kind: $0.kind, from: $0.from, to: $0.to, reason: $0.reason)
+                        GateEventReport(
+                            at: ReportTime.iso(micros: $0.atMicros),
+                            candidate: $0.candidate,
+                            kind: $0.kind,
+                            from: $0.from,
+                            to: $0.to,
+                            reason: $0.reason
+                        )
                     },
                     candidates: candidates.map { key in
                         self.candidateReport(

@@ -245,3 +245,33 @@ final class Tally: Sendable {
     func add() { self.state.add(1, ordering: .relaxed) }
     var count: Int { self.state.load(ordering: .relaxed) }
 }
+
+@Suite struct GatingReloadTests {
+    @Test func aReloadKeepsUnchangedBreakersAndCapsAndResetsChangedOnes() async throws {
+        try await withSidecar(
+            baseline: .responder(GatingEndToEndTests.answer),
+            candidates: [("c", .responder(GatingEndToEndTests.answer))],
+            configure: {
+                $0.routes[0].circuitBreaker = CircuitBreakerConfiguration(minCalls: 5)
+                $0.routes[0].rateLimit = RateLimitConfiguration(perSecond: 10)
+            }
+        ) { sidecar, _, _ in
+            let registry = sidecar.sidecar.gating
+            let breaker = try #require(registry.breaker(route: "models", candidate: "c", configuration: CircuitBreakerConfiguration(minCalls: 5)))
+            var configuration = sidecar.sidecar.configuration
+            configuration.routes[0].circuitBreaker = CircuitBreakerConfiguration(minCalls: 5)
+            configuration.routes[0].rateLimit = RateLimitConfiguration(perSecond: 10)
+            configuration.routes[0].samplePercent = 50
+            try await sidecar.sidecar.apply(configuration)
+            #expect(registry.breaker(route: "models", candidate: "c", configuration: CircuitBreakerConfiguration(minCalls: 5)) === breaker)
+            configuration.routes[0].circuitBreaker = CircuitBreakerConfiguration(minCalls: 50)
+            try await sidecar.sidecar.apply(configuration)
+            let changed = registry.breaker(route: "models", candidate: "c", configuration: CircuitBreakerConfiguration(minCalls: 50))
+            #expect(changed !== breaker && changed?.configuration.minCalls == 50)
+            configuration.routes[0].circuitBreaker = nil
+            try await sidecar.sidecar.apply(configuration)
+            #expect(registry.breakerStates.isEmpty)
+            await sidecar.stop()
+        }
+    }
+}

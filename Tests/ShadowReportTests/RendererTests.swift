@@ -19,8 +19,24 @@ import Testing
             [],
             coverage: [:],
             events: [
-                GatingEvent(atMicros: traffic.startMicros + 60_000_000, route: "classifier", candidate: "v2", kind: "circuit_breaker", from: "closed", to: "open", reason: "error rate <high>"),
-                GatingEvent(atMicros: traffic.startMicros + 90_000_000, route: "classifier", candidate: "", kind: "ramp", from: "5.0%", to: "1.0%", reason: "divergence broke"),
+                GatingEvent(
+                    atMicros: traffic.startMicros + 60_000_000,
+                    route: "classifier",
+                    candidate: "v2",
+                    kind: "circuit_breaker",
+                    from: "closed",
+                    to: "open",
+                    reason: "error rate <high>"
+                ),
+                GatingEvent(
+                    atMicros: traffic.startMicros + 90_000_000,
+                    route: "classifier",
+                    candidate: "",
+                    kind: "ramp",
+                    from: "5.0%",
+                    to: "1.0%",
+                    reason: "divergence broke"
+                ),
             ]
         )
         try store.close()

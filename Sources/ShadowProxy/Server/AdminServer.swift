@@ -91,7 +91,10 @@ struct AdminStatus: Sendable {
                 "ramps",
                 .array(
                     self.ramp.stages.sorted { $0.key < $1.key }.map { route, stage in
-                        .object([("route", .string(route)), ("stage", .number(Double(stage))), ("percent", .number(self.ramp.percent(route: route) ?? 100))])
+                        .object([
+                            ("route", .string(route)), ("stage", .number(Double(stage))),
+                            ("percent", .number(self.ramp.percent(route: route) ?? 100)),
+                        ])
                     }
                 )
             ),

@@ -62,9 +62,11 @@ public struct HTMLReportRenderer: ReportRenderer {
                 out += "<p class=\"muted\">No A/A replica ran on this route: divergence is measured against a floor of 0.</p>\n"
             }
             if !route.events.isEmpty {
-                out += "<p><b>Gate events</b> (circuit breakers, ramp).</p><table><tr><th>At</th><th>Candidate</th><th>Gate</th><th>Change</th><th>Reason</th></tr>\n"
+                out +=
+                    "<p><b>Gate events</b> (circuit breakers, ramp).</p><table><tr><th>At</th><th>Candidate</th><th>Gate</th><th>Change</th><th>Reason</th></tr>\n"
                 for event in route.events.suffix(50) {
-                    out += "<tr><td>\(escape(event.at))</td><td>\(escape(event.candidate.isEmpty ? "–" : event.candidate))</td><td>\(escape(event.kind))</td>"
+                    out +=
+                        "<tr><td>\(escape(event.at))</td><td>\(escape(event.candidate.isEmpty ? "–" : event.candidate))</td><td>\(escape(event.kind))</td>"
                     out += "<td>\(escape(event.from)) → \(escape(event.to))</td><td>\(escape(event.reason))</td></tr>\n"
                 }
                 out += "</table>\n"

@@ -36,7 +36,8 @@ public struct MarkdownReportRenderer: ReportRenderer {
             if !route.events.isEmpty {
                 out += "\n**Gate events** (circuit breakers, ramp):\n\n| At | Candidate | Gate | Change | Reason |\n|---|---|---|---|---|\n"
                 for event in route.events.suffix(50) {
-                    out += "| \(event.at) | \(event.candidate.isEmpty ? "–" : event.candidate) | \(event.kind) | \(event.from) → \(event.to) | \(event.reason) |\n"
+                    out +=
+                        "| \(event.at) | \(event.candidate.isEmpty ? "–" : event.candidate) | \(event.kind) | \(event.from) → \(event.to) | \(event.reason) |\n"
                 }
             }
             for candidate in route.candidates { out += self.candidate(candidate, segmentKey: route.segmentKey) }

@@ -93,6 +93,8 @@ public struct FixtureResponse: Sendable {
         case hang
         /// Send the body as these chunks (chunked encoding), pausing between them.
         case chunked([[UInt8]], pause: Duration)
+        /// As `chunked`, then close the connection instead of ending the body (a stream cut short).
+        case chunkedThenClose([[UInt8]], pause: Duration)
         /// Send the head and part of the body, then close the connection.
         case resetMidBody
         /// Send bytes that are not HTTP, then close.
@@ -187,26 +189,34 @@ private final class FixtureHandler: ChannelInboundHandler {
             context.write(Self.wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: status, headers: headers))), promise: nil)
             context.writeAndFlush(Self.wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(bytes: response.body)))), promise: nil)
             context.eventLoop.assumeIsolated().scheduleTask(in: .milliseconds(5)) { context.close(promise: nil) }
-        case .chunked(let chunks, let pause):
+        case .chunked(let chunks, let pause), .chunkedThenClose(let chunks, let pause):
             headers.remove(name: "content-length")
             context.writeAndFlush(Self.wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: status, headers: headers))), promise: nil)
-            self.sendChunks(chunks[...], pause: pause, context: context)
+            if case .chunkedThenClose = response.mode {
+                self.sendChunks(chunks[...], pause: pause, close: true, context: context)
+            } else {
+                self.sendChunks(chunks[...], pause: pause, context: context)
+            }
         }
     }
 
-    private func sendChunks(_ chunks: ArraySlice<[UInt8]>, pause: Duration, context: ChannelHandlerContext) {
+    private func sendChunks(_ chunks: ArraySlice<[UInt8]>, pause: Duration, close: Bool = false, context: ChannelHandlerContext) {
         guard let first = chunks.first else {
-            context.writeAndFlush(Self.wrapOutboundOut(.end(nil)), promise: nil)
+            if close {
+                context.close(promise: nil)
+            } else {
+                context.writeAndFlush(Self.wrapOutboundOut(.end(nil)), promise: nil)
+            }
             return
         }
         context.writeAndFlush(Self.wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(bytes: first)))), promise: nil)
         let rest = chunks.dropFirst()
         if pause > .zero {
             context.eventLoop.assumeIsolated().scheduleTask(in: TimeAmount(pause)) {
-                self.sendChunks(rest, pause: pause, context: context)
+                self.sendChunks(rest, pause: pause, close: close, context: context)
             }
         } else {
-            self.sendChunks(rest, pause: pause, context: context)
+            self.sendChunks(rest, pause: pause, close: close, context: context)
         }
     }
 }

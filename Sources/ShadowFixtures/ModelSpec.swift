@@ -27,6 +27,12 @@ public struct ModelSpec: Sendable, Equatable {
     public var noiseRate: Double
     /// Which API the model speaks.
     public var api: API
+    /// OpenAI streaming (`"stream": true`): tokens per second after the first.
+    public var tokenRate: Double = 200
+    /// OpenAI streaming: how long before the first token (default: the latency draw).
+    public var firstTokenDelay: Duration?
+    /// OpenAI streaming: share of streams cut off halfway (connection closed mid-stream).
+    public var streamFailureRate: Double = 0
 
     /// The fixture's wire protocol.
     public enum API: String, Sendable, Equatable, CaseIterable {
@@ -34,7 +40,8 @@ public struct ModelSpec: Sendable, Equatable {
         case kserveV2 = "kserve_v2"
         /// `POST /v1/models/{name}:predict` with `instances` (TensorFlow Serving REST).
         case tfServing = "tf_serving"
-        /// `POST /v1/chat/completions` (OpenAI-compatible, non-streaming).
+        /// `POST /v1/chat/completions` (OpenAI-compatible; streams Server-Sent Events when the
+        /// request says `"stream": true`).
         case openAI = "openai"
     }
 
@@ -74,6 +81,7 @@ public struct ModelSpec: Sendable, Equatable {
         var spec = ModelSpec()
         let known: Set<String> = [
             "name", "version", "labels", "seed", "disagree_rate", "latency", "error_rate", "hang_rate", "garbage_rate", "noise_rate", "api",
+            "token_rate", "first_token_delay", "stream_failure_rate",
         ]
         for (key, _) in mapping {
             guard let name = key.string, known.contains(name) else {
@@ -96,6 +104,17 @@ public struct ModelSpec: Sendable, Equatable {
         spec.hangRate = try rate("hang_rate")
         spec.garbageRate = try rate("garbage_rate")
         spec.noiseRate = try rate("noise_rate")
+        spec.streamFailureRate = try rate("stream_failure_rate")
+        if let node = mapping["token_rate"] {
+            guard let value = node.float ?? node.int.map(Double.init), value > 0, value <= 100_000 else {
+                throw FixtureError("model spec: token_rate must be tokens per second, above 0")
+            }
+            spec.tokenRate = value
+        }
+        if let text = mapping["first_token_delay"]?.string {
+            guard let value = Self.parseMilliseconds(text) else { throw FixtureError("model spec: first_token_delay must look like 200ms or 1.5s") }
+            spec.firstTokenDelay = value
+        }
         if let api = mapping["api"]?.string {
             guard let value = API(rawValue: api) else {
                 throw FixtureError("model spec: api must be one of \(API.allCases.map(\.rawValue).joined(separator: ", "))")

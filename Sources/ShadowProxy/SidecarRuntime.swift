@@ -22,6 +22,8 @@ final class SidecarRuntime: Sendable {
         let sampleField: JSONPathPattern?
         /// Set when the route ramps: the stage scales its sample.
         let ramp: RampController?
+        /// Whether the writer reads `usage` from JSON bodies (OpenAI-compatible or token prices).
+        let readsUsage: Bool
     }
 
     let configuration: Configuration
@@ -50,7 +52,9 @@ final class SidecarRuntime: Sendable {
                     guard case .field(let text) = route.sampleKey, case .success(let pattern) = JSONPathPattern.parse(text) else { return nil }
                     return pattern
                 }(),
-                ramp: route.ramp == nil ? nil : ramp
+                ramp: route.ramp == nil ? nil : ramp,
+                readsUsage: route.scorer.outputProtocol == .openAI || route.baseline.cost?.usesTokens == true
+                    || route.candidates.contains { $0.cost?.usesTokens == true }
             )
         }
         self.unroutedMetrics = metrics.handles(route: "-", targets: [])

@@ -25,10 +25,22 @@ extension PairStore {
         var scorers: [String: any Scorer] = [:]
         var pathCounts: [PathKey: Int] = [:]
         var totals: [PathKey: (compared: Int, diverged: Int)] = [:]
+        var figures: [(baseline: ArmFigures, candidates: [ArmFigures])] = []
+        figures.reserveCapacity(batch.count)
         for record in batch {
-            let scores = record.candidates.map { candidate -> Score? in
+            let baselineFigures = record.baseline.figures(readUsage: record.readsUsage)
+            let candidateFigures = record.candidates.map { $0.result.figures(readUsage: record.readsUsage) }
+            figures.append((baselineFigures, candidateFigures))
+            let scores = zip(record.candidates, candidateFigures).map { candidate, candidateFigures -> Score? in
                 let scorer = noise?.scorer(for: record, candidate: candidate.name, cache: &scorers) ?? record.scorer
-                return record.score(candidate, using: scorer)
+                guard var score = record.score(candidate, using: scorer, baselineBody: baselineFigures.scoringBody, candidateBody: candidateFigures.scoringBody)
+                else { return nil }
+                // A stream's oddities (malformed events, no [DONE]) travel with the pair.
+                let notes = [("baseline_stream", baselineFigures.note), ("candidate_stream", candidateFigures.note)].compactMap { key, note in
+                    note.map { (key: key, value: JSONValue.string($0)) }
+                }
+                if !notes.isEmpty, case .object(let members) = score.explanation { score.explanation = .object(members + notes) }
+                return score
             }
             for (candidate, score) in zip(record.candidates, scores) {
                 guard let score else { continue }
@@ -56,17 +68,18 @@ extension PairStore {
                 let insertExchange = try db.cachedStatement(sql: PairStore.insertExchangeSQL)
                 let insertShadow = try db.cachedStatement(sql: PairStore.insertShadowSQL)
                 let upsertCoverage = try db.cachedStatement(sql: PairStore.upsertCoverageSQL)
-                for (record, scores) in zip(batch, scored) {
+                for ((record, scores), arms) in zip(zip(batch, scored), figures) {
+                    let b = arms.baseline
                     try insertExchange.execute(arguments: [
                         record.requestID, record.route, record.configRevision, record.receivedAtMicros,
                         record.method, record.path, Data(record.requestBody.bytes), record.requestBody.totalBytes,
                         record.baseline.version, record.baseline.status, record.baseline.latencyMicros,
                         record.baseline.timeToHeadMicros, record.baseline.contentType,
                         Data(record.baseline.body.bytes), record.baseline.body.totalBytes, record.baseline.error?.rawValue,
-                        record.segment,
+                        record.segment, record.baseline.firstByteMicros, b.firstTokenMicros, b.events, b.promptTokens, b.completionTokens, b.cost,
                     ])
                     let exchangeID = db.lastInsertedRowID
-                    for (candidate, score) in zip(record.candidates, scores) {
+                    for ((candidate, score), c) in zip(zip(record.candidates, scores), arms.candidates) {
                         let result = candidate.result
                         try insertShadow.execute(arguments: [
                             exchangeID, candidate.name, result.version, result.status, result.latencyMicros,
@@ -74,6 +87,7 @@ extension PairStore {
                             result.error?.rawValue, record.coverageReason(candidate).rawValue,
                             score == nil ? nil : record.scorer.name, score?.value, score.map { $0.diverged ? 1 : 0 },
                             score?.explanation.serialized, score.flatMap { PairStore.differingPathsJSON($0.differingPaths) },
+                            result.firstByteMicros, c.firstTokenMicros, c.events, c.promptTokens, c.completionTokens, c.cost,
                         ])
                     }
                 }
@@ -154,15 +168,18 @@ extension PairStore {
         INSERT INTO exchanges (
             request_id, route, config_revision, received_at_us, method, path, request_body, request_body_bytes,
             baseline_version, baseline_status, baseline_latency_us, baseline_ttfb_us, baseline_content_type,
-            baseline_body, baseline_body_bytes, baseline_error, segment
-        ) VALUES (?1, ?2, ?3, ?4, ?5, ?6, \(bodyExpression(7)), ?8, ?9, ?10, ?11, ?12, ?13, \(bodyExpression(14)), ?15, ?16, ?17)
+            baseline_body, baseline_body_bytes, baseline_error, segment, baseline_first_byte_us, baseline_first_token_us, baseline_events,
+            baseline_prompt_tokens, baseline_completion_tokens, baseline_cost
+        ) VALUES (?1, ?2, ?3, ?4, ?5, ?6, \(bodyExpression(7)), ?8, ?9, ?10, ?11, ?12, ?13, \(bodyExpression(14)), ?15, ?16, ?17, ?18, ?19,
+            ?20, ?21, ?22, ?23)
         """
 
     static let insertShadowSQL = """
         INSERT INTO shadows (
             exchange_id, candidate, candidate_version, status, latency_us, ttfb_us, content_type, body, body_bytes,
-            error, outcome, scorer, divergence, diverged, explanation, differing_paths
-        ) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, \(bodyExpression(8)), ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)
+            error, outcome, scorer, divergence, diverged, explanation, differing_paths, first_byte_us, first_token_us, events,
+            prompt_tokens, completion_tokens, cost
+        ) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, \(bodyExpression(8)), ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22)
         """
 
     /// Most differing paths stored per pair; the totals in `path_stats` count them all.

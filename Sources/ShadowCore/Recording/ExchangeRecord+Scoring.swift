@@ -6,7 +6,10 @@ extension ExchangeRecord {
     }
 
     /// Scores one candidate with the given scorer (the record's own, possibly minus noisy paths).
-    public func score(_ candidate: CandidateResult, using scorer: any Scorer) -> Score? {
+    /// - Parameters:
+    ///   - baselineBody, candidateBody: what to compare instead of the stored bodies (a streamed
+    ///     answer reassembled, from ``ArmFigures``).
+    public func score(_ candidate: CandidateResult, using scorer: any Scorer, baselineBody: [UInt8]? = nil, candidateBody: [UInt8]? = nil) -> Score? {
         let baseline = self.baseline
         let other = candidate.result
         guard baseline.succeeded, other.succeeded, let baselineStatus = baseline.status, let candidateStatus = other.status else {
@@ -36,7 +39,7 @@ extension ExchangeRecord {
                 ])
             )
         }
-        return scorer.score(baseline: baseline.body.bytes, candidate: other.body.bytes)
+        return scorer.score(baseline: baselineBody ?? baseline.body.bytes, candidate: candidateBody ?? other.body.bytes)
     }
 
     /// The coverage reason this record counts under for one candidate.

@@ -18,6 +18,8 @@ public struct ExchangeRecord: Sendable {
     public var scorer: any Scorer
     /// The value of the route's segment header, if configured and present.
     public var segment: String?
+    /// Whether JSON bodies are read for `usage` token counts (OpenAI-compatible or token-priced routes).
+    public var readsUsage: Bool = false
 
     public init(
         requestID: String,
@@ -71,6 +73,12 @@ public struct ArmResult: Sendable, Equatable {
     public var contentType: String?
     public var body: CapturedBody
     public var error: ArmError?
+    /// Dispatch to the first body byte, in microseconds.
+    public var firstByteMicros: Int64?
+    /// When each body chunk arrived (up to ``ChunkArrival/limit``), to time streamed events.
+    public var arrivals: [ChunkArrival] = []
+    /// What a call costs (from the configuration at the time of the request).
+    public var price: CostConfiguration?
 
     public init(
         version: String,
@@ -123,4 +131,31 @@ public enum ArmError: String, Sendable, Equatable, CaseIterable {
     case clientClosed = "client_closed"
     /// The daemon shut down before the call completed.
     case shutdown
+}
+
+/// A body chunk's arrival: the body length once it was in, and when (from dispatch).
+public struct ChunkArrival: Sendable, Equatable {
+    /// Arrivals kept per call; later chunks are not timed.
+    public static let limit = 10_000
+
+    public var endOffset: Int
+    public var micros: Int64
+
+    public init(endOffset: Int, micros: Int64) {
+        self.endOffset = endOffset
+        self.micros = micros
+    }
+}
+
+extension ArmResult {
+    /// Notes a body chunk of `count` bytes arriving `micros` after dispatch.
+    public mutating func noteChunk(bytesSoFar: Int, micros: Int64) {
+        if self.firstByteMicros == nil { self.firstByteMicros = micros }
+        if self.arrivals.count < ChunkArrival.limit { self.arrivals.append(ChunkArrival(endOffset: bytesSoFar, micros: micros)) }
+    }
+
+    /// When the byte at `offset` (exclusive end) had arrived, if timed.
+    public func arrival(ofOffset offset: Int) -> Int64? {
+        self.arrivals.first { $0.endOffset >= offset }?.micros
+    }
 }

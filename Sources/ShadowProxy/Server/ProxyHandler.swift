@@ -254,6 +254,7 @@ final class ProxyHandler: ChannelInboundHandler, UpstreamResponseDelegate {
         self.captured = []
         self.seenBytes = 0
         self.baselineResult = ArmResult(version: configuration.baseline.version)
+        self.baselineResult.price = configuration.baseline.cost
         self.baselineStarted = .now()
         let call = UpstreamCall(delegate: self)
         self.call = call
@@ -354,7 +355,7 @@ final class ProxyHandler: ChannelInboundHandler, UpstreamResponseDelegate {
         if storage.storeRequestBodies, let body = request.body {
             storedRequest.bytes = Array(body.readableBytesView.prefix(storage.maxStoredBody))
         }
-        let record = ExchangeRecord(
+        var record = ExchangeRecord(
             requestID: self.requestID,
             route: configuration.name,
             configRevision: runtime.configuration.revision,
@@ -367,6 +368,7 @@ final class ProxyHandler: ChannelInboundHandler, UpstreamResponseDelegate {
             scorer: route.scorer,
             segment: configuration.segmentHeader.flatMap { request.head.headers.first(name: $0).map { String($0.prefix(128)) } }
         )
+        record.readsUsage = route.readsUsage
         let exchange = PendingExchange(record: record, candidateCount: chosen.count, shared: shared)
         var accepted = 0
         for (slot, index) in chosen.enumerated() {
@@ -426,6 +428,10 @@ final class ProxyHandler: ChannelInboundHandler, UpstreamResponseDelegate {
         guard let context = self.context, case .forwarding = self.state else { return }
         self.call?.touch()
         self.seenBytes += buffer.readableBytes
+        if self.exchange != nil {
+            // Chunk arrival times let the writer time streamed events (first token).
+            self.baselineResult.noteChunk(bytesSoFar: self.seenBytes, micros: (NIODeadline.now() - self.baselineStarted).nanoseconds / 1000)
+        }
         if self.captured.count < self.captureLimit {
             self.captured.append(contentsOf: buffer.readableBytesView.prefix(self.captureLimit - self.captured.count))
         }

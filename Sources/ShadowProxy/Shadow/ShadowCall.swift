@@ -48,6 +48,7 @@ final class ShadowCall: UpstreamResponseDelegate {
         self.exchange = exchange
         self.captureLimit = captureLimit
         self.result = ArmResult(version: candidate.version)
+        self.result.price = candidate.cost
     }
 
     func start(pool: UpstreamPool, lane: ShadowLane) {
@@ -83,6 +84,7 @@ final class ShadowCall: UpstreamResponseDelegate {
 
     func upstreamBody(_ buffer: ByteBuffer) {
         self.seenBytes += buffer.readableBytes
+        self.result.noteChunk(bytesSoFar: self.seenBytes, micros: self.elapsedMicros)
         let room = self.captureLimit - self.captured.count
         if buffer.readableBytes > room {
             self.captured.append(contentsOf: buffer.readableBytesView.prefix(room))

@@ -33,7 +33,13 @@ extension PairStore {
             figures.append((baselineFigures, candidateFigures))
             let scores = zip(record.candidates, candidateFigures).map { candidate, candidateFigures -> Score? in
                 let scorer = noise?.scorer(for: record, candidate: candidate.name, cache: &scorers) ?? record.scorer
-                guard var score = record.score(candidate, using: scorer, baselineBody: baselineFigures.scoringBody, candidateBody: candidateFigures.scoringBody)
+                guard
+                    var score = record.score(
+                        candidate,
+                        using: scorer,
+                        baselineBody: baselineFigures.scoringBody,
+                        candidateBody: candidateFigures.scoringBody
+                    )
                 else { return nil }
                 // A stream's oddities (malformed events, no [DONE]) travel with the pair.
                 let notes = [("baseline_stream", baselineFigures.note), ("candidate_stream", candidateFigures.note)].compactMap { key, note in

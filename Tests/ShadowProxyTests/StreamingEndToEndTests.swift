@@ -1,0 +1,198 @@
+import Foundation
+import GRDB
+import NIOHTTP1
+import ShadowCore
+import ShadowFixtures
+import Testing
+
+@testable import ShadowProxy
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// OpenAI-compatible streams through the sidecar: pass-through, timing, tokens, cost, faults.
+@Suite(.timeLimit(.minutes(3))) struct StreamingEndToEndTests {
+    static let request = Array(
+        #"{"model":"assistant","stream":true,"stream_options":{"include_usage":true},"messages":[{"role":"user","content":"tell me"}]}"#.utf8
+    )
+
+    static func llm(version: String, firstTokenDelay: Duration? = nil) -> ModelFixture {
+        var spec = ModelSpec(name: "assistant", version: version, seed: 11, api: .openAI)
+        spec.tokenRate = 50
+        spec.firstTokenDelay = firstTokenDelay
+        return ModelFixture(spec: spec)
+    }
+
+    static func configureChat(_ configuration: inout ShadowCore.Configuration) {
+        configuration.routes[0].scorer = ScorerConfiguration(kind: .text, outputProtocol: .openAI)
+        configuration.routes[0].baseline.cost = CostConfiguration(per1kPromptTokens: 0.15, per1kCompletionTokens: 0.6)
+        for index in configuration.routes[0].candidates.indices {
+            configuration.routes[0].candidates[index].cost = CostConfiguration(perRequest: 0.001, per1kCompletionTokens: 0.4)
+        }
+    }
+
+    @Test func aStreamPassesThroughChunkByChunkAndIsRecordedWithTimingTokensAndCost() async throws {
+        let baseline = Self.llm(version: "1")
+        try await withSidecar(
+            baseline: .responder(baseline.responder),
+            candidates: [("next", .responder(Self.llm(version: "1", firstTokenDelay: .milliseconds(100)).responder))],
+            configure: Self.configureChat
+        ) { sidecar, baselineServer, _ in
+            let client = try await HTTPTestClient.connect(port: sidecar.port)
+            let response = try await client.send(
+                method: .POST,
+                path: "/v1/chat/completions",
+                headers: [("content-type", "application/json")],
+                body: Self.request
+            )
+            await client.close()
+            let direct = try await HTTPTestClient.connect(port: try #require(baselineServer?.port))
+            let expected = try await direct.send(
+                method: .POST,
+                path: "/v1/chat/completions",
+                headers: [("content-type", "application/json")],
+                body: Self.request
+            )
+            await direct.close()
+            #expect(response.status == 200 && response.body == expected.body, "the client gets the baseline's stream byte for byte")
+            #expect(response.headers.contains { $0.name.lowercased() == "content-type" && $0.value == "text/event-stream" })
+            // ~15 events 20 ms apart: the first reaches the client long before the last.
+            #expect(response.bodyParts > 5)
+            #expect(response.timeToFirstByte < response.latency - .milliseconds(150), "first byte \(response.timeToFirstByte) of \(response.latency)")
+            await sidecar.stop()
+            let queue = try DatabaseQueue(path: sidecar.databasePath)
+            try await queue.read { db in
+                let row = try #require(try Row.fetchOne(db, sql: "SELECT * FROM pairs"))
+                let events = String(decoding: expected.body, as: UTF8.self).components(separatedBy: "\n\n").filter { !$0.isEmpty }.count
+                #expect(row["baseline_events"] as Int? == events && row["candidate_events"] as Int? == events)
+                let firstToken = try #require(row["baseline_first_token_us"] as Int64?)
+                let total = try #require(row["baseline_latency_us"] as Int64?)
+                #expect(firstToken > 0 && firstToken < total - 100_000)
+                #expect((row["candidate_first_token_us"] as Int64? ?? 0) >= 100_000, "the candidate's slower first token")
+                let prompt = try #require(row["baseline_prompt_tokens"] as Double?)
+                let completion = try #require(row["baseline_completion_tokens"] as Double?)
+                #expect(abs((row["baseline_cost"] as Double? ?? -1) - (prompt * 0.15 + completion * 0.6) / 1000) < 1e-12)
+                #expect(
+                    abs((row["candidate_cost"] as Double? ?? -1) - (0.001 + (row["candidate_completion_tokens"] as Double? ?? 0) * 0.4 / 1000))
+                        < 1e-12
+                )
+                #expect((row["baseline_tokens_per_second"] as Double? ?? 0) > 10)
+                #expect(row["divergence"] as Double? == 0, "the same answer streamed: \(row["explanation"] as String? ?? "")")
+            }
+            try queue.close()
+        }
+    }
+
+    @Test func aCandidateStreamThatStallsIsBoundedByItsTimeoutAndNeverSlowsTheClient() async throws {
+        let stalled: FixtureServer.Responder = { _ in
+            FixtureResponse(
+                headers: [("content-type", "text/event-stream")],
+                mode: .chunked(
+                    [Array("data: {\"choices\":[{\"delta\":{\"content\":\"hi\"}}]}\n\n".utf8), Array("data: [DONE]\n\n".utf8)],
+                    pause: .seconds(3600)
+                )
+            )
+        }
+        try await withSidecar(
+            baseline: .responder(Self.llm(version: "1").responder),
+            candidates: [("stalls", .responder(stalled))],
+            configure: {
+                Self.configureChat(&$0)
+                $0.routes[0].candidates[0].timeout = .milliseconds(800)
+            }
+        ) { sidecar, _, _ in
+            let client = try await HTTPTestClient.connect(port: sidecar.port)
+            let response = try await client.send(method: .POST, path: "/v1/chat/completions", body: Self.request)
+            await client.close()
+            #expect(response.status == 200 && response.latency < .milliseconds(700), "\(response.latency)")
+            try await Task.sleep(for: .milliseconds(1_200))
+            await sidecar.stop()
+            let queue = try DatabaseQueue(path: sidecar.databasePath)
+            try await queue.read { db in
+                let row = try #require(try Row.fetchOne(db, sql: "SELECT candidate_error, candidate_first_byte_us, candidate_latency_us FROM pairs"))
+                #expect(row["candidate_error"] as String? == "timeout")
+                #expect(row["candidate_first_byte_us"] as Int64? != nil, "its first event did arrive")
+                #expect((row["candidate_latency_us"] as Int64? ?? 0) >= 800_000)
+            }
+            try queue.close()
+        }
+    }
+
+    @Test func aMalformedCandidateStreamIsScoredAndSaysSo() async throws {
+        let malformed: FixtureServer.Responder = { _ in
+            FixtureResponse(
+                headers: [("content-type", "text/event-stream")],
+                body: Array("data: {\"choices\":[{\"delta\":{\"content\":\"hi\"\n\ndata: not json either\n\n".utf8)
+            )
+        }
+        try await withSidecar(
+            baseline: .responder(Self.llm(version: "1").responder),
+            candidates: [("broken", .responder(malformed))],
+            configure: Self.configureChat
+        ) { sidecar, _, _ in
+            let client = try await HTTPTestClient.connect(port: sidecar.port)
+            #expect(try await client.send(method: .POST, path: "/v1/chat/completions", body: Self.request).status == 200)
+            await client.close()
+            await sidecar.stop()
+            let queue = try DatabaseQueue(path: sidecar.databasePath)
+            try await queue.read { db in
+                let row = try #require(try Row.fetchOne(db, sql: "SELECT divergence, diverged, explanation, candidate_events FROM pairs"))
+                #expect(row["diverged"] as Int? == 1 && row["candidate_events"] as Int? == 2)
+                #expect((row["explanation"] as String? ?? "").contains(#""candidate_stream":"2 event(s) not JSON; no [DONE] event""#))
+            }
+            try queue.close()
+        }
+    }
+
+    @Test func aClientLeavingMidStreamEndsTheBaselineCallAndTheRecordSaysSo() async throws {
+        let slow: FixtureServer.Responder = { _ in
+            FixtureResponse(
+                headers: [("content-type", "text/event-stream")],
+                mode: .chunked(
+                    (0..<50).map { Array("data: {\"choices\":[{\"delta\":{\"content\":\"w\($0) \"}}]}\n\n".utf8) },
+                    pause: .milliseconds(100)
+                )
+            )
+        }
+        try await withSidecar(baseline: .responder(slow), candidates: [("c", .responder(slow))], configure: Self.configureChat) {
+            sidecar,
+            baselineServer,
+            _ in
+            // A raw client: send, read the first bytes of the stream, hang up.
+            let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+            var address = sockaddr_in()
+            address.sin_family = sa_family_t(AF_INET)
+            address.sin_port = in_port_t(UInt16(sidecar.port).bigEndian)
+            address.sin_addr.s_addr = inet_addr("127.0.0.1")
+            let connected = withUnsafePointer(to: &address) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(descriptor, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+            }
+            #expect(connected == 0)
+            let head =
+                "POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: \(Self.request.count)\r\n\r\n"
+            let bytes = Array(head.utf8) + Self.request
+            _ = bytes.withUnsafeBytes { send(descriptor, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+            var buffer = [UInt8](repeating: 0, count: 4096)
+            let received = recv(descriptor, &buffer, buffer.count, 0)
+            #expect(received > 0)
+            close(descriptor)
+            // The baseline would take 5 s; the sidecar drops its call when the client leaves.
+            let deadline = ContinuousClock.now + .seconds(3)
+            while sidecar.sidecar.shared.statistics.snapshot.openConnections > 0, ContinuousClock.now < deadline {
+                try await Task.sleep(for: .milliseconds(50))
+            }
+            #expect(sidecar.sidecar.shared.statistics.snapshot.openConnections == 0)
+            try await Task.sleep(for: .milliseconds(300))
+            await sidecar.stop()
+            #expect((baselineServer?.requestCount ?? 0) == 1)
+            let queue = try DatabaseQueue(path: sidecar.databasePath)
+            try await queue.read { db in
+                let row = try #require(try Row.fetchOne(db, sql: "SELECT baseline_error, outcome, baseline_latency_us FROM pairs"))
+                #expect(row["baseline_error"] as String? == "client_closed" && row["outcome"] as String? == "client_closed")
+                #expect((row["baseline_latency_us"] as Int64? ?? .max) < 3_000_000)
+            }
+            try queue.close()
+        }
+    }
+}

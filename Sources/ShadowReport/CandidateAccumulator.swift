@@ -112,11 +112,17 @@ struct CandidateAccumulator {
         self.addSegment(pair, baseline: baseline, candidate: candidate)
         self.addHour(pair, baseline: baseline, candidate: candidate)
         if let baselineCost, let candidateCost {
+            // The report's configuration prices the pair (so a price change can be replayed).
             self.cost.pairs += 1
             let b = pair.baselineTokens ?? (0, 0)
             let c = pair.candidateTokens ?? (0, 0)
             self.cost.baseline += baselineCost.cost(promptTokens: b.prompt, completionTokens: b.completion)
             self.cost.candidate += candidateCost.cost(promptTokens: c.prompt, completionTokens: c.completion)
+        } else if let stored = pair.baselineCost, let candidate = pair.candidateCost {
+            // Without prices given to the report, the costs the daemon stored.
+            self.cost.pairs += 1
+            self.cost.baseline += stored
+            self.cost.candidate += candidate
         }
     }
 

@@ -53,6 +53,9 @@ extension PairReader {
         /// A JSON array of paths, read only for diverged pairs.
         public var differingPaths: String?
         public var segment: String?
+        /// The costs the daemon stored with the pair (schema 5), when it had prices.
+        public var baselineCost: Double?
+        public var candidateCost: Double?
         public var baselineTokens: (prompt: Double, completion: Double)?
         public var candidateTokens: (prompt: Double, completion: Double)?
     }
@@ -76,11 +79,17 @@ extension PairReader {
             }
             segmentExpression = "coalesce(CASE e.route\(cases) END, e.segment)"
         }
+        // Schema 5 stores token counts and costs per arm; older files only have the bodies.
+        let stored = self.schemaVersion >= 5
+        let costs = stored ? ", e.baseline_cost, s.cost" : ", NULL, NULL"
+        func tokens(_ column: String, _ body: String, _ field: String) -> String {
+            stored ? "coalesce(\(column), \(Self.usage(body, field)))" : Self.usage(body, field)
+        }
         let tokens =
             scan.tokenUsage
             ? """
-            , \(Self.usage("e.baseline_body", "prompt_tokens")), \(Self.usage("e.baseline_body", "completion_tokens")),
-            \(Self.usage("s.body", "prompt_tokens")), \(Self.usage("s.body", "completion_tokens"))
+            , \(tokens("e.baseline_prompt_tokens", "e.baseline_body", "prompt_tokens")), \(tokens("e.baseline_completion_tokens", "e.baseline_body", "completion_tokens")),
+            \(tokens("s.prompt_tokens", "s.body", "prompt_tokens")), \(tokens("s.completion_tokens", "s.body", "completion_tokens"))
             """
             : ""
         if let from = scan.fromMicros {
@@ -99,7 +108,7 @@ extension PairReader {
             SELECT e.route, s.candidate, e.received_at_us, coalesce(e.baseline_latency_us, -1), coalesce(s.latency_us, -1),
                 coalesce(e.baseline_status, -1), coalesce(s.status, -1), e.baseline_error, s.error, NULL, coalesce(s.divergence, -1.0), s.diverged,
                 CASE WHEN s.diverged THEN e.request_id END, CASE WHEN s.diverged THEN s.differing_paths END,
-                \(segmentExpression)\(tokens)
+                \(segmentExpression)\(costs)\(tokens)
             FROM shadows s JOIN exchanges e ON e.id = s.exchange_id
             \(conditions.isEmpty ? "" : "WHERE " + conditions.joined(separator: " AND "))
             """
@@ -139,9 +148,11 @@ extension PairReader {
                         differingPaths: Self.text(handle, 13),
                         segment: segment.read(handle)
                     )
+                    pair.baselineCost = Self.double(handle, 15)
+                    pair.candidateCost = Self.double(handle, 16)
                     if scan.tokenUsage {
-                        pair.baselineTokens = Self.tokens(Self.double(handle, 15), Self.double(handle, 16))
-                        pair.candidateTokens = Self.tokens(Self.double(handle, 17), Self.double(handle, 18))
+                        pair.baselineTokens = Self.tokens(Self.double(handle, 17), Self.double(handle, 18))
+                        pair.candidateTokens = Self.tokens(Self.double(handle, 19), Self.double(handle, 20))
                     }
                     try visit(pair)
                     count += 1

@@ -167,6 +167,18 @@ import Testing
         }
     }
 
+    @Test func costsStoredByTheDaemonAreUsedWithoutAConfiguration() async throws {
+        try await withTemporaryDirectory { folder in
+            let path = folder + "/priced.sqlite"
+            var traffic = Traffic(pairs: 500, divergeEvery: 0, candidateLatency: 10_000)
+            traffic.usage = (prompt: 1_000, baseline: 200, candidate: 400)
+            traffic.prices = (CostConfiguration(perRequest: 0.01), CostConfiguration(per1kCompletionTokens: 1))
+            try traffic.write(to: path)
+            let cost = try #require(try self.report([path]).routes.first?.candidates.first?.cost)
+            #expect(abs(cost.baselinePerRequest - 0.01) < 1e-12 && abs(cost.candidatePerRequest - 0.4) < 1e-12)
+        }
+    }
+
     @Test func configuredCandidatesWithoutPairsAreShownAndHeld() async throws {
         try await withTemporaryDirectory { folder in
             let path = folder + "/one.sqlite"

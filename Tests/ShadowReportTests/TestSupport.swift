@@ -30,6 +30,8 @@ struct Traffic {
     var tenantField: (Int) -> String? = { _ in nil }
     /// Token usage in both arms' bodies (prompt, baseline completion, candidate completion).
     var usage: (prompt: Int, baseline: Int, candidate: Int)?
+    /// Prices the daemon knew at record time (stored with the pairs).
+    var prices: (baseline: CostConfiguration, candidate: CostConfiguration)?
 
     func records() -> [ExchangeRecord] {
         (0..<self.pairs).map { index in
@@ -41,7 +43,7 @@ struct Traffic {
             let request = self.tenantField(index).map { #"{"tenant":"\#($0)","inputs":[1]}"# } ?? #"{"inputs":[1]}"#
             // Latencies vary a little so percentiles are not all one value.
             let jitter = Int64(index % 100) * 20
-            return ExchangeRecord(
+            var record = ExchangeRecord(
                 requestID: "req-\(self.route)-\(self.candidate)-\(index)",
                 route: self.route,
                 configRevision: "rev",
@@ -73,6 +75,12 @@ struct Traffic {
                 scorer: JSONScorer(configuration: .init()),
                 segment: self.segment(index)
             )
+            if let prices = self.prices {
+                record.readsUsage = true
+                record.baseline.price = prices.baseline
+                record.candidates[0].result.price = prices.candidate
+            }
+            return record
         }
     }
 

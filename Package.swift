@@ -103,6 +103,7 @@ let package = Package(
                 "ShadowStore",
                 "ShadowFixtures",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
             ]
         ),
         .testTarget(

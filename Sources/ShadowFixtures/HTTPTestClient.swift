@@ -48,6 +48,11 @@ public final class HTTPTestClient: Sendable {
         let channel = self.channel
         let promise = channel.eventLoop.makePromise(of: HTTPTestResponse.self)
         channel.eventLoop.execute {
+            // A connection the server already closed would never answer: fail at once.
+            guard channel.isActive else {
+                promise.fail(HTTPTestClientError(description: "connection closed"))
+                return
+            }
             var requestHeaders = HTTPHeaders(headers)
             if !requestHeaders.contains(name: "host") { requestHeaders.add(name: "host", value: "127.0.0.1") }
             if let body, !requestHeaders.contains(name: "content-length"), !requestHeaders.contains(name: "transfer-encoding") {

@@ -69,6 +69,7 @@ public final class Sidecar: Sendable {
             storage: configuration.storage,
             noise: noise,
             ramp: self.ramp,
+            redactor: Sidecar.redactor(configuration.storage, environment: environment, logger: logger),
             metrics: self.metrics.factory,
             logger: logger
         )
@@ -119,6 +120,16 @@ public final class Sidecar: Sendable {
             try await bound.eventLoop.submit { bound.value.runtime = runtime }.get()
         }
         self.current.withLock { $0 = configuration }
+    }
+
+    /// The redactor for the configured paths, keyed by `SHADOWD_REDACT_KEY` (a random key per
+    /// process without it: hashes then only join within one run).
+    static func redactor(_ storage: StorageConfiguration, environment: [String: String], logger: Logger) -> Redactor? {
+        guard !storage.redaction.isEmpty || storage.bodies == .hash else { return nil }
+        if let key = environment["SHADOWD_REDACT_KEY"], !key.isEmpty { return Redactor(storage: storage, key: Array(key.utf8)) }
+        logger.warning("redaction without SHADOWD_REDACT_KEY: a random key is used, so hashes differ after a restart")
+        var random = SystemRandomNumberGenerator()
+        return Redactor(storage: storage, key: (0..<32).map { _ in UInt8.random(in: 0...255, using: &random) })
     }
 
     /// Stops the event loops and closes the database; call after the service group returned.

@@ -17,8 +17,11 @@ extension PairStore {
         _ batch: [ExchangeRecord],
         coverage: [CoverageCounter.Key: Int],
         noise: NoiseFloorTracker? = nil,
-        events: [GatingEvent] = []
+        events: [GatingEvent] = [],
+        redactor: Redactor? = nil
     ) throws -> WriteSummary {
+        // Bodies and explanations as they may be written (redacted paths hashed or removed).
+        func stored(_ bytes: [UInt8]) -> Data { Data(redactor?.body(bytes) ?? bytes) }
         var coverage = coverage
         var scored: [[Score?]] = []
         scored.reserveCapacity(batch.count)
@@ -78,10 +81,10 @@ extension PairStore {
                     let b = arms.baseline
                     try insertExchange.execute(arguments: [
                         record.requestID, record.route, record.configRevision, record.receivedAtMicros,
-                        record.method, record.path, Data(record.requestBody.bytes), record.requestBody.totalBytes,
+                        record.method, record.path, stored(record.requestBody.bytes), record.requestBody.totalBytes,
                         record.baseline.version, record.baseline.status, record.baseline.latencyMicros,
                         record.baseline.timeToHeadMicros, record.baseline.contentType,
-                        Data(record.baseline.body.bytes), record.baseline.body.totalBytes, record.baseline.error?.rawValue,
+                        stored(record.baseline.body.bytes), record.baseline.body.totalBytes, record.baseline.error?.rawValue,
                         record.segment, record.baseline.firstByteMicros, b.firstTokenMicros, b.events, b.promptTokens, b.completionTokens, b.cost,
                     ])
                     let exchangeID = db.lastInsertedRowID
@@ -89,10 +92,11 @@ extension PairStore {
                         let result = candidate.result
                         try insertShadow.execute(arguments: [
                             exchangeID, candidate.name, result.version, result.status, result.latencyMicros,
-                            result.timeToHeadMicros, result.contentType, Data(result.body.bytes), result.body.totalBytes,
+                            result.timeToHeadMicros, result.contentType, stored(result.body.bytes), result.body.totalBytes,
                             result.error?.rawValue, record.coverageReason(candidate).rawValue,
                             score == nil ? nil : record.scorer.name, score?.value, score.map { $0.diverged ? 1 : 0 },
-                            score?.explanation.serialized, score.flatMap { PairStore.differingPathsJSON($0.differingPaths) },
+                            redactor.map { $0.explanation(score?.explanation.serialized) } ?? score?.explanation.serialized,
+                            score.flatMap { PairStore.differingPathsJSON($0.differingPaths) },
                             result.firstByteMicros, c.firstTokenMicros, c.events, c.promptTokens, c.completionTokens, c.cost,
                         ])
                     }

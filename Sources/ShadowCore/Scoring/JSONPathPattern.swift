@@ -90,3 +90,20 @@ extension Array where Element == JSONPathComponent {
         return text
     }
 }
+
+extension JSONPathPattern {
+    /// A concrete path (`$.outputs[0].data[3]`, as explanations list them) as components; `nil`
+    /// for text that is not a path or has wildcards.
+    public static func components(of path: String) -> [JSONPathComponent]? {
+        guard case .success(let pattern) = Self.parse(path) else { return nil }
+        var components: [JSONPathComponent] = []
+        for segment in pattern.segments {
+            switch segment {
+            case .key(let key): components.append(.key(key))
+            case .index(let index): components.append(.index(index))
+            default: return nil
+            }
+        }
+        return components
+    }
+}

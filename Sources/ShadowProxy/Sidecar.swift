@@ -91,7 +91,14 @@ public final class Sidecar: Sendable {
             self.admin = AdminServer(
                 group: self.group,
                 listen: listen,
-                status: AdminStatus(proxy: self.proxy, writer: self.writer, shared: shared, gating: self.gating, ramp: self.ramp),
+                status: AdminStatus(
+                    proxy: self.proxy,
+                    writer: self.writer,
+                    shared: shared,
+                    gating: self.gating,
+                    ramp: self.ramp,
+                    token: environment["SHADOWD_ADMIN_TOKEN"].flatMap { $0.isEmpty ? nil : $0 }
+                ),
                 logger: logger
             )
         } else {

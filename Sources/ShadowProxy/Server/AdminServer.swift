@@ -55,6 +55,19 @@ struct AdminStatus: Sendable {
     let shared: SharedState
     let gating: GatingRegistry
     let ramp: RampController
+    /// With a token, `/stats` and `/metrics` need `Authorization: Bearer <token>`; the probes
+    /// (`/healthz`, `/readyz`) stay open for systemd and load balancers.
+    let token: String?
+
+    /// Whether the request may read the figures (compared in constant time).
+    func authorized(_ headers: HTTPHeaders) -> Bool {
+        guard let token = self.token else { return true }
+        let expected = Array("Bearer \(token)".utf8)
+        let given = Array((headers.first(name: "authorization") ?? "").utf8)
+        var difference = UInt8(expected.count == given.count ? 0 : 1)
+        for index in expected.indices { difference |= expected[index] ^ (index < given.count ? given[index] : 0) }
+        return difference == 0
+    }
 
     var ready: (Bool, String) {
         if self.proxy.address.current == nil { return (false, "listener not bound") }
@@ -130,6 +143,8 @@ private final class AdminHandler: ChannelInboundHandler {
                     ready ? .ok : .serviceUnavailable,
                     JSONValue.object([("status", .string(ready ? "ready" : "not_ready")), ("reason", .string(reason))]).serialized
                 )
+            case (.GET, "/stats") where !self.status.authorized(head.headers), (.GET, "/metrics") where !self.status.authorized(head.headers):
+                (status, body) = (.unauthorized, #"{"error":"this endpoint needs Authorization: Bearer <SHADOWD_ADMIN_TOKEN>"}"#)
             case (.GET, "/stats"): (status, body) = (.ok, self.status.statsJSON)
             case (.GET, "/metrics"): (status, body) = (.ok, self.status.shared.metrics.render(self.status))
             case (_, "/healthz"), (_, "/readyz"), (_, "/stats"), (_, "/metrics"): (status, body) = (.methodNotAllowed, #"{"error":"use GET"}"#)

@@ -31,6 +31,8 @@ public final class ProxyStatistics: Sendable {
     let mirrored = Atomic<Int>(0)
     let shadowDropped = Atomic<Int>(0)
     let openConnections = Atomic<Int>(0)
+    /// Connections closed at once because `server.max_connections` were open.
+    let refusedConnections = Atomic<Int>(0)
     /// Shadow copies queued or running.
     let shadowPending = Atomic<Int>(0)
     /// Baseline calls in a row that could not connect; reset by any response.

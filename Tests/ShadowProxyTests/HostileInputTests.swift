@@ -2,6 +2,7 @@ import Foundation
 import ShadowCore
 import ShadowFixtures
 import ShadowStore
+import Synchronization
 import Testing
 
 @testable import ShadowProxy
@@ -80,6 +81,34 @@ import Testing
             let (response, _) = rawExchange(port: sidecar.port, Self.request(head))
             #expect(response.hasPrefix("HTTP/1.1 100 Continue"))
             #expect(response.contains(#"{"got":3}"#))
+        }
+    }
+}
+
+@Suite(.timeLimit(.minutes(1))) struct ConnectionLimitTests {
+    @Test func connectionsBeyondTheLimitAreClosedAndTheOthersServed() async throws {
+        try await withSidecar(
+            baseline: .responder({ _ in .json("{}") }),
+            configure: { $0.server.maxConnections = 5 }
+        ) { sidecar, _, _ in
+            var clients: [HTTPTestClient] = []
+            for _ in 0..<5 { clients.append(try await HTTPTestClient.connect(port: sidecar.port)) }
+            // Let the sidecar register all five before the sixth arrives.
+            try await Task.sleep(for: .milliseconds(100))
+            // The sixth is closed at once, before any request is answered.
+            let extra = rawExchange(port: sidecar.port, Array("GET /x HTTP/1.1\r\nhost: x\r\n\r\n".utf8), timeout: .seconds(2))
+            #expect(extra.closed && extra.response.isEmpty, "\(extra)")
+            for client in clients {
+                #expect(try await client.send(path: "/x").status == 200)
+                await client.close()
+            }
+            #expect(sidecar.sidecar.shared.statistics.refusedConnections.load(ordering: .relaxed) == 1)
+            // Below the limit again: new connections are served.
+            try await Task.sleep(for: .milliseconds(100))
+            let later = try await HTTPTestClient.connect(port: sidecar.port)
+            #expect(try await later.send(path: "/x").status == 200)
+            await later.close()
+            await sidecar.stop()
         }
     }
 }

@@ -123,6 +123,7 @@ extension ServerConfiguration {
         let threads = try reader.int("threads", default: 0, range: 0...64)
         self.threads = threads == 0 ? nil : threads
         self.idleTimeout = try reader.duration("idle_timeout", default: self.idleTimeout)
+        self.maxConnections = try reader.int("max_connections", default: self.maxConnections, range: 1...1_000_000)
         self.drainTimeout = try reader.duration("drain_timeout", default: self.drainTimeout)
     }
 }

@@ -43,6 +43,8 @@ public struct ServerConfiguration: Sendable, Equatable {
     public var idleTimeout: Duration
     /// How long in-flight requests may take to finish after SIGTERM.
     public var drainTimeout: Duration
+    /// Client connections open at once; beyond it new ones are closed at once (and logged).
+    public var maxConnections: Int = 10_000
 
     public init(
         listen: HostPort = HostPort(host: "127.0.0.1", port: 8080),

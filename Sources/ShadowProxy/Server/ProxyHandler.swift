@@ -1,3 +1,4 @@
+import Logging
 import Metrics
 import NIOCore
 import NIOHTTP1
@@ -64,7 +65,22 @@ final class ProxyHandler: ChannelInboundHandler, UpstreamResponseDelegate {
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
         self.loopContext.register(self)
-        self.loopContext.shared.statistics.openConnections.add(1, ordering: .relaxed)
+        let statistics = self.loopContext.shared.statistics
+        let open = statistics.openConnections.add(1, ordering: .relaxed).newValue
+        let limit = self.loopContext.runtime.configuration.server.maxConnections
+        if open > limit {
+            // Thousands of idle keep-alive connections must not exhaust file descriptors or memory.
+            let refused = statistics.refusedConnections.add(1, ordering: .relaxed).newValue
+            if refused == 1 || refused % 1_000 == 0 {
+                self.loopContext.shared.logger.warning(
+                    "connection limit reached: closing new client connections",
+                    metadata: ["server.max_connections": "\(limit)", "shadow.connections.refused": "\(refused)"]
+                )
+            }
+            self.state = .closed
+            context.close(promise: nil)
+            return
+        }
         self.armRequestTimer()
     }
 

@@ -117,6 +117,8 @@ import Testing
             }
             #expect(sidecar.sidecar.gating.breakerStates.first?.state == .closed)
             try await send(10)
+            // The last copies go out after the client's answers: give them a moment to land.
+            try await Task.sleep(for: .milliseconds(300))
             #expect((candidates[0]?.requestCount ?? 0) >= calls + 5 + 10)
             await client.close()
             await sidecar.stop()

@@ -43,7 +43,7 @@ import Testing
             }
             let queue = try DatabaseQueue(path: sidecar.databasePath)
             try await queue.read { db in
-                let emails = try String.fetchAll(db, sql: "SELECT json_extract(request_body, '$.user.email') FROM pairs ORDER BY rowid")
+                let emails = try String.fetchAll(db, sql: "SELECT json_extract(request_body, '$.user.email') FROM pairs ORDER BY received_at_us")
                 #expect(emails.count == 3 && emails.allSatisfy { $0.hasPrefix("hmac-sha256:") })
                 #expect(emails[0] == emails[2] && emails[0] != emails[1], "equal values stay joinable")
                 #expect(try String.fetchAll(db, sql: "SELECT json_extract(request_body, '$.user.plan') FROM pairs") == ["pro", "pro", "pro"])

@@ -61,10 +61,3 @@ public final class ProxyStatistics: Sendable {
         public var shadowPending: Int
     }
 }
-
-/// Wall-clock microseconds since the Unix epoch (record timestamps; latencies use the monotonic clock).
-func wallClockMicros() -> Int64 {
-    var spec = timespec()
-    clock_gettime(CLOCK_REALTIME, &spec)
-    return Int64(spec.tv_sec) * 1_000_000 + Int64(spec.tv_nsec) / 1000
-}

@@ -4,10 +4,6 @@ import Metrics
 import ShadowCore
 import Synchronization
 
-#if canImport(Glibc)
-import Glibc
-#endif
-
 /// The routes' ramps: fed by the writer with each batch's outcomes, read by the request path for
 /// the share to mirror, persisted in `ramp_state` so a restart resumes at the same stage.
 public final class RampController: Sendable {
@@ -33,7 +29,7 @@ public final class RampController: Sendable {
     /// new ones resume from the database when its stage list matches, else start at stage 0.
     public func apply(_ routes: [RouteConfiguration]) throws {
         let persisted = try self.store.rampStates()
-        let now = Self.wallMicros()
+        let now = wallClockMicros()
         self.ramps.withLock { ramps in
             var next: [String: Ramp] = [:]
             for route in routes {
@@ -69,7 +65,7 @@ public final class RampController: Sendable {
     /// Adds a written batch to the current stages' figures (candidates only, not the A/A
     /// replica), then advances or falls back where the figures say so.
     func observe(_ batch: [ExchangeRecord], summary: PairStore.WriteSummary) {
-        let now = Self.wallMicros()
+        let now = wallClockMicros()
         let guardrails = self.guardrails.withLock { $0 }
         let transitions: [(route: String, ramp: Ramp, transition: Ramp.Transition)] = self.ramps.withLock { ramps in
             guard !ramps.isEmpty else { return [] }
@@ -78,8 +74,8 @@ public final class RampController: Sendable {
                     let result = candidate.result
                     ramps[record.route]!.add { tally in
                         tally.add(
-                            baselineFailed: Self.failed(record.baseline),
-                            candidateFailed: Self.failed(result),
+                            baselineFailed: record.baseline.modelFailed,
+                            candidateFailed: result.modelFailed,
                             baselineMicros: record.baseline.error == nil ? record.baseline.latencyMicros : nil,
                             candidateMicros: result.error == nil ? result.latencyMicros : nil
                         )
@@ -128,20 +124,6 @@ public final class RampController: Sendable {
     private func gauge(_ route: String, _ percent: Double) {
         guard let factory = self.factory else { return }
         Gauge(label: "shadowd_ramp_stage_percent", dimensions: [("route", route)], factory: factory).record(percent)
-    }
-
-    static func failed(_ result: ArmResult) -> Bool {
-        switch result.error {
-        case nil: (result.status ?? 0) >= 500
-        case .tooLarge?, .clientClosed?, .shutdown?: false
-        default: true
-        }
-    }
-
-    static func wallMicros() -> Int64 {
-        var spec = timespec()
-        clock_gettime(CLOCK_REALTIME, &spec)
-        return Int64(spec.tv_sec) * 1_000_000 + Int64(spec.tv_nsec) / 1000
     }
 }
 

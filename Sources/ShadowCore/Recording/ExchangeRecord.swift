@@ -148,10 +148,25 @@ public struct ChunkArrival: Sendable, Equatable {
 }
 
 extension ArmResult {
-    /// Notes a body chunk of `count` bytes arriving `micros` after dispatch.
+    /// Whether the model failed the call: a transport error or a 5xx answer. The capture cap
+    /// (`too_large`), a client that left and a daemon shutting down are not the model's failures.
+    public var modelFailed: Bool {
+        switch self.error {
+        case nil: (self.status ?? 0) >= 500
+        case .tooLarge?, .clientClosed?, .shutdown?: false
+        default: true
+        }
+    }
+
+    /// Notes a body chunk arriving `micros` after dispatch, the body being `bytesSoFar` long.
+    /// Arrivals are kept for event streams only (they time the first token); an ordinary answer
+    /// costs no allocation here.
     public mutating func noteChunk(bytesSoFar: Int, micros: Int64) {
         if self.firstByteMicros == nil { self.firstByteMicros = micros }
-        if self.arrivals.count < ChunkArrival.limit { self.arrivals.append(ChunkArrival(endOffset: bytesSoFar, micros: micros)) }
+        guard self.arrivals.count < ChunkArrival.limit, let contentType = self.contentType,
+            contentType.utf8.count >= 17, zip(contentType.utf8, "text/event-stream".utf8).allSatisfy({ $0 | 0x20 == $1 | 0x20 })
+        else { return }
+        self.arrivals.append(ChunkArrival(endOffset: bytesSoFar, micros: micros))
     }
 
     /// When the byte at `offset` (exclusive end) had arrived, if timed.

@@ -1,6 +1,7 @@
 import Logging
 import Metrics
 import ShadowCore
+import ShadowStore
 import Synchronization
 
 #if canImport(Glibc)
@@ -56,7 +57,7 @@ final class CandidateBreaker: Sendable {
     /// not shutdown).
     func record(_ result: ArmResult) {
         if result.error == .shutdown || result.error == .clientClosed { return }
-        let failure = (result.error != nil && result.error != .tooLarge) || (result.status ?? 0) >= 500
+        let failure = result.modelFailed
         let timeout = result.error == .timeout || result.error == .connectTimeout
         let transition = self.machine.withLock {
             $0.record(
@@ -84,7 +85,7 @@ final class CandidateBreaker: Sendable {
         ).increment()
         self.events.append(
             GatingEvent(
-                atMicros: Self.wallMicros(),
+                atMicros: wallClockMicros(),
                 route: self.route,
                 candidate: self.candidate,
                 kind: "circuit_breaker",
@@ -99,11 +100,5 @@ final class CandidateBreaker: Sendable {
         var spec = timespec()
         clock_gettime(CLOCK_MONOTONIC, &spec)
         return UInt64(spec.tv_sec) * 1_000_000_000 + UInt64(spec.tv_nsec)
-    }
-
-    static func wallMicros() -> Int64 {
-        var spec = timespec()
-        clock_gettime(CLOCK_REALTIME, &spec)
-        return Int64(spec.tv_sec) * 1_000_000 + Int64(spec.tv_nsec) / 1000
     }
 }

@@ -1,4 +1,5 @@
 import ShadowCore
+import ShadowStore
 import Synchronization
 
 /// A route's caps on mirrored requests: a token bucket and a daily budget, shared by every event
@@ -19,7 +20,7 @@ final class RouteLimiter: Sendable {
     /// - Parameter cost: what mirroring it costs (the sampled candidates' `cost.per_request`).
     func take(cost: Double) -> CoverageReason? {
         let now = CandidateBreaker.monotonicNanos()
-        let wall = CandidateBreaker.wallMicros()
+        let wall = wallClockMicros()
         return self.state.withLock { state in
             // The bucket first: a rate-limited request does not spend the day's budget.
             if state.bucket != nil, !state.bucket!.take(nowNanos: now) { return .rateLimited }

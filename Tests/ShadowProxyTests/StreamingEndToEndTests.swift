@@ -77,7 +77,9 @@ import Glibc
                     abs((row["candidate_cost"] as Double? ?? -1) - (0.001 + (row["candidate_completion_tokens"] as Double? ?? 0) * 0.4 / 1000))
                         < 1e-12
                 )
-                #expect((row["baseline_tokens_per_second"] as Double? ?? 0) > 10)
+                // Paced at 50 tokens/s by the fixture: never faster (a loaded machine makes it slower).
+                let rate = row["baseline_tokens_per_second"] as Double? ?? 0
+                #expect(rate > 0 && rate < 75, "\(rate) tokens/s")
                 #expect(row["divergence"] as Double? == 0, "the same answer streamed: \(row["explanation"] as String? ?? "")")
             }
             try queue.close()

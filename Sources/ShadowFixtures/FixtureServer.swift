@@ -51,6 +51,8 @@ public final class FixtureServer: Sendable {
 
     /// Requests fully received so far.
     public var requestCount: Int { self.counters.requests.load(ordering: .relaxed) }
+    /// Request body bytes received so far, counted as they arrive (before a request ends).
+    public var bodyBytesReceived: Int { self.counters.bodyBytes.load(ordering: .relaxed) }
     /// TCP connections accepted so far.
     public var connectionCount: Int { self.counters.connections.load(ordering: .relaxed) }
     /// The most recent requests (up to 64), oldest first.
@@ -60,6 +62,7 @@ public final class FixtureServer: Sendable {
 final class FixtureCounters: Sendable {
     let requests = Atomic<Int>(0)
     let connections = Atomic<Int>(0)
+    let bodyBytes = Atomic<Int>(0)
     let recent = Mutex<[FixtureRequest]>([])
 
     func record(_ request: FixtureRequest) {
@@ -146,6 +149,7 @@ private final class FixtureHandler: ChannelInboundHandler {
         case .head(let head):
             self.request = FixtureRequest(method: head.method.rawValue, uri: head.uri, headers: head.headers.map { ($0.name, $0.value) }, body: [])
         case .body(let buffer):
+            self.counters.bodyBytes.add(buffer.readableBytes, ordering: .relaxed)
             self.request?.body.append(contentsOf: buffer.readableBytesView)
         case .end:
             guard let request = self.request else { return }

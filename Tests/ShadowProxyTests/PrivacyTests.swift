@@ -68,7 +68,7 @@ import Testing
             let raw = Self.rawBytes(sidecar.databasePath)
             #expect(!raw.contains("alice@example.com") && !raw.contains("TOKEN-BASELINE-1") && !raw.contains("\"label\""))
             let queue = try DatabaseQueue(path: sidecar.databasePath)
-            let row = try await queue.read {
+            let row = try queue.read {
                 try Row.fetchOne($0, sql: "SELECT CAST(baseline_body AS TEXT) AS b, CAST(candidate_body AS TEXT) AS c, diverged FROM pairs")
             }
             try queue.close()

@@ -163,23 +163,12 @@ import Glibc
             baselineServer,
             _ in
             // A raw client: send, read the first bytes of the stream, hang up.
-            let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-            var address = sockaddr_in()
-            address.sin_family = sa_family_t(AF_INET)
-            address.sin_port = in_port_t(UInt16(sidecar.port).bigEndian)
-            address.sin_addr.s_addr = inet_addr("127.0.0.1")
-            let connected = withUnsafePointer(to: &address) {
-                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(descriptor, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-            }
-            #expect(connected == 0)
+            let connection = try RawConnection(port: sidecar.port)
             let head =
                 "POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: \(Self.request.count)\r\n\r\n"
-            let bytes = Array(head.utf8) + Self.request
-            _ = bytes.withUnsafeBytes { send(descriptor, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
-            var buffer = [UInt8](repeating: 0, count: 4096)
-            let received = recv(descriptor, &buffer, buffer.count, 0)
-            #expect(received > 0)
-            close(descriptor)
+            connection.send(Array(head.utf8) + Self.request)
+            #expect(!connection.receiveSome().isEmpty)
+            connection.hangUp()
             // The baseline would take 5 s; the sidecar drops its call when the client leaves.
             let deadline = ContinuousClock.now + .seconds(3)
             while sidecar.sidecar.shared.statistics.snapshot.openConnections > 0, ContinuousClock.now < deadline {

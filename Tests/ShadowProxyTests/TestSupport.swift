@@ -176,27 +176,77 @@ func residentMemoryBytes() -> Int {
 /// Sends raw bytes on a fresh TCP connection and reads until the server closes it (or `timeout`).
 /// Returns what the server sent and whether it closed the connection.
 func rawExchange(port: Int, _ request: [UInt8], timeout: Duration = .seconds(5)) -> (response: String, closed: Bool) {
-    let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-    defer { close(descriptor) }
-    var address = sockaddr_in()
-    address.sin_family = sa_family_t(AF_INET)
-    address.sin_port = in_port_t(UInt16(port).bigEndian)
-    address.sin_addr.s_addr = inet_addr("127.0.0.1")
-    let connected = withUnsafePointer(to: &address) {
-        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(descriptor, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+    guard let connection = try? RawConnection(port: port, timeout: timeout) else { return ("connect failed", false) }
+    connection.send(request)
+    return connection.receiveUntilClosed()
+}
+
+/// A client TCP connection driven byte by byte: for uploads sent in pieces and clients that
+/// leave halfway.
+final class RawConnection {
+    let descriptor: Int32
+    private var open = true
+
+    init(port: Int, timeout: Duration = .seconds(5)) throws {
+        self.descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = in_port_t(UInt16(port).bigEndian)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        let connected = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(self.descriptor, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        guard connected == 0 else {
+            close(self.descriptor)
+            throw FixtureError("cannot connect to port \(port)")
+        }
+        var tv = timeval(tv_sec: Int(timeout.components.seconds), tv_usec: 0)
+        setsockopt(self.descriptor, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
     }
-    guard connected == 0 else { return ("connect failed", false) }
-    var tv = timeval(tv_sec: Int(timeout.components.seconds), tv_usec: 0)
-    setsockopt(descriptor, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
-    _ = request.withUnsafeBytes { send(descriptor, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
-    var received: [UInt8] = []
-    var buffer = [UInt8](repeating: 0, count: 65536)
-    while true {
-        let count = recv(descriptor, &buffer, buffer.count, 0)
-        if count == 0 { return (String(decoding: received, as: UTF8.self), true) }
-        if count < 0 { return (String(decoding: received, as: UTF8.self), errno == ECONNRESET) }
-        received.append(contentsOf: buffer[0..<count])
+
+    deinit { self.hangUp() }
+
+    /// Closes the connection (a client leaving).
+    func hangUp() {
+        guard self.open else { return }
+        self.open = false
+        close(self.descriptor)
     }
+
+    func send(_ bytes: [UInt8]) {
+        _ = bytes.withUnsafeBytes { Glibc.send(self.descriptor, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+    }
+
+    func send(_ text: String) { self.send(Array(text.utf8)) }
+
+    /// Reads whatever arrives next (at most `limit` bytes); empty when the peer closed.
+    func receiveSome(limit: Int = 4096) -> [UInt8] {
+        var buffer = [UInt8](repeating: 0, count: limit)
+        let count = recv(self.descriptor, &buffer, limit, 0)
+        return count > 0 ? Array(buffer[0..<count]) : []
+    }
+
+    /// Reads until the peer closes (or the receive timeout); says whether it closed.
+    func receiveUntilClosed() -> (response: String, closed: Bool) {
+        var received: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 65536)
+        while true {
+            let count = recv(self.descriptor, &buffer, buffer.count, 0)
+            if count == 0 { return (String(decoding: received, as: UTF8.self), true) }
+            if count < 0 { return (String(decoding: received, as: UTF8.self), errno == ECONNRESET) }
+            received.append(contentsOf: buffer[0..<count])
+        }
+    }
+}
+
+/// Polls `condition` every 10 ms until it holds or `timeout` passes; returns whether it held.
+func eventually(within timeout: Duration = .seconds(3), _ condition: () -> Bool) async throws -> Bool {
+    let deadline = ContinuousClock.now + timeout
+    while !condition() {
+        if ContinuousClock.now >= deadline { return false }
+        try await Task.sleep(for: .milliseconds(10))
+    }
+    return true
 }
 
 /// Deterministic pseudo-random bytes.

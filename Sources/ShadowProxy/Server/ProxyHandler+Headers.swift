@@ -34,14 +34,14 @@ extension ProxyHandler {
     }
 
     /// The request as an upstream sees it: hop-by-hop headers (and any the client's `Connection`
-    /// names) removed, framing re-derived from the buffered body, forwarding headers added after
-    /// the stripping so a client cannot delete them via `Connection`.
+    /// names) removed, framing set from `framing`, forwarding headers added after the stripping
+    /// so a client cannot delete them via `Connection`.
     static func upstreamHead(
         _ head: HTTPRequestHead,
         target: UpstreamURL,
         requestID: String,
         peer: String?,
-        bodySize: Int?,
+        framing: UpstreamFraming,
         shadow: Bool
     ) -> HTTPRequestHead {
         let nominated = HeaderPolicy.connectionNominated(head.headers[canonicalForm: "connection"])
@@ -86,10 +86,13 @@ extension ProxyHandler {
         if let originalHost, !headers.contains(name: "x-forwarded-host") { headers.add(name: "x-forwarded-host", value: originalHost) }
         headers.add(name: "x-request-id", value: requestID)
         if shadow { headers.add(name: "x-shadow-request", value: "1") }
-        if let bodySize, bodySize > 0 || head.method == .POST || head.method == .PUT || head.method == .PATCH {
-            headers.add(name: "content-length", value: String(bodySize))
-        } else if head.method == .POST || head.method == .PUT || head.method == .PATCH {
-            headers.add(name: "content-length", value: "0")
+        switch framing {
+        case .chunked:
+            headers.add(name: "transfer-encoding", value: "chunked")
+        case .length(let size) where size > 0 || head.method == .POST || head.method == .PUT || head.method == .PATCH:
+            headers.add(name: "content-length", value: String(size))
+        case .length:
+            break
         }
         return HTTPRequestHead(version: .http1_1, method: head.method, uri: target.basePath + head.uri, headers: headers)
     }
@@ -110,6 +113,13 @@ extension ProxyHandler {
         }
         return headers
     }
+}
+
+/// How a forwarded request's body is delimited: a known length (a mirror copy, or the client's
+/// own Content-Length), or chunks when the client streams one of unknown length.
+enum UpstreamFraming {
+    case length(Int)
+    case chunked
 }
 
 /// Random request ids in UUID v4 text form.

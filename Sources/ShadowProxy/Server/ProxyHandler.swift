@@ -6,8 +6,8 @@ import ShadowCore
 import ShadowStore
 import Synchronization
 
-/// One client connection: forwards each request to the baseline and streams its answer back,
-/// and hands copies to the candidates' shadow lanes after the baseline has the request.
+/// One client connection: streams each request to the baseline as it arrives and its answer
+/// back, and hands copies to the candidates' shadow lanes once the baseline has the whole request.
 ///
 /// The client only ever sees the baseline's bytes (or a sidecar error when the baseline fails);
 /// nothing on this path waits for a candidate, the writer or a lock held by either.
@@ -17,23 +17,32 @@ final class ProxyHandler: ChannelInboundHandler, UpstreamResponseDelegate {
 
     private enum State {
         case idle
-        /// Collecting the request body (the mirror needs the whole body; nginx buffers too).
-        case receiving(IncomingRequest)
         /// Reading the rest of a request that will get an error response.
         case rejecting(SidecarError)
+        /// The request goes to the baseline (its body may still be arriving: ``upload``) and the
+        /// answer comes back.
         case forwarding
         case closed
     }
 
+    /// A request whose body is still streaming to the baseline, with the copy kept for the mirror.
     struct IncomingRequest {
         var head: HTTPRequestHead
         var route: SidecarRuntime.Route
+        /// The body as the mirror sees it, up to `limits.mirror_max_body`; nil when empty or
+        /// beyond that limit (``copyDropped``).
         var body: ByteBuffer?
+        var bodySize = 0
+        var copyDropped = false
         var receivedAtMicros: Int64
     }
 
     let loopContext: LoopContext
     private var state = State.idle
+    /// The request while its body is still arriving; nil once it ended.
+    private var upload: IncomingRequest?
+    /// Reading from the client is paused because the baseline cannot take the upload faster.
+    private var uploadPaused = false
     private var context: ChannelHandlerContext?
     private var requestTimer: Scheduled<Void>?
     private var closeWhenDone = false
@@ -117,9 +126,11 @@ final class ProxyHandler: ChannelInboundHandler, UpstreamResponseDelegate {
         switch self.state {
         case .idle:
             self.context?.close(promise: nil)
-        case .receiving, .rejecting:
+        case .rejecting:
             self.respond(.requestTimeout(), close: true)
-        case .forwarding, .closed:
+        case .forwarding:
+            if self.upload != nil { self.abortUpload(.requestTimeout()) }
+        case .closed:
             break
         }
     }
@@ -146,6 +157,12 @@ final class ProxyHandler: ChannelInboundHandler, UpstreamResponseDelegate {
         }
     }
 
+    func channelReadComplete(context: ChannelHandlerContext) {
+        // One write to the baseline per read burst of a streaming upload.
+        if self.upload != nil { self.call?.flush() }
+        context.fireChannelReadComplete()
+    }
+
     private func receiveHead(_ head: HTTPRequestHead, context: ChannelHandlerContext) {
         guard case .idle = self.state else { return }
         self.loopContext.shared.statistics.requests.add(1, ordering: .relaxed)
@@ -168,43 +185,82 @@ final class ProxyHandler: ChannelInboundHandler, UpstreamResponseDelegate {
             context.writeAndFlush(Self.wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: .continue))), promise: nil)
         }
         self.routeMetrics = route.metrics
-        self.state = .receiving(IncomingRequest(head: head, route: route, body: nil, receivedAtMicros: now))
+        let request = IncomingRequest(head: head, route: route, receivedAtMicros: now)
+        self.state = .forwarding
+        self.upload = request
+        self.startBaseline(request, context: context)
     }
 
     private func receiveBody(_ buffer: ByteBuffer) {
-        guard case .receiving(var request) = self.state else { return }
-        let size = (request.body?.readableBytes ?? 0) + buffer.readableBytes
-        if size > self.limits.maxRequestBody {
-            self.reject(
-                .bodyTooLarge(limit: self.limits.maxRequestBody),
-                routeName: request.route.configuration.name,
-                atMicros: request.receivedAtMicros,
-                immediately: true
-            )
+        guard case .forwarding = self.state, var request = self.upload else { return }
+        request.bodySize += buffer.readableBytes
+        if request.bodySize > self.limits.maxRequestBody {
+            // Only a chunked body gets here: a declared length above the limit never starts.
+            self.abortUpload(.bodyTooLarge(limit: self.limits.maxRequestBody))
             return
         }
-        // Avoid a copy-on-write of the whole body: take the state's reference out first.
-        self.state = .forwarding
-        if request.body == nil {
-            request.body = buffer
-        } else {
-            var incoming = buffer
-            request.body!.writeBuffer(&incoming)
+        if !request.copyDropped, !request.route.targets.isEmpty {
+            // Avoid a copy-on-write of the whole copy: take the stored reference out first.
+            self.upload = nil
+            if request.bodySize > self.limits.mirrorMaxBody {
+                request.body = nil
+                request.copyDropped = true
+            } else if request.body == nil {
+                request.body = buffer
+            } else {
+                var incoming = buffer
+                request.body!.writeBuffer(&incoming)
+            }
         }
-        self.state = .receiving(request)
+        self.upload = request
+        guard let call = self.call else { return }  // the baseline already answered; the rest is dropped
+        call.write(.body(.byteBuffer(buffer)))
+        if !call.acceptsMoreRequestBytes { self.setUploadPaused(true) }
     }
 
     private func receiveEnd() {
         switch self.state {
-        case .receiving(let request):
+        case .forwarding:
+            guard let request = self.upload else { return }
+            self.upload = nil
             self.requestTimer?.cancel()
-            self.state = .forwarding
-            self.forward(request)
+            self.setUploadPaused(false)
+            self.finishUpload(request)
         case .rejecting(let error):
             self.respond(error, close: error.closesConnection)
         default:
             break
         }
+    }
+
+    /// The client stopped reading being possible for this request (body too large mid-stream,
+    /// or too slow): the baseline call is abandoned and the client told why, then closed.
+    private func abortUpload(_ error: SidecarError) {
+        guard let request = self.upload else { return }
+        self.upload = nil
+        self.loopContext.shared.statistics.rejected.add(1, ordering: .relaxed)
+        self.loopContext.shared.coverage.add(route: request.route.configuration.name, reason: .rejected, atMicros: request.receivedAtMicros)
+        let answered = self.responseStarted
+        // Closed first, so the cancelled call's failure writes nothing to the client.
+        self.state = .closed
+        self.call?.cancel(with: .clientClosed)
+        if answered {
+            self.context?.close(promise: nil)
+        } else {
+            self.respond(error, close: true)
+        }
+    }
+
+    /// Stops or resumes reading the client while the baseline cannot take the upload faster.
+    private func setUploadPaused(_ paused: Bool) {
+        guard self.uploadPaused != paused, let context = self.context else { return }
+        self.uploadPaused = paused
+        try? context.channel.syncOptions?.setOption(.autoRead, value: !paused)
+        if !paused { context.read() }
+    }
+
+    func upstreamWritable() {
+        if self.upload != nil, self.call?.acceptsMoreRequestBytes ?? true { self.setUploadPaused(false) }
     }
 
     private func reject(_ error: SidecarError, routeName: String, atMicros: Int64, immediately: Bool) {
@@ -237,6 +293,10 @@ final class ProxyHandler: ChannelInboundHandler, UpstreamResponseDelegate {
     }
 
     private func finishResponse(context: ChannelHandlerContext, close: Bool) {
+        // An answer that ends before its request did leaves unread body on the connection.
+        let close = close || self.upload != nil
+        self.upload = nil
+        self.setUploadPaused(false)
         if close || self.closeWhenDone {
             self.state = .closed
             context.writeAndFlush(Self.wrapOutboundOut(.end(nil))).assumeIsolated().whenComplete { _ in
@@ -251,40 +311,52 @@ final class ProxyHandler: ChannelInboundHandler, UpstreamResponseDelegate {
 
     // MARK: - Forwarding
 
-    private func forward(_ request: IncomingRequest) {
-        guard let context = self.context else { return }
-        let route = request.route
-        let configuration = route.configuration
-        let runtime = self.loopContext.runtime
-        let peer = context.channel.remoteAddress?.ipAddress
+    /// Sends the head to the baseline at once; the body follows part by part as it arrives.
+    private func startBaseline(_ request: IncomingRequest, context: ChannelHandlerContext) {
+        let configuration = request.route.configuration
+        let framing: UpstreamFraming =
+            if let length = request.head.headers.first(name: "content-length").flatMap({ Int($0) }) {
+                .length(length)
+            } else if request.head.headers.contains(name: "transfer-encoding") {
+                .chunked
+            } else {
+                .length(0)
+            }
         let baselineHead = Self.upstreamHead(
             request.head,
             target: configuration.baseline.url,
             requestID: self.requestID,
-            peer: peer,
-            bodySize: request.body?.readableBytes,
+            peer: context.channel.remoteAddress?.ipAddress,
+            framing: framing,
             shadow: false
         )
-
         self.responseStarted = false
         self.captured = []
         self.seenBytes = 0
+        self.captureLimit = 0
         self.baselineResult = ArmResult(version: configuration.baseline.version)
         self.baselineResult.price = configuration.baseline.cost
         self.baselineStarted = .now()
+        self.baselineTimeout = TimeAmount(configuration.baseline.timeout)
         let call = UpstreamCall(delegate: self)
         self.call = call
-        self.baselineTimeout = TimeAmount(configuration.baseline.timeout)
-        call.arm(timeout: self.baselineTimeout, on: context.eventLoop, error: .timeout)
-        self.loopContext.baselinePool(for: route).execute(
-            head: baselineHead,
-            body: request.body,
-            call: call,
-            connectTimeout: TimeAmount(configuration.baseline.connectTimeout)
-        )
+        call.write(.head(baselineHead))
+        self.loopContext.baselinePool(for: request.route).execute(call, connectTimeout: TimeAmount(configuration.baseline.connectTimeout))
+    }
 
-        // Mirror only after the baseline has the request.
-        self.exchange = self.mirror(request, route: route, runtime: runtime, peer: peer)
+    /// The whole request has reached the baseline: its answer is timed from here, and the
+    /// candidates get their copies.
+    private func finishUpload(_ request: IncomingRequest) {
+        guard let context = self.context, let call = self.call, !self.responseStarted else {
+            // The baseline answered (or failed) before the request ended: there is no pair to make.
+            self.loopContext.shared.coverage.add(route: request.route.configuration.name, reason: .baselineError, atMicros: request.receivedAtMicros)
+            return
+        }
+        call.write(.end(nil))
+        self.baselineStarted = .now()
+        call.arm(timeout: self.baselineTimeout, on: context.eventLoop, error: .timeout)
+        let runtime = self.loopContext.runtime
+        self.exchange = self.mirror(request, route: request.route, runtime: runtime, peer: context.channel.remoteAddress?.ipAddress)
         self.captureLimit = self.exchange == nil ? 0 : runtime.configuration.storage.maxStoredBody
     }
 
@@ -297,7 +369,7 @@ final class ProxyHandler: ChannelInboundHandler, UpstreamResponseDelegate {
             shared.coverage.add(route: configuration.name, reason: .noCandidates, atMicros: at)
             return nil
         }
-        let bodySize = request.body?.readableBytes ?? 0
+        let bodySize = request.bodySize
         // The request body as JSON, parsed at most once and only if a gate or the sampling key
         // reads a field of it.
         var document: JSONValue?? = nil
@@ -335,7 +407,7 @@ final class ProxyHandler: ChannelInboundHandler, UpstreamResponseDelegate {
         case nil:
             break
         }
-        let tooLarge = bodySize > runtime.configuration.limits.mirrorMaxBody
+        let tooLarge = request.copyDropped || bodySize > runtime.configuration.limits.mirrorMaxBody
         // A ramping route mirrors its stage's share of the sample (nested: a keyed user in at 5%
         // stays in at 20%).
         let routePercent = configuration.samplePercent * (route.ramp?.percent(route: configuration.name) ?? 100) / 100
@@ -394,7 +466,7 @@ final class ProxyHandler: ChannelInboundHandler, UpstreamResponseDelegate {
                 target: candidate.url,
                 requestID: self.requestID,
                 peer: peer,
-                bodySize: request.body?.readableBytes,
+                framing: .length(bodySize),
                 shadow: true
             )
             let call = ShadowCall(
@@ -489,7 +561,7 @@ final class ProxyHandler: ChannelInboundHandler, UpstreamResponseDelegate {
             context.flush()
             context.close(promise: nil)
         } else {
-            self.respond(SidecarError.baselineFailed(error), close: false)
+            self.respond(SidecarError.baselineFailed(error), close: self.upload != nil)
         }
     }
 
@@ -514,7 +586,7 @@ final class ProxyHandler: ChannelInboundHandler, UpstreamResponseDelegate {
             return
         }
         switch self.state {
-        case .idle, .receiving, .rejecting:
+        case .idle, .rejecting:
             self.loopContext.shared.statistics.rejected.add(1, ordering: .relaxed)
             self.loopContext.shared.coverage.add(route: "-", reason: .rejected, atMicros: wallClockMicros())
             self.keepAlive = false
@@ -531,6 +603,14 @@ final class ProxyHandler: ChannelInboundHandler, UpstreamResponseDelegate {
             } else {
                 self.respond(.badRequest("malformed HTTP request: \(parserError)"), close: true)
             }
+        case .forwarding where self.upload != nil && !self.responseStarted:
+            // A broken chunked body: the baseline must not act on a truncated request.
+            self.upload = nil
+            self.loopContext.shared.statistics.rejected.add(1, ordering: .relaxed)
+            self.state = .closed
+            self.call?.cancel(with: .clientClosed)
+            self.keepAlive = false
+            self.respond(.badRequest("malformed HTTP request body: \(parserError)"), close: true)
         case .forwarding, .closed:
             context.close(promise: nil)
         }

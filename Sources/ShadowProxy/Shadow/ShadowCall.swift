@@ -57,7 +57,8 @@ final class ShadowCall: UpstreamResponseDelegate {
         let call = UpstreamCall(delegate: self)
         self.call = call
         call.arm(timeout: TimeAmount(self.candidate.timeout), on: pool.loop, error: .timeout)
-        pool.execute(head: self.head, body: self.body, call: call, connectTimeout: TimeAmount(self.candidate.connectTimeout))
+        call.write(head: self.head, body: self.body)
+        pool.execute(call, connectTimeout: TimeAmount(self.candidate.connectTimeout))
     }
 
     /// Never started (shutdown while queued).

@@ -4,11 +4,20 @@ import ShadowCore
 
 /// One request in flight on an upstream connection (or waiting for one to connect).
 ///
+/// The request is written part by part as it arrives (a streamed upload reaches the upstream
+/// while the client is still sending it); parts written before a connection is ready wait in
+/// order and go out when it attaches.
+///
 /// Loop-bound: created, used and completed on one event loop, so it needs no locks.
 final class UpstreamCall {
     private(set) weak var delegate: (any UpstreamResponseDelegate)?
-    var connection: UpstreamConnection?
+    private(set) var connection: UpstreamConnection?
     private(set) var finished = false
+    /// The request's last part has been written (a connection is reusable only after that).
+    private(set) var requestEnded = false
+    /// Parts written before a connection attached, and their body bytes.
+    private var waiting: [HTTPClientRequestPart] = []
+    private(set) var waitingBytes = 0
     private var timeout: Scheduled<Void>?
     private var lastActivity: NIODeadline = .now()
 
@@ -60,7 +69,60 @@ final class UpstreamCall {
         self.connection?.setAutoRead(true)
     }
 
+    // MARK: - The request
+
+    /// Writes a request part (queued until a connection attaches). The end of the request is
+    /// flushed at once; other parts wait for ``flush()`` so a burst goes out in one write.
+    func write(_ part: HTTPClientRequestPart) {
+        guard !self.finished, !self.requestEnded else { return }
+        if case .end = part { self.requestEnded = true }
+        if let connection = self.connection {
+            connection.write(part, flush: self.requestEnded)
+        } else {
+            if case .body(.byteBuffer(let buffer)) = part { self.waitingBytes += buffer.readableBytes }
+            self.waiting.append(part)
+        }
+    }
+
+    /// Writes a whole request: head, body and end.
+    func write(head: HTTPRequestHead, body: ByteBuffer?) {
+        self.write(.head(head))
+        if let body, body.readableBytes > 0 { self.write(.body(.byteBuffer(body))) }
+        self.write(.end(nil))
+    }
+
+    func flush() {
+        self.connection?.flush()
+    }
+
+    /// Whether more request bytes can be written without piling up in memory.
+    var acceptsMoreRequestBytes: Bool {
+        if let connection = self.connection { return connection.channel.isWritable }
+        return self.waitingBytes < Self.maxWaitingBytes
+    }
+
+    /// Request bytes buffered while connecting before the sender is asked to pause.
+    static let maxWaitingBytes = 256 * 1024
+
+    /// A connection is ready: sends what has been written so far. `inReadBurst` says the caller
+    /// is inside the sender's read handling, which flushes when the burst ends; an unfinished
+    /// request then waits for that flush so head and body leave in one write.
+    func attach(_ connection: UpstreamConnection, inReadBurst: Bool) {
+        self.connection = connection
+        let parts = self.waiting
+        self.waiting = []
+        self.waitingBytes = 0
+        for part in parts { connection.write(part, flush: false) }
+        if self.requestEnded || !inReadBurst { connection.flush() }
+        self.delegate?.upstreamWritable()
+    }
+
     // MARK: - Events from the connection
+
+    func deliverWritable() {
+        guard !self.finished else { return }
+        self.delegate?.upstreamWritable()
+    }
 
     func deliverHead(_ head: HTTPResponseHead) {
         guard !self.finished else { return }
@@ -82,6 +144,7 @@ final class UpstreamCall {
         self.finished = true
         self.timeout?.cancel()
         self.connection = nil
+        self.waiting = []
         self.delegate?.upstreamEnd()
     }
 
@@ -90,6 +153,7 @@ final class UpstreamCall {
         self.finished = true
         self.timeout?.cancel()
         self.connection = nil
+        self.waiting = []
         self.delegate?.upstreamFailed(error)
     }
 }

@@ -18,16 +18,24 @@ final class UpstreamConnection {
         handler.connection = self
     }
 
-    /// Sends the request; response parts go to `call`.
-    func send(head: HTTPRequestHead, body: ByteBuffer?, call: UpstreamCall) {
-        call.connection = self
+    /// Gives the connection to `call`: what it has written so far goes out, response parts go
+    /// to it.
+    func start(_ call: UpstreamCall, inReadBurst: Bool) {
         self.handler.call = call
-        self.handler.expectsKeepAlive = head.isKeepAlive
-        self.channel.write(HTTPClientRequestPart.head(head), promise: nil)
-        if let body, body.readableBytes > 0 {
-            self.channel.write(HTTPClientRequestPart.body(.byteBuffer(body)), promise: nil)
+        call.attach(self, inReadBurst: inReadBurst)
+    }
+
+    func write(_ part: HTTPClientRequestPart, flush: Bool) {
+        if case .head(let head) = part { self.handler.expectsKeepAlive = head.isKeepAlive }
+        if flush {
+            self.channel.writeAndFlush(part, promise: nil)
+        } else {
+            self.channel.write(part, promise: nil)
         }
-        self.channel.writeAndFlush(HTTPClientRequestPart.end(nil), promise: nil)
+    }
+
+    func flush() {
+        self.channel.flush()
     }
 
     func setAutoRead(_ enabled: Bool) {
@@ -79,9 +87,10 @@ final class UpstreamHandler: ChannelInboundHandler {
         case .end:
             self.call = nil
             self.sawHead = false
-            // Reuse only when both sides agreed to keep the connection and the call was not
+            // Reuse only when both sides agreed to keep the connection, the whole request went
+            // out (an early answer leaves the rest of an upload unsent) and the call was not
             // abandoned (an abandoned call has already closed the connection).
-            let reusable = self.expectsKeepAlive && self.responseKeepAlive && !call.finished
+            let reusable = self.expectsKeepAlive && self.responseKeepAlive && call.requestEnded && !call.finished
             call.complete()
             self.connection?.responseEnded(keepAlive: reusable)
         }
@@ -90,6 +99,11 @@ final class UpstreamHandler: ChannelInboundHandler {
     func channelReadComplete(context: ChannelHandlerContext) {
         self.call?.deliverReadComplete()
         context.fireChannelReadComplete()
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        if context.channel.isWritable { self.call?.deliverWritable() }
+        context.fireChannelWritabilityChanged()
     }
 
     func channelInactive(context: ChannelHandlerContext) {

@@ -26,8 +26,9 @@ final class UpstreamPool {
         self.maxIdleTime = maxIdleTime
     }
 
-    /// Sends a request on an idle connection, or on a new one once connected.
-    func execute(head: HTTPRequestHead, body: ByteBuffer?, call: UpstreamCall, connectTimeout: TimeAmount) {
+    /// Runs `call` on an idle connection, or on a new one once connected. The request's parts
+    /// may be written to the call before or after.
+    func execute(_ call: UpstreamCall, connectTimeout: TimeAmount) {
         let now = NIODeadline.now()
         while let connection = self.idle.popLast() {
             if connection.isClosed || !connection.channel.isActive { continue }
@@ -35,7 +36,7 @@ final class UpstreamPool {
                 connection.close()
                 continue
             }
-            connection.send(head: head, body: body, call: call)
+            connection.start(call, inReadBurst: true)
             return
         }
         let bootstrap = ClientBootstrap(group: self.loop)
@@ -63,7 +64,7 @@ final class UpstreamPool {
                 } else if !channel.isActive {
                     call.fail(.reset)
                 } else {
-                    connection.send(head: head, body: body, call: call)
+                    connection.start(call, inReadBurst: false)
                 }
             case .failure(let error):
                 call.fail(Self.classify(error))

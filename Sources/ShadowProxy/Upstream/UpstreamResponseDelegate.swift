@@ -14,4 +14,11 @@ protocol UpstreamResponseDelegate: AnyObject {
     func upstreamFailed(_ error: ArmError)
     /// The upstream connection finished a read burst: a good moment to flush downstream.
     func upstreamReadComplete()
+    /// The upstream can take more request bytes again (connected, or its socket drained).
+    func upstreamWritable()
+}
+
+extension UpstreamResponseDelegate {
+    /// Callers that send whole requests at once have nothing to resume.
+    func upstreamWritable() {}
 }

@@ -1,6 +1,11 @@
 // swift-tools-version:6.1
 import PackageDescription
 
+/// The request path and the scorers run per request: in release builds they skip the dynamic
+/// exclusivity checks (all their shared state is loop-bound or behind locks; debug builds and
+/// tests keep the checks on).
+let hotPath: [SwiftSetting] = [.unsafeFlags(["-enforce-exclusivity=unchecked"], .when(configuration: .release))]
+
 let package = Package(
     name: "shadowd",
     platforms: [.macOS(.v15)],
@@ -31,7 +36,8 @@ let package = Package(
             name: "ShadowCore",
             dependencies: [
                 .product(name: "Yams", package: "Yams")
-            ]
+            ],
+            swiftSettings: hotPath
         ),
         // SQLite (system libsqlite3 through GRDB): schema, migrations, the batched writer, queries.
         .target(
@@ -60,7 +66,8 @@ let package = Package(
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
-            ]
+            ],
+            swiftSettings: hotPath
         ),
         // The comparison report: one pass over the databases, statistics, verdict, renderers.
         .target(

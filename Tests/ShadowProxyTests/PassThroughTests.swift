@@ -159,6 +159,20 @@ import Testing
         }
     }
 
+    @Test func generatedRequestIDsAreVersion4UUIDs() {
+        var random = FastRandom()
+        var seen = Set<String>()
+        for _ in 0..<1_000 {
+            let id = RequestID.generate(using: &random)
+            let uuid = UUID(uuidString: id)
+            #expect(uuid?.uuidString.lowercased() == id)
+            let characters = Array(id)
+            #expect(characters[14] == "4" && "89ab".contains(characters[19]), "\(id) is not a version 4 UUID")
+            seen.insert(id)
+        }
+        #expect(seen.count == 1_000)
+    }
+
     @Test func unroutedPathsGet404AndAreCounted() async throws {
         try await withSidecar(
             baseline: .responder { _ in .json("{}") },

@@ -124,17 +124,24 @@ enum UpstreamFraming {
 
 /// Random request ids in UUID v4 text form.
 enum RequestID {
+    /// Written straight into the string's storage: this runs once per request.
     static func generate(using generator: inout some RandomNumberGenerator) -> String {
         let high = (generator.next() as UInt64) & 0xFFFF_FFFF_FFFF_0FFF | 0x0000_0000_0000_4000
         let low = (generator.next() as UInt64) & 0x3FFF_FFFF_FFFF_FFFF | 0x8000_0000_0000_0000
-        let hex = Self.hex(high, 16) + Self.hex(low, 16)
-        let characters = Array(hex)
-        return String(characters[0..<8]) + "-" + String(characters[8..<12]) + "-" + String(characters[12..<16]) + "-"
-            + String(characters[16..<20]) + "-" + String(characters[20..<32])
-    }
-
-    private static func hex(_ value: UInt64, _ width: Int) -> String {
-        let text = String(value, radix: 16)
-        return String(repeating: "0", count: width - text.count) + text
+        return String(unsafeUninitializedCapacity: 36) { buffer in
+            let digits: StaticString = "0123456789abcdef"
+            var index = 0
+            for nibble in 0..<32 {
+                if nibble == 8 || nibble == 12 || nibble == 16 || nibble == 20 {
+                    buffer[index] = UInt8(ascii: "-")
+                    index += 1
+                }
+                let word = nibble < 16 ? high : low
+                let value = Int((word >> UInt64(60 - 4 * (nibble % 16))) & 0xF)
+                buffer[index] = digits.utf8Start[value]
+                index += 1
+            }
+            return index
+        }
     }
 }

@@ -2,17 +2,15 @@ import ArgumentParser
 import Foundation
 
 extension BenchCommand {
-    /// The sidecar against a direct call, nginx's plain proxy and nginx's `mirror`, in one run.
-    ///
-    /// nginx (one worker) serves a fixed ~300-byte JSON as baseline and fast candidate; slow, hung
-    /// and refusing candidates are `shadowd fixture-model` processes or a closed port. The sidecar
-    /// and nginx are pinned to core 0, wrk and the backends to core 1 (`taskset`), and the targets
-    /// alternate within each round so drift hits them all alike.
+    /// The sidecar against a direct call, nginx's plain proxy and nginx's `mirror`, in one run:
+    /// GET and POST, one connection (added latency) and 32 (throughput), a fast, 200 ms, hung
+    /// and refusing candidate. Every target is measured once per round, rounds alternate, and
+    /// the table shows medians, so drift on a shared machine hits all targets alike.
     struct Proxy: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Sidecar vs direct vs nginx proxy/mirror with wrk, ratios from one run.")
 
         @Option(help: "Seconds per measurement.")
-        var duration: Int = 5
+        var duration: Int = 3
 
         @Option(help: "Rounds; each round measures every target once.")
         var rounds: Int = 3
@@ -20,62 +18,107 @@ extension BenchCommand {
         @Option(parsing: .upToNextOption, help: "wrk connection counts to measure.")
         var connections: [Int] = [1, 32]
 
-        @Option(help: "Candidate behaviour: fast, slow (200 ms), hung, refused.")
-        var candidate: String = "fast"
+        @Option(parsing: .upToNextOption, help: "Request methods: GET, POST (~1 KB JSON).")
+        var methods: [String] = ["GET", "POST"]
 
-        @Flag(help: "One 1-second round at 4 connections: checks the benchmark still runs.")
+        @Option(parsing: .upToNextOption, help: "Candidate behaviours: fast, slow (200 ms), hung, refused.")
+        var candidates: [ProxyRig.Candidate] = ProxyRig.Candidate.allCases
+
+        @Flag(help: "One 1-second round at 4 connections, POST, fast and hung candidates: checks the benchmark still runs.")
         var smoke = false
 
+        func validate() throws {
+            guard self.methods.allSatisfy({ $0 == "GET" || $0 == "POST" }) else { throw ValidationError("--methods: GET or POST") }
+            guard self.candidates.contains(.fast) else { throw ValidationError("--candidates must include fast (the reference case)") }
+        }
+
         func run() async throws {
-            let rig = try await ProxyRig.start(candidate: self.candidate)
+            let candidates = self.smoke ? [.fast, .hung] : self.candidates
+            let rig = try await ProxyRig.start(candidates: candidates)
             defer { rig.stop() }
-            let ports = rig.ports
-            let script = rig.script
-            let targets = [("direct", ports.base), ("nginx proxy", ports.plain), ("nginx mirror", ports.mirror), ("shadowd", ports.sidecar)]
+            var targets: [(name: String, port: Int)] = [("direct", rig.base), ("nginx proxy", rig.plain)]
+            for candidate in candidates { targets.append(("nginx mirror, \(candidate.label)", rig.mirrors[candidate]!)) }
+            for candidate in candidates { targets.append(("shadowd, \(candidate.label)", rig.sidecars[candidate]!.port)) }
             let duration = self.smoke ? 1 : self.duration
             let rounds = self.smoke ? 1 : self.rounds
-            let connectionCounts = self.smoke ? [4] : self.connections
-            print("candidate: \(self.candidate); POST ~1 KB; \(rounds) rounds × \(duration) s; sidecar/nginx on core 0, wrk/backends on core 1")
-            for connections in connectionCounts {
-                var results: [String: [WrkResult]] = [:]
-                for _ in 0..<rounds {
-                    for (name, port) in targets {
-                        results[name, default: []].append(try wrk(port: port, connections: connections, seconds: duration, script: script))
+            let fastSidecar = rig.sidecars[.fast]!.process.processIdentifier
+            var memory: [Int] = [residentKiB(of: fastSidecar)]
+            print(
+                "\(rounds) round(s) × \(duration) s per target; nginx (1 worker, also the backends) and each sidecar (1 event loop) on core 0, wrk on core 1"
+            )
+            for method in self.smoke ? ["POST"] : self.methods {
+                for connections in self.smoke ? [4] : self.connections {
+                    var results: [String: [WrkResult]] = [:]
+                    for _ in 0..<rounds {
+                        for target in targets {
+                            let script = method == "POST" ? rig.postScript : nil
+                            results[target.name, default: []].append(
+                                try wrk(port: target.port, connections: connections, seconds: duration, script: script)
+                            )
+                        }
+                        memory.append(residentKiB(of: fastSidecar))
                     }
-                }
-                print("\n\(connections) connection\(connections == 1 ? "" : "s") (medians of \(rounds)):")
-                print("  target          req/s      p50       p90       p99")
-                var medians: [String: WrkResult] = [:]
-                for (name, _) in targets {
-                    let median = WrkResult.median(results[name] ?? [])
-                    medians[name] = median
-                    print(
-                        "  \(name.padded(14)) \(String(format: "%8.0f  %7.0fµs %7.0fµs %7.0fµs", median.requestsPerSecond, median.p50, median.p90, median.p99))"
-                    )
-                }
-                if let sidecar = medians["shadowd"], let direct = medians["direct"], let plain = medians["nginx proxy"],
-                    let mirror = medians["nginx mirror"]
-                {
-                    print(
-                        String(
-                            format: "  ratios (req/s): shadowd/direct %.2f, shadowd/nginx-proxy %.2f, shadowd/nginx-mirror %.2f",
-                            sidecar.requestsPerSecond / direct.requestsPerSecond,
-                            sidecar.requestsPerSecond / plain.requestsPerSecond,
-                            sidecar.requestsPerSecond / mirror.requestsPerSecond
-                        )
-                    )
-                    print(
-                        String(
-                            format: "  added p50 vs direct: shadowd %+.0fµs, nginx proxy %+.0fµs, nginx mirror %+.0fµs",
-                            sidecar.p50 - direct.p50,
-                            plain.p50 - direct.p50,
-                            mirror.p50 - direct.p50
-                        )
-                    )
+                    let medians = results.mapValues(WrkResult.median)
+                    Self.printTable(method: method, connections: connections, rounds: rounds, targets: targets.map(\.name), medians: medians)
+                    Self.printRatios(candidates: candidates, medians: medians)
                 }
             }
-            if let stats = try? String(contentsOf: URL(string: "http://127.0.0.1:\(ports.admin)/stats")!, encoding: .utf8) {
-                print("\nshadowd /stats: \(stats)")
+            print(
+                "\nshadowd (fast candidate) RSS after each round, MiB: "
+                    + memory.map { String(format: "%.1f", Double($0) / 1024) }.joined(separator: " ")
+            )
+            for candidate in candidates {
+                let stats = httpGet(port: rig.sidecars[candidate]!.admin, path: "/stats") ?? "unavailable"
+                print("shadowd, \(candidate.label) candidate, /stats: \(stats.trimmingCharacters(in: .whitespacesAndNewlines))")
+            }
+        }
+
+        static func printTable(method: String, connections: Int, rounds: Int, targets: [String], medians: [String: WrkResult]) {
+            print("\n\(method), \(connections) connection\(connections == 1 ? "" : "s") (medians of \(rounds)):")
+            print("  target                  req/s       p50       p90       p99")
+            for name in targets {
+                let median = medians[name]!
+                print(
+                    "  \(name.padded(22)) \(String(format: "%8.0f  %7.0fµs %7.0fµs %7.0fµs", median.requestsPerSecond, median.p50, median.p90, median.p99))"
+                        + (median.errors > 0 ? "  (\(median.errors) errors)" : "")
+                )
+            }
+        }
+
+        static func printRatios(candidates: [ProxyRig.Candidate], medians: [String: WrkResult]) {
+            guard let sidecar = medians["shadowd, fast"], let direct = medians["direct"], let plain = medians["nginx proxy"],
+                let mirror = medians["nginx mirror, fast"]
+            else { return }
+            print(
+                String(
+                    format: "  ratios (req/s): shadowd/direct %.2f, shadowd/nginx-proxy %.2f, shadowd/nginx-mirror %.2f",
+                    sidecar.requestsPerSecond / direct.requestsPerSecond,
+                    sidecar.requestsPerSecond / plain.requestsPerSecond,
+                    sidecar.requestsPerSecond / mirror.requestsPerSecond
+                )
+            )
+            print(
+                String(
+                    format: "  added p50 vs direct: shadowd %+.0fµs, nginx proxy %+.0fµs, nginx mirror %+.0fµs",
+                    sidecar.p50 - direct.p50,
+                    plain.p50 - direct.p50,
+                    mirror.p50 - direct.p50
+                )
+            )
+            for candidate in candidates where candidate != .fast {
+                guard let slowSidecar = medians["shadowd, \(candidate.label)"], let slowMirror = medians["nginx mirror, \(candidate.label)"] else {
+                    continue
+                }
+                print(
+                    String(
+                        format: "  candidate %@ vs fast: shadowd req/s %.2f×, p99 %.2f× | nginx mirror req/s %.3f×, p99 %.1f×",
+                        candidate.label.padded(7),
+                        slowSidecar.requestsPerSecond / sidecar.requestsPerSecond,
+                        slowSidecar.p99 / sidecar.p99,
+                        slowMirror.requestsPerSecond / mirror.requestsPerSecond,
+                        slowMirror.p99 / mirror.p99
+                    )
+                )
             }
         }
     }
@@ -86,6 +129,8 @@ struct WrkResult {
     var p50: Double
     var p90: Double
     var p99: Double
+    /// Socket errors, timeouts and non-2xx/3xx answers wrk counted.
+    var errors = 0
 
     static func median(_ results: [WrkResult]) -> WrkResult {
         func mid(_ values: [Double]) -> Double { values.sorted()[values.count / 2] }
@@ -94,18 +139,20 @@ struct WrkResult {
             requestsPerSecond: mid(results.map(\.requestsPerSecond)),
             p50: mid(results.map(\.p50)),
             p90: mid(results.map(\.p90)),
-            p99: mid(results.map(\.p99))
+            p99: mid(results.map(\.p99)),
+            errors: results.map(\.errors).reduce(0, +)
         )
     }
 }
 
-/// Runs wrk on core 1 and parses requests/s and latency percentiles (in µs).
-func wrk(port: Int, connections: Int, seconds: Int, script: String) throws -> WrkResult {
+/// Runs wrk on core 1 (GET without a script) and parses requests/s, latency percentiles (in µs)
+/// and errors.
+func wrk(port: Int, connections: Int, seconds: Int, script: String?) throws -> WrkResult {
     let process = Process()
     process.executableURL = URL(fileURLWithPath: which("taskset")!)
-    process.arguments = [
-        "-c", "1", which("wrk")!, "-t1", "-c\(connections)", "-d\(seconds)s", "-s", script, "--latency", "http://127.0.0.1:\(port)/v2/models/m/infer",
-    ]
+    process.arguments =
+        ["-c", "1", which("wrk")!, "-t1", "-c\(connections)", "-d\(seconds)s"] + (script.map { ["-s", $0] } ?? [])
+        + ["--latency", "http://127.0.0.1:\(port)/v2/models/m/infer"]
     let pipe = Pipe()
     process.standardOutput = pipe
     process.standardError = Pipe()
@@ -121,6 +168,10 @@ func wrk(port: Int, connections: Int, seconds: Int, script: String) throws -> Wr
         case "50%": result.p50 = microseconds(fields[1])
         case "90%": result.p90 = microseconds(fields[1])
         case "99%": result.p99 = microseconds(fields[1])
+        case "Non-2xx": result.errors += Int(fields.last ?? "") ?? 0
+        case "Socket":
+            // "Socket errors: connect 0, read 0, write 0, timeout 0"
+            result.errors += fields.compactMap { Int($0.trimmingCharacters(in: .punctuationCharacters)) }.reduce(0, +)
         default: break
         }
     }

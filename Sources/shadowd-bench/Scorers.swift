@@ -36,9 +36,10 @@ extension BenchCommand {
             ]
             var sidecarRate: Double?
             if self.againstSidecar {
-                let rig = try await ProxyRig.start(candidate: "fast")
+                let rig = try await ProxyRig.start(candidates: [.fast])
                 defer { rig.stop() }
-                let runs = try (0..<3).map { _ in try wrk(port: rig.ports.sidecar, connections: 32, seconds: 3, script: rig.script).requestsPerSecond
+                let runs = try (0..<3).map { _ in
+                    try wrk(port: rig.sidecars[.fast]!.port, connections: 32, seconds: 3, script: rig.postScript).requestsPerSecond
                 }
                 sidecarRate = runs.sorted()[1]
                 print("sidecar (one event loop, 100% mirrored, scored, recorded): \(Int(sidecarRate!)) req/s (median of 3 × 3 s, wrk 32 connections)")

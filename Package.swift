@@ -115,6 +115,12 @@ let package = Package(
                 .product(name: "NIOHTTP1", package: "swift-nio"),
             ]
         ),
+        // Fuzz harnesses: with `-D FUZZING -sanitize=fuzzer` a libFuzzer binary (scripts/fuzz/run);
+        // without, a replayer of the seed corpus in Fixtures/fuzz (CI runs both).
+        .executableTarget(
+            name: "shadowd-fuzz",
+            dependencies: ["ShadowCore"]
+        ),
         .testTarget(
             name: "ShadowCoreTests",
             dependencies: ["ShadowCore", .product(name: "PropertyBased", package: "swift-property-based")]

@@ -1,6 +1,7 @@
 import Foundation
 import GRDB
 import ShadowCore
+import Synchronization
 
 #if canImport(Glibc)
 import Glibc
@@ -16,7 +17,12 @@ public final class PairStore: Sendable {
     public static let schemaVersion = 5
 
     public let path: String
-    let queue: DatabaseQueue
+    let synchronous: StorageConfiguration.Synchronous
+    /// The open connection and the identity (device, inode) of the file it opened.
+    private let connection: Mutex<(queue: DatabaseQueue, file: FileIdentity?)>
+
+    /// The writer connection.
+    var queue: DatabaseQueue { self.connection.withLock { $0.queue } }
 
     /// Opens (creating if needed) the database, applies pending migrations and asserts the
     /// durability settings.
@@ -25,6 +31,13 @@ public final class PairStore: Sendable {
     ///   newer schema than this build, or refuses WAL mode.
     public init(path: String, synchronous: StorageConfiguration.Synchronous = .normal) throws {
         self.path = path
+        self.synchronous = synchronous
+        let queue = try Self.connect(path: path, synchronous: synchronous)
+        self.connection = Mutex((queue, FileIdentity(path: path)))
+        try self.migrate()
+    }
+
+    private static func connect(path: String, synchronous: StorageConfiguration.Synchronous) throws -> DatabaseQueue {
         try PairStore.createFileIfMissing(path)
         var configuration = Configuration()
         configuration.busyMode = .timeout(5)
@@ -46,13 +59,33 @@ public final class PairStore: Sendable {
             try db.execute(sql: "PRAGMA cache_size = -32768")
         }
         do {
-            self.queue = try DatabaseQueue(path: path, configuration: configuration)
+            return try DatabaseQueue(path: path, configuration: configuration)
         } catch let error as StoreError {
             throw error
         } catch let error as DatabaseError {
             throw StoreError(.openFailed, "cannot open \(path): \(error.message ?? "\(error.resultCode)")")
         }
+    }
+
+    /// Reopens the database when the file at ``path`` is no longer the one open (deleted,
+    /// moved away or replaced while running): SQLite would otherwise keep writing into the
+    /// unlinked file, and every record from then on would be lost without a trace. A deleted
+    /// file is created afresh with the current schema.
+    ///
+    /// - Returns: whether it reopened.
+    /// - Throws: ``StoreError`` when the path cannot be opened now (the caller retries later).
+    public func reopenIfReplaced() throws -> Bool {
+        let current = FileIdentity(path: self.path)
+        let opened = self.connection.withLock { $0.file }
+        guard current == nil || current != opened else { return false }
+        // Close first: closing checkpoints the old WAL and removes it, so the new file cannot
+        // pick up frames that belong to the old one. Until the open succeeds, writes fail and
+        // are counted, and the next batch tries again.
+        try? self.queue.close()
+        let queue = try Self.connect(path: self.path, synchronous: self.synchronous)
+        self.connection.withLock { $0 = (queue, FileIdentity(path: self.path)) }
         try self.migrate()
+        return true
     }
 
     /// Creates the file with mode 0640 so the service's group (the engineers) can read it and
@@ -102,5 +135,19 @@ public final class PairStore: Sendable {
     /// Closes the connection; further use throws.
     public func close() throws {
         try self.queue.close()
+    }
+}
+
+/// Which file a path names right now: device and inode.
+struct FileIdentity: Equatable {
+    var device: UInt64
+    var inode: UInt64
+
+    /// nil when nothing is at `path`.
+    init?(path: String) {
+        var info = stat()
+        guard stat(path, &info) == 0 else { return nil }
+        self.device = UInt64(info.st_dev)
+        self.inode = UInt64(info.st_ino)
     }
 }

@@ -22,6 +22,13 @@ public final class WriterStatistics: Sendable {
         }
     }
 
+    private let reopened = Atomic<Int>(0)
+
+    func recordReopened() { self.reopened.add(1, ordering: .relaxed) }
+
+    /// Times the database was reopened because its file was deleted or replaced while running.
+    public var databaseReopened: Int { self.reopened.load(ordering: .relaxed) }
+
     private let heartbeat = Atomic<Int64>(WriterStatistics.monotonicSeconds())
 
     /// The writer loop is alive (called at least once a second).

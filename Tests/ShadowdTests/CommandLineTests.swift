@@ -105,6 +105,24 @@ func portNumber(_ logged: String) throws -> Int {
         #expect(result.stderr.contains("no shadowd schema version"))
     }
 
+    @Test func serveExitsWith1WhenItsPortIsTaken() async throws {
+        let directory = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let occupant = try await FixtureServer.start { _ in .json("{}") }
+        let config = directory + "/shadowd.yaml"
+        try """
+        server: {listen: "127.0.0.1:\(occupant.port)"}
+        admin: {listen: "127.0.0.1:0"}
+        routes:
+          - {name: r, prefix: /, baseline: {url: "http://127.0.0.1:9"}}
+        """.write(toFile: config, atomically: true, encoding: .utf8)
+        // It used to hang here: the writer waited for records that would never come.
+        let serve = try Daemon(["serve", "--config", config, "--db", directory + "/shadow.sqlite"])
+        #expect(try await serve.wait(timeout: .seconds(15)) == 1)
+        #expect(serve.stderr.contains("cannot listen on 127.0.0.1:\(occupant.port)"), "stderr: \(serve.stderr)")
+        try await occupant.stop()
+    }
+
     @Test func demoRunsOnTheBuiltInDefaults() async throws {
         let directory = try temporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: directory) }

@@ -92,6 +92,7 @@ struct AdminStatus: Sendable {
             ("records_refused", .number(Double(totals.refused))),
             ("records_written", .number(Double(writer.written))),
             ("records_failed", .number(Double(writer.failed))),
+            ("database_reopened", .number(Double(self.writer.statistics.databaseReopened))),
             (
                 "circuit_breakers",
                 .array(

@@ -13,11 +13,27 @@ private let harness: Harness = {
     return harness
 }()
 
-/// libFuzzer's entry point (the binary is linked with `-sanitize=fuzzer`, which brings `main`).
+/// libFuzzer's entry point: one input.
 @_cdecl("LLVMFuzzerTestOneInput")
 public func fuzzOneInput(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
     harness.run(UnsafeBufferPointer(start: data, count: size))
     return 0
+}
+
+@_silgen_name("LLVMFuzzerRunDriver")
+func runFuzzerDriver(
+    _ argc: UnsafeMutablePointer<CInt>,
+    _ argv: UnsafeMutablePointer<UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?>,
+    _ callback: @convention(c) (UnsafePointer<UInt8>?, Int) -> CInt
+) -> CInt
+
+/// The program's entry: SwiftPM links executables with `main` aliased to `<module>_main`, so
+/// libFuzzer's own `main` is never used; this hands control to its driver instead.
+@_cdecl("shadowd_fuzz_main")
+public func fuzzMain(_ argc: CInt, _ argv: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?) -> CInt {
+    var count = argc
+    var arguments = argv
+    return runFuzzerDriver(&count, &arguments) { data, size in fuzzOneInput(data, size) }
 }
 #else
 import Foundation

@@ -97,6 +97,10 @@ import Testing
             "routes[0].baseline.url: host 'example.com' is not loopback"
         ),
         (
+            "routes:\n  - name: r\n    prefix: /a\n    baseline: {url: \"http://127.0.0.1:1\", timeout: 99999999999999s}",
+            "routes[0].baseline.timeout"
+        ),
+        (
             "routes:\n  - name: r\n    prefix: /a\n    baseline: {url: \"http://127.0.0.1:1\", timeout: soon}",
             "routes[0].baseline.timeout: expected a duration"
         ),
@@ -181,6 +185,11 @@ import Testing
         #expect(Units.parseDuration("2m") == .seconds(120))
         #expect(Units.parseDuration("40") == .milliseconds(40))
         #expect(Units.parseDuration("-1s") == nil)
+        // Found by the config fuzzer: durations beyond Int64 nanoseconds trapped the loader.
+        #expect(Units.parseDuration("99999999999999s") == nil)
+        #expect(Units.parseDuration("1e300") == nil)
+        #expect(Units.parseDuration("nan") == nil && Units.parseDuration("infs") == nil)
+        #expect(Units.parseDuration("292y") == nil)
         #expect(Units.parseByteCount("64KiB") == 65536)
         #expect(Units.parseByteCount("10MiB") == 10 << 20)
         #expect(Units.parseByteCount("12") == 12)

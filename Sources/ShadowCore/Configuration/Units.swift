@@ -5,12 +5,18 @@ public enum Units {
         let trimmed = text.trimmingSpaces()
         let suffixes: [(String, Double)] = [("us", 1e-6), ("ms", 1e-3), ("s", 1), ("m", 60), ("h", 3600), ("d", 86400)]
         for (suffix, scale) in suffixes where trimmed.hasSuffix(suffix) {
-            let number = trimmed.dropLast(suffix.count)
-            guard let value = Double(number), value.isFinite, value >= 0 else { return nil }
-            return .nanoseconds(Int64(value * scale * 1e9))
+            guard let value = Double(trimmed.dropLast(suffix.count)) else { return nil }
+            return Self.duration(seconds: value * scale)
         }
-        guard let milliseconds = Double(trimmed), milliseconds.isFinite, milliseconds >= 0 else { return nil }
-        return .nanoseconds(Int64(milliseconds * 1e6))
+        return Double(trimmed).flatMap { Self.duration(seconds: $0 / 1000) }
+    }
+
+    /// nil for negative, infinite or NaN values and for ones beyond what `Duration` holds in
+    /// nanoseconds (~292 years): `Int64(_:)` would trap on those (found by the config fuzzer).
+    private static func duration(seconds: Double) -> Duration? {
+        let nanoseconds = seconds * 1e9
+        guard nanoseconds.isFinite, nanoseconds >= 0, nanoseconds < 9.2e18 else { return nil }
+        return .nanoseconds(Int64(nanoseconds))
     }
 
     /// `65536`, `64KiB`, `64KB`, `10MiB`, `1GiB` (KB and KiB both mean 1024).

@@ -92,6 +92,9 @@ public struct FixtureResponse: Sendable {
     public enum Mode: Sendable {
         /// A normal response with Content-Length.
         case normal
+        /// A normal response, then the connection closed after `after` without notice (no
+        /// `Connection: close`): a keep-alive connection the server drops at its own moment.
+        case normalThenClose(after: Duration)
         /// Never answer (the connection stays open).
         case hang
         /// Send the body as these chunks (chunked encoding), pausing between them.
@@ -181,13 +184,16 @@ private final class FixtureHandler: ChannelInboundHandler {
                 encoder.writeAndFlush(NIOAny(context.channel.allocator.buffer(string: "NOT HTTP AT ALL \u{0}\u{1}\r\n\r\n")), promise: nil)
             }
             context.eventLoop.assumeIsolated().scheduleTask(in: .milliseconds(5)) { context.close(promise: nil) }
-        case .normal:
+        case .normal, .normalThenClose:
             headers.replaceOrAdd(name: "content-length", value: String(response.body.count))
             context.write(Self.wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: status, headers: headers))), promise: nil)
             if !response.body.isEmpty {
                 context.write(Self.wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(bytes: response.body)))), promise: nil)
             }
             context.writeAndFlush(Self.wrapOutboundOut(.end(nil)), promise: nil)
+            if case .normalThenClose(let after) = response.mode {
+                context.eventLoop.assumeIsolated().scheduleTask(in: TimeAmount(after)) { context.close(promise: nil) }
+            }
         case .resetMidBody:
             headers.replaceOrAdd(name: "content-length", value: String(max(response.body.count, 2) * 2))
             context.write(Self.wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: status, headers: headers))), promise: nil)

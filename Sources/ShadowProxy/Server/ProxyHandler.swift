@@ -284,6 +284,8 @@ final class ProxyHandler: ChannelInboundHandler, UpstreamResponseDelegate {
         headers.add(name: "content-length", value: String(body.utf8.count))
         headers.add(name: "x-request-id", value: self.requestID)
         headers.add(name: "x-shadowd-error", value: error.code)
+        headers.add(name: "date", value: HTTPDate.format(secondsSince1970: wallClockMicros() / 1_000_000))
+        headers.add(name: "cache-control", value: "no-store")
         if shouldClose { headers.add(name: "connection", value: "close") }
         let head = HTTPResponseHead(version: self.clientVersion, status: error.status, headers: headers)
         context.write(Self.wrapOutboundOut(.head(head)), promise: nil)

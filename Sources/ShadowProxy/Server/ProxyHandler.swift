@@ -233,8 +233,8 @@ final class ProxyHandler: ChannelInboundHandler, UpstreamResponseDelegate {
         }
     }
 
-    /// The client stopped reading being possible for this request (body too large mid-stream,
-    /// or too slow): the baseline call is abandoned and the client told why, then closed.
+    /// The upload cannot go on (its body grew past the limit mid-stream, or it stalled): the
+    /// baseline call is abandoned, the client is told why and the connection closed.
     private func abortUpload(_ error: SidecarError) {
         guard let request = self.upload else { return }
         self.upload = nil

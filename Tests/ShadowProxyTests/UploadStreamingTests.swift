@@ -136,3 +136,33 @@ import Testing
         }
     }
 }
+
+/// A client that leaves before the baseline answers: the baseline call ends at once, and the
+/// shadow copy already sent is still recorded, marked as the client's doing.
+@Suite(.timeLimit(.minutes(2))) struct ClientDisconnectTests {
+    @Test func aClientLeavingBeforeTheBaselineAnswersCancelsItAndTheShadowCopyIsStillRecorded() async throws {
+        try await withSidecar(
+            baseline: .responder { _ in .json(#"{"label":"cat"}"#, delay: .seconds(4)) },
+            candidates: [("c", .responder { _ in .json(#"{"label":"cat"}"#) })]
+        ) { sidecar, baseline, candidates in
+            let connection = try RawConnection(port: sidecar.port)
+            let body = #"{"inputs":[1]}"#
+            connection.send("POST /infer HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: \(body.utf8.count)\r\n\r\n\(body)")
+            #expect(try await eventually { candidates[0]?.requestCount == 1 && baseline?.requestCount == 1 })
+            let left = ContinuousClock.now
+            connection.hangUp()
+            #expect(try await eventually { sidecar.sidecar.shared.statistics.snapshot.openConnections == 0 })
+            // The baseline would answer after 4 s; the sidecar let go of it when the client left.
+            #expect(ContinuousClock.now - left < .seconds(3))
+            await sidecar.stop()
+            let queue = try DatabaseQueue(path: sidecar.databasePath)
+            defer { try? queue.close() }
+            try await queue.read { db in
+                let row = try #require(try Row.fetchOne(db, sql: "SELECT baseline_error, baseline_latency_us, candidate_status, outcome FROM pairs"))
+                #expect(row["baseline_error"] as String? == "client_closed" && row["outcome"] as String? == "client_closed")
+                #expect(row["candidate_status"] as Int? == 200, "the shadow copy's answer is kept")
+                #expect((row["baseline_latency_us"] as Int64? ?? .max) < 3_000_000)
+            }
+        }
+    }
+}

@@ -105,6 +105,53 @@ func portNumber(_ logged: String) throws -> Int {
         #expect(result.stderr.contains("no shadowd schema version"))
     }
 
+    @Test func sigtermUnderSustainedLoadLosesNoAcceptedRecord() async throws {
+        let directory = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let model = ModelFixture(spec: ModelSpec(version: "1", latencyMin: .milliseconds(1), latencyMax: .milliseconds(3)))
+        let baseline = try await FixtureServer.start(responder: model.responder)
+        let candidate = try await FixtureServer.start(responder: model.responder)
+        let config = directory + "/shadowd.yaml"
+        try """
+        server: {listen: "127.0.0.1:0"}
+        admin: {listen: "127.0.0.1:0"}
+        storage: {flush_interval: 50ms}
+        routes:
+          - name: classifier
+            prefix: /v2/
+            baseline: {url: "http://127.0.0.1:\(baseline.port)"}
+            candidates: [{name: next, url: "http://127.0.0.1:\(candidate.port)"}]
+        """.write(toFile: config, atomically: true, encoding: .utf8)
+        let database = directory + "/shadow.sqlite"
+        let serve = try Daemon(["serve", "--config", config, "--db", database])
+        let port = try portNumber(try await serve.waitFor("shadow.listen="))
+        let adminPort = try portNumber(try await serve.waitFor("shadow.admin="))
+
+        // A steady stream from 8 clients; SIGTERM lands in the middle of it.
+        async let load = Replayer(port: port, requests: ReplayRequest.generated(count: 4_000), concurrency: 8).run()
+        let admin = try await HTTPTestClient.connect(port: adminPort)
+        for _ in 0..<500 {
+            if let requests = Int(try await admin.send(path: "/stats").text.split(separator: ",")[0].split(separator: ":")[1]), requests >= 500 { break }
+            try await Task.sleep(for: .milliseconds(10))
+        }
+        await admin.close()
+        serve.signal(SIGTERM)
+        let outcome = try await load
+        #expect(try await serve.wait() == 0, "stderr: \(serve.stderr.suffix(1000))")
+        let answered = outcome.statusCounts[200] ?? 0
+        #expect(answered >= 500 && outcome.statusCounts.keys.allSatisfy { $0 == 200 }, "\(outcome.statusCounts)")
+
+        let queue = try DatabaseQueue(path: database)
+        defer { try? queue.close() }
+        try await queue.read { (db: Database) throws in
+            #expect(try String.fetchOne(db, sql: "PRAGMA integrity_check") == "ok")
+            // Every request the sidecar answered is a recorded pair: none accepted was lost.
+            #expect(try Int.fetchOne(db, sql: "SELECT count(*) FROM pairs") == answered)
+        }
+        try await baseline.stop()
+        try await candidate.stop()
+    }
+
     @Test func serveExitsWith1WhenItsPortIsTaken() async throws {
         let directory = try temporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: directory) }

@@ -131,7 +131,9 @@ func portNumber(_ logged: String) throws -> Int {
         async let load = Replayer(port: port, requests: ReplayRequest.generated(count: 4_000), concurrency: 8).run()
         let admin = try await HTTPTestClient.connect(port: adminPort)
         for _ in 0..<500 {
-            if let requests = Int(try await admin.send(path: "/stats").text.split(separator: ",")[0].split(separator: ":")[1]), requests >= 500 { break }
+            if let requests = Int(try await admin.send(path: "/stats").text.split(separator: ",")[0].split(separator: ":")[1]), requests >= 500 {
+                break
+            }
             try await Task.sleep(for: .milliseconds(10))
         }
         await admin.close()

@@ -38,7 +38,13 @@ final class LoopContext {
         let key = "\(route.configuration.name)\u{0}\(candidate.name)\u{0}\(candidate.url)"
         if let lane = self.lanes[key] { return lane }
         let concurrency = max(1, candidate.maxConcurrency / self.loopCount)
-        let pool = UpstreamPool(loop: self.loop, target: candidate.url, address: route.candidateAddresses[index], maxIdle: concurrency)
+        let pool = UpstreamPool(
+            loop: self.loop,
+            target: candidate.url,
+            address: route.candidateAddresses[index],
+            maxIdle: concurrency,
+            refusalBackoff: UpstreamPool.candidateRefusalBackoff
+        )
         let lane = ShadowLane(
             candidate: candidate,
             pool: pool,

@@ -4,10 +4,6 @@ import Metrics
 import ServiceLifecycle
 import ShadowCore
 
-#if canImport(Glibc)
-import Glibc
-#endif
-
 /// The only task that writes to the database: drains the record queue in batches.
 ///
 /// It waits for a batch to fill for at most `flushInterval` (the window a `kill -9` can lose),
@@ -115,16 +111,6 @@ public final class RecordWriter: Service, Sendable {
         }
     }
 
-    /// Runs the writer's thread at a lower priority (nice 10) than the event loops: on a busy
-    /// machine a batch of inserts then waits for the request path, never the other way round.
-    /// A saturated box records less (the queue refuses and counts) rather than serving slower.
-    /// (On Linux the nice value is per thread, and `who == 0` names the calling thread.)
-    static func yieldToTheRequestPath() {
-        #if os(Linux)
-        _ = setpriority(__priority_which_t(PRIO_PROCESS.rawValue), 0, 10)
-        #endif
-    }
-
     /// Coverage, divergence and batch figures for `/metrics`, once the transaction committed.
     private func export(_ summary: PairStore.WriteSummary, batchSize: Int, took: Duration) {
         guard let factory = self.metrics else { return }
@@ -149,7 +135,6 @@ public final class RecordWriter: Service, Sendable {
     /// Writes one batch with the pending coverage counts. On failure (disk full, I/O error) the
     /// records are counted as `write_failed`, never silently lost, and the proxy keeps serving.
     private func flush(_ batch: [ExchangeRecord]) {
-        Self.yieldToTheRequestPath()
         let counts = self.coverage.drain()
         let events = self.events.drain()
         if batch.isEmpty && counts.isEmpty && events.isEmpty { return }

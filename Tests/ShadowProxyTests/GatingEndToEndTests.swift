@@ -100,9 +100,15 @@ import Testing
             #expect(exposition.contains(#"shadowd_circuit_state{route="models",candidate="c"} 2"#), "\(exposition)")
             #expect(exposition.contains(#"shadowd_circuit_transitions_total{route="models",candidate="c",to="open"} 1"#))
             #expect(stats.contains(#"{"route":"models","candidate":"c","state":"open"}"#), "\(stats)")
-            // Copies already on their way when it opened may still arrive.
-            try await Task.sleep(for: .milliseconds(200))
-            let calls = candidates[0]?.requestCount ?? 0
+            // Copies already on their way when it opened may still arrive: wait until the count
+            // holds still for 300 ms (a fixed pause was too short on a loaded machine).
+            var calls = candidates[0]?.requestCount ?? 0
+            var stillSince = ContinuousClock.now
+            while ContinuousClock.now - stillSince < .milliseconds(300) {
+                try await Task.sleep(for: .milliseconds(20))
+                let now = candidates[0]?.requestCount ?? 0
+                if now != calls { (calls, stillSince) = (now, ContinuousClock.now) }
+            }
             #expect(calls >= 10 && calls < 20, "mirroring stopped soon after the window filled: \(calls) calls")
             try await send(5)
             #expect(candidates[0]?.requestCount == calls, "no copies while open")

@@ -17,13 +17,30 @@ final class UpstreamPool {
     private let maxIdleTime: TimeAmount
     private var idle: [UpstreamConnection] = []
     private var all: [ObjectIdentifier: UpstreamConnection] = [:]
+    /// After a refused connect, calls within this window fail as `refused` without a new
+    /// attempt (nil: always try, as for the baseline, whose recovery must be seen at once).
+    private let refusalBackoff: TimeAmount?
+    private var refusedUntil: NIODeadline?
 
-    init(loop: any EventLoop, target: UpstreamURL, address: SocketAddress, maxIdle: Int, maxIdleTime: TimeAmount = .seconds(4)) {
+    /// How long a candidate that refused a connection is not asked again: a refusing candidate
+    /// then costs a queued failure per copy instead of a connect system call (measured: −14%
+    /// req/s for the client path without it).
+    static let candidateRefusalBackoff = TimeAmount.milliseconds(100)
+
+    init(
+        loop: any EventLoop,
+        target: UpstreamURL,
+        address: SocketAddress,
+        maxIdle: Int,
+        maxIdleTime: TimeAmount = .seconds(4),
+        refusalBackoff: TimeAmount? = nil
+    ) {
         self.loop = loop
         self.target = target
         self.address = address
         self.maxIdle = maxIdle
         self.maxIdleTime = maxIdleTime
+        self.refusalBackoff = refusalBackoff
     }
 
     /// Runs `call` on an idle connection, or on a new one once connected. The request's parts
@@ -37,6 +54,11 @@ final class UpstreamPool {
                 continue
             }
             connection.start(call, inReadBurst: true)
+            return
+        }
+        if let until = self.refusedUntil, now < until {
+            // Fail on the next loop turn, not re-entrantly inside the caller's start.
+            self.loop.assumeIsolated().execute { call.fail(.refused) }
             return
         }
         let bootstrap = ClientBootstrap(group: self.loop)
@@ -56,6 +78,7 @@ final class UpstreamPool {
                     call.fail(.refused)
                     return
                 }
+                self.refusedUntil = nil
                 let connection = UpstreamConnection(channel: channel, handler: handler, pool: self)
                 self.all[ObjectIdentifier(connection)] = connection
                 if call.finished {
@@ -67,7 +90,9 @@ final class UpstreamPool {
                     connection.start(call, inReadBurst: false)
                 }
             case .failure(let error):
-                call.fail(Self.classify(error))
+                let kind = Self.classify(error)
+                if kind == .refused, let backoff = self.refusalBackoff { self.refusedUntil = .now() + backoff }
+                call.fail(kind)
             }
         }
     }

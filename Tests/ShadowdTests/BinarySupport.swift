@@ -60,6 +60,11 @@ final class Daemon: @unchecked Sendable {
         throw DaemonError("'\(pattern)' did not appear; stdout: \(self.stdout.suffix(500)) stderr: \(self.stderr.suffix(1000))")
     }
 
+    /// The ports `serve` logged for its listener and its admin listener.
+    func servePorts() async throws -> (proxy: Int, admin: Int) {
+        (try portNumber(try await self.waitFor("shadow.listen=")), try portNumber(try await self.waitFor("shadow.admin=")))
+    }
+
     func signal(_ number: Int32) {
         kill(self.process.processIdentifier, number)
     }

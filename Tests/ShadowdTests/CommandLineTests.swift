@@ -60,8 +60,7 @@ func portNumber(_ logged: String) throws -> Int {
         """.write(toFile: config, atomically: true, encoding: .utf8)
         let database = directory + "/shadow.sqlite"
         let serve = try Daemon(["serve", "--config", config, "--db", database])
-        let port = try portNumber(try await serve.waitFor("shadow.listen="))
-        let adminPort = try portNumber(try await serve.waitFor("shadow.admin="))
+        let (port, adminPort) = try await serve.servePorts()
 
         let requests = ReplayRequest.generated(count: 8)
         async let inFlight = Replayer(port: port, requests: requests, concurrency: 8).run()
@@ -124,8 +123,7 @@ func portNumber(_ logged: String) throws -> Int {
         """.write(toFile: config, atomically: true, encoding: .utf8)
         let database = directory + "/shadow.sqlite"
         let serve = try Daemon(["serve", "--config", config, "--db", database])
-        let port = try portNumber(try await serve.waitFor("shadow.listen="))
-        let adminPort = try portNumber(try await serve.waitFor("shadow.admin="))
+        let (port, adminPort) = try await serve.servePorts()
 
         // A steady stream from 8 clients; SIGTERM lands in the middle of it.
         async let load = Replayer(port: port, requests: ReplayRequest.generated(count: 4_000), concurrency: 8).run()

@@ -40,8 +40,7 @@ import Testing
         """.write(toFile: config, atomically: true, encoding: .utf8)
         let database = directory + "/shadow.sqlite"
         let serve = try Daemon(["serve", "--config", config, "--db", database])
-        let port = try portNumber(try await serve.waitFor("shadow.listen="))
-        let adminPort = try portNumber(try await serve.waitFor("shadow.admin="))
+        let (port, adminPort) = try await serve.servePorts()
         let admin = try await HTTPTestClient.connect(port: adminPort)
         let requests = (0..<400).map { ReplayRequest(method: "POST", path: "/infer/\($0)", body: Array(#"{"inputs":[\#($0)]}"#.utf8)) }
 

@@ -29,11 +29,10 @@ final class ProxyHandler: ChannelInboundHandler, UpstreamResponseDelegate {
     struct IncomingRequest {
         var head: HTTPRequestHead
         var route: SidecarRuntime.Route
-        /// The body as the mirror sees it, up to `limits.mirror_max_body`; nil when empty or
-        /// beyond that limit (``copyDropped``).
+        /// The body as the mirror sees it; nil when empty or once ``bodySize`` passed
+        /// `limits.mirror_max_body` (it only grows, so the copy never restarts).
         var body: ByteBuffer?
         var bodySize = 0
-        var copyDropped = false
         var receivedAtMicros: Int64
     }
 
@@ -199,12 +198,11 @@ final class ProxyHandler: ChannelInboundHandler, UpstreamResponseDelegate {
             self.abortUpload(.bodyTooLarge(limit: self.limits.maxRequestBody))
             return
         }
-        if !request.copyDropped, !request.route.targets.isEmpty {
+        if !request.route.targets.isEmpty {
             // Avoid a copy-on-write of the whole copy: take the stored reference out first.
             self.upload = nil
             if request.bodySize > self.limits.mirrorMaxBody {
                 request.body = nil
-                request.copyDropped = true
             } else if request.body == nil {
                 request.body = buffer
             } else {
@@ -409,7 +407,7 @@ final class ProxyHandler: ChannelInboundHandler, UpstreamResponseDelegate {
         case nil:
             break
         }
-        let tooLarge = request.copyDropped || bodySize > runtime.configuration.limits.mirrorMaxBody
+        let tooLarge = bodySize > runtime.configuration.limits.mirrorMaxBody
         // A ramping route mirrors its stage's share of the sample (nested: a keyed user in at 5%
         // stays in at 20%).
         let routePercent = configuration.samplePercent * (route.ramp?.percent(route: configuration.name) ?? 100) / 100

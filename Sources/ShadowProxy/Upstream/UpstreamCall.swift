@@ -17,7 +17,7 @@ final class UpstreamCall {
     private(set) var requestEnded = false
     /// Parts written before a connection attached, and their body bytes.
     private var waiting: [HTTPClientRequestPart] = []
-    private(set) var waitingBytes = 0
+    private var waitingBytes = 0
     private var timeout: Scheduled<Void>?
     private var lastActivity: NIODeadline = .now()
 

@@ -21,7 +21,7 @@ extension PairStore {
         redactor: Redactor? = nil
     ) throws -> WriteSummary {
         // Bodies and explanations as they may be written (redacted paths hashed or removed).
-        func stored(_ bytes: [UInt8]) -> Data { Data(redactor?.body(bytes) ?? bytes) }
+        func stored(_ bytes: [UInt8]) -> [UInt8] { redactor?.body(bytes) ?? bytes }
         var coverage = coverage
         var scored: [[Score?]] = []
         scored.reserveCapacity(batch.count)
@@ -79,26 +79,59 @@ extension PairStore {
                 let upsertCoverage = try db.cachedStatement(sql: PairStore.upsertCoverageSQL)
                 for ((record, scores), arms) in zip(zip(batch, scored), figures) {
                     let b = arms.baseline
-                    try insertExchange.execute(arguments: [
-                        record.requestID, record.route, record.configRevision, record.receivedAtMicros,
-                        record.method, record.path, stored(record.requestBody.bytes), record.requestBody.totalBytes,
-                        record.baseline.version, record.baseline.status, record.baseline.latencyMicros,
-                        record.baseline.timeToHeadMicros, record.baseline.contentType,
-                        stored(record.baseline.body.bytes), record.baseline.body.totalBytes, record.baseline.error?.rawValue,
-                        record.segment, record.baseline.firstByteMicros, b.firstTokenMicros, b.events, b.promptTokens, b.completionTokens, b.cost,
-                    ])
+                    var exchange = RowBinder(insertExchange)
+                    exchange.bind(record.requestID)
+                    exchange.bind(record.route)
+                    exchange.bind(record.configRevision)
+                    exchange.bind(record.receivedAtMicros)
+                    exchange.bind(record.method)
+                    exchange.bind(record.path)
+                    exchange.bind(blob: stored(record.requestBody.bytes))
+                    exchange.bind(record.requestBody.totalBytes)
+                    exchange.bind(record.baseline.version)
+                    exchange.bind(record.baseline.status)
+                    exchange.bind(record.baseline.latencyMicros)
+                    exchange.bind(record.baseline.timeToHeadMicros)
+                    exchange.bind(record.baseline.contentType)
+                    exchange.bind(blob: stored(record.baseline.body.bytes))
+                    exchange.bind(record.baseline.body.totalBytes)
+                    exchange.bind(record.baseline.error?.rawValue)
+                    exchange.bind(record.segment)
+                    exchange.bind(record.baseline.firstByteMicros)
+                    exchange.bind(b.firstTokenMicros)
+                    exchange.bind(b.events)
+                    exchange.bind(b.promptTokens)
+                    exchange.bind(b.completionTokens)
+                    exchange.bind(b.cost)
+                    try exchange.execute(in: db)
                     let exchangeID = db.lastInsertedRowID
                     for ((candidate, score), c) in zip(zip(record.candidates, scores), arms.candidates) {
                         let result = candidate.result
-                        try insertShadow.execute(arguments: [
-                            exchangeID, candidate.name, result.version, result.status, result.latencyMicros,
-                            result.timeToHeadMicros, result.contentType, stored(result.body.bytes), result.body.totalBytes,
-                            result.error?.rawValue, record.coverageReason(candidate).rawValue,
-                            score == nil ? nil : record.scorer.name, score?.value, score.map { $0.diverged ? 1 : 0 },
-                            redactor.map { $0.explanation(score?.explanation.serialized) } ?? score?.explanation.serialized,
-                            score.flatMap { PairStore.differingPathsJSON($0.differingPaths) },
-                            result.firstByteMicros, c.firstTokenMicros, c.events, c.promptTokens, c.completionTokens, c.cost,
-                        ])
+                        var shadow = RowBinder(insertShadow)
+                        shadow.bind(exchangeID)
+                        shadow.bind(candidate.name)
+                        shadow.bind(result.version)
+                        shadow.bind(result.status)
+                        shadow.bind(result.latencyMicros)
+                        shadow.bind(result.timeToHeadMicros)
+                        shadow.bind(result.contentType)
+                        shadow.bind(blob: stored(result.body.bytes))
+                        shadow.bind(result.body.totalBytes)
+                        shadow.bind(result.error?.rawValue)
+                        shadow.bind(record.coverageReason(candidate).rawValue)
+                        shadow.bind(score == nil ? nil : record.scorer.name)
+                        shadow.bind(score?.value)
+                        shadow.bind(score.map { $0.diverged ? 1 : 0 })
+                        let explanation = score?.explanation.serialized
+                        shadow.bind(redactor.map { $0.explanation(explanation) } ?? explanation)
+                        shadow.bind(score.flatMap { PairStore.differingPathsJSON($0.differingPaths) })
+                        shadow.bind(result.firstByteMicros)
+                        shadow.bind(c.firstTokenMicros)
+                        shadow.bind(c.events)
+                        shadow.bind(c.promptTokens)
+                        shadow.bind(c.completionTokens)
+                        shadow.bind(c.cost)
+                        try shadow.execute(in: db)
                     }
                 }
                 if !events.isEmpty {

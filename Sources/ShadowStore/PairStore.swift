@@ -43,19 +43,26 @@ public final class PairStore: Sendable {
         configuration.busyMode = .timeout(5)
         configuration.label = "shadowd.writer"
         configuration.prepareDatabase { db in
-            // auto_vacuum only takes effect before the first table exists; later it is a no-op.
+            // page_size and auto_vacuum only take effect before the first table exists; later
+            // they are no-ops. 16 KiB pages: a pair carries ~3 KiB of bodies, and with 4 KiB
+            // pages most rows spill to overflow pages (the recorder wrote ~40% fewer pairs/s).
+            try db.execute(sql: "PRAGMA page_size = 16384")
             try db.execute(sql: "PRAGMA auto_vacuum = INCREMENTAL")
             let mode = try String.fetchOne(db, sql: "PRAGMA journal_mode = WAL")
             guard mode?.lowercased() == "wal" else {
                 throw StoreError(.walRefused, "journal_mode is \(mode ?? "unknown"), WAL is required")
             }
             try db.execute(sql: "PRAGMA synchronous = \(synchronous == .full ? "FULL" : "NORMAL")")
-            // Truncate the -wal back to 16 MiB whenever a checkpoint resets it, so one long
+            // Checkpoint every 4000 pages (64 MiB) instead of 1000: hot index and leaf pages are
+            // copied back once per checkpoint, not four times (the recorder gained ~25%). The
+            // -wal is truncated back to that size whenever a checkpoint resets it, so one long
             // reader cannot leave a huge file behind (<https://www.sqlite.org/pragma.html#pragma_journal_size_limit>).
-            try db.execute(sql: "PRAGMA journal_size_limit = 16777216")
+            try db.execute(sql: "PRAGMA wal_autocheckpoint = 4000")
+            try db.execute(sql: "PRAGMA journal_size_limit = 67108864")
             try db.execute(sql: "PRAGMA foreign_keys = ON")
-            // 32 MiB of page cache instead of SQLite's 2 MiB: random request ids scatter index
-            // inserts over the file, and each miss is a pread on the writer's hot loop.
+            // 32 MiB of page cache instead of SQLite's 2 MiB: client-given request ids are
+            // random and scatter index inserts over the file; each miss is a pread on the
+            // writer's hot loop (the sidecar's own ids are time-ordered and append).
             try db.execute(sql: "PRAGMA cache_size = -32768")
         }
         do {

@@ -159,18 +159,29 @@ import Testing
         }
     }
 
-    @Test func generatedRequestIDsAreVersion4UUIDs() {
+    @Test func generatedRequestIDsAreTimeOrderedVersion7UUIDs() {
         var random = FastRandom()
         var seen = Set<String>()
-        for _ in 0..<1_000 {
-            let id = RequestID.generate(using: &random)
+        let start: Int64 = 1_764_000_000_000_000
+        var previousMillisecond = ""
+        for index in 0..<1_000 {
+            let micros = start + Int64(index) * 1_000
+            let id = RequestID.generate(using: &random, atMicros: micros)
             let uuid = UUID(uuidString: id)
             #expect(uuid?.uuidString.lowercased() == id)
             let characters = Array(id)
-            #expect(characters[14] == "4" && "89ab".contains(characters[19]), "\(id) is not a version 4 UUID")
+            #expect(characters[14] == "7" && "89ab".contains(characters[19]), "\(id) is not a version 7 UUID")
+            // The first 48 bits are the Unix time in milliseconds.
+            let millisecond = String(id.replacingOccurrences(of: "-", with: "").prefix(12))
+            #expect(UInt64(millisecond, radix: 16) == UInt64(micros / 1_000))
+            #expect(millisecond > previousMillisecond, "ids of later milliseconds sort after earlier ones")
+            previousMillisecond = millisecond
             seen.insert(id)
         }
         #expect(seen.count == 1_000)
+        // Within one millisecond the ids still differ.
+        let sameMillisecond = Set((0..<1_000).map { _ in RequestID.generate(using: &random, atMicros: start) })
+        #expect(sameMillisecond.count == 1_000)
     }
 
     @Test func unroutedPathsGet404AndAreCounted() async throws {

@@ -167,9 +167,9 @@ final class ProxyHandler: ChannelInboundHandler, UpstreamResponseDelegate {
         self.loopContext.shared.statistics.requests.add(1, ordering: .relaxed)
         self.keepAlive = head.isKeepAlive && !self.closeWhenDone
         self.clientVersion = head.version
-        self.requestID = Self.requestID(from: head.headers, random: &self.loopContext.random)
-        self.routeMetrics = self.loopContext.runtime.unroutedMetrics
         let now = wallClockMicros()
+        self.requestID = Self.requestID(from: head.headers, random: &self.loopContext.random, atMicros: now)
+        self.routeMetrics = self.loopContext.runtime.unroutedMetrics
 
         if let error = Self.framingError(head, maxBody: self.limits.maxRequestBody) {
             self.reject(error, routeName: "-", atMicros: now, immediately: error.closesConnection)

@@ -41,7 +41,12 @@ extension BenchCommand {
                 var written = 0
                 while written < self.pairs {
                     let count = min(self.batch, self.pairs - written)
-                    let slice = (0..<count).map { records[(written + $0) % records.count] }
+                    let slice = (0..<count).map { offset in
+                        // Ids like the daemon's own (UUIDv7: time-ordered), one per pair.
+                        var record = records[(written + offset) % records.count]
+                        record.requestID = Self.timeOrderedID(written + offset)
+                        return record
+                    }
                     try store.write(slice, coverage: [:])
                     written += count
                 }
@@ -59,6 +64,14 @@ extension BenchCommand {
                     )
                 )
             }
+        }
+
+        /// A UUIDv7-shaped id whose time part grows with `index` (1,000 pairs per millisecond).
+        static func timeOrderedID(_ index: Int) -> String {
+            let hex = String(1_764_000_000_000 + index / 1_000, radix: 16)
+            let padded = String(repeating: "0", count: max(0, 12 - hex.count)) + hex
+            let tail = String(UInt64(truncatingIfNeeded: index &* 0x9E37_79B9) & 0xFFFF_FFFF_FFFF, radix: 16)
+            return "\(padded.prefix(8))-\(padded.dropFirst(8))-7000-8000-\(String(repeating: "0", count: max(0, 12 - tail.count)) + tail)"
         }
 
         static func makeRecords(count: Int) -> [ExchangeRecord] {

@@ -12,6 +12,13 @@ import Testing
         #expect(try JSONParser().parse(value.serialized) == value)
     }
 
+    @Test func stringsAreEscapedExactly() throws {
+        let value = JSONValue.string("a\"b\\c\nd\re\tf\u{01}g\u{1F}é😀 end")
+        #expect(value.serialized == #""a\"b\\c\nd\re\tf\u0001g\u001fé😀 end""#)
+        #expect(JSONValue.object([("k\"", .string(""))]).serialized == #"{"k\"":""}"#)
+        #expect(try JSONParser().parse(value.serialized) == value)
+    }
+
     @Test(arguments: [
         "", "{", "[1,]", "{\"a\" 1}", "NaN", "Infinity", "-Infinity", "01", "1.", "\"unterminated", "[1] 2",
         "{\"a\":1,}", "\"\u{01}\"", "\"\\x\"", "\"\\ud800\"", "1e999", "tru", "nul",

@@ -43,7 +43,8 @@ final class ProxyHandler: ChannelInboundHandler, UpstreamResponseDelegate {
     /// Reading from the client is paused because the baseline cannot take the upload faster.
     private var uploadPaused = false
     private var context: ChannelHandlerContext?
-    private var requestTimer: Scheduled<Void>?
+    /// A request (or the rest of one) must arrive before this; nil while the baseline has it all.
+    private var requestTimer: LoopDeadline?
     private var closeWhenDone = false
 
     // The exchange being forwarded.
@@ -72,6 +73,7 @@ final class ProxyHandler: ChannelInboundHandler, UpstreamResponseDelegate {
 
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
+        self.requestTimer = LoopDeadline(on: context.eventLoop) { [weak self] in self?.requestTimedOut() }
         self.loopContext.register(self)
         let statistics = self.loopContext.shared.statistics
         let open = statistics.openConnections.add(1, ordering: .relaxed).newValue
@@ -94,6 +96,7 @@ final class ProxyHandler: ChannelInboundHandler, UpstreamResponseDelegate {
 
     func handlerRemoved(context: ChannelHandlerContext) {
         self.requestTimer?.cancel()
+        self.requestTimer = nil
         self.loopContext.unregister(self)
         self.loopContext.shared.statistics.openConnections.subtract(1, ordering: .relaxed)
         self.context = nil
@@ -113,12 +116,7 @@ final class ProxyHandler: ChannelInboundHandler, UpstreamResponseDelegate {
     /// A request (or the rest of one) must arrive within the idle timeout; this also cuts
     /// clients that dribble headers or bodies byte by byte.
     private func armRequestTimer() {
-        self.requestTimer?.cancel()
-        guard let context = self.context else { return }
-        let timeout = TimeAmount(self.loopContext.runtime.configuration.server.idleTimeout)
-        self.requestTimer = context.eventLoop.assumeIsolated().scheduleTask(in: timeout) { [weak self] in
-            self?.requestTimedOut()
-        }
+        self.requestTimer?.set(.now() + TimeAmount(self.loopContext.runtime.configuration.server.idleTimeout))
     }
 
     private func requestTimedOut() {
@@ -221,7 +219,7 @@ final class ProxyHandler: ChannelInboundHandler, UpstreamResponseDelegate {
         case .forwarding:
             guard let request = self.upload else { return }
             self.upload = nil
-            self.requestTimer?.cancel()
+            self.requestTimer?.set(nil)
             self.setUploadPaused(false)
             self.finishUpload(request)
         case .rejecting(let error):

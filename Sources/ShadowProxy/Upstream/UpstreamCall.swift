@@ -18,37 +18,33 @@ final class UpstreamCall {
     /// Parts written before a connection attached, and their body bytes.
     private var waiting: [HTTPClientRequestPart] = []
     private var waitingBytes = 0
-    private var timeout: Scheduled<Void>?
-    private var lastActivity: NIODeadline = .now()
+    private var timer: LoopDeadline?
+    private var timeoutError = ArmError.timeout
+    /// With an idle timeout: the silence allowed between two pieces of the answer.
+    private var idleLimit: TimeAmount?
 
     init(delegate: any UpstreamResponseDelegate) {
         self.delegate = delegate
     }
 
-    /// Arms a timer that fails the call with `error` unless it finishes first. With `idle`, the
-    /// timer measures silence: every ``touch()`` pushes the deadline out again (one timer, re-armed
-    /// only when it fires early).
+    /// Fails the call with `error` unless it finishes within `amount`. With `idle`, the timeout
+    /// measures silence instead: every ``touch()`` pushes the deadline out again. Re-arming
+    /// moves the one deadline the call has.
     func arm(timeout amount: TimeAmount, on loop: any EventLoop, error: ArmError, idle: Bool = false) {
-        self.timeout?.cancel()
-        self.lastActivity = .now()
-        self.schedule(after: amount, limit: amount, on: loop, error: error, idle: idle)
-    }
-
-    private func schedule(after delay: TimeAmount, limit: TimeAmount, on loop: any EventLoop, error: ArmError, idle: Bool) {
-        self.timeout = loop.assumeIsolated().scheduleTask(in: delay) { [weak self] in
-            guard let self, !self.finished else { return }
-            let quietFor = NIODeadline.now() - self.lastActivity
-            if idle, quietFor < limit {
-                self.schedule(after: limit - quietFor, limit: limit, on: loop, error: error, idle: true)
-            } else {
-                self.cancel(with: error)
+        self.timeoutError = error
+        self.idleLimit = idle ? amount : nil
+        if self.timer == nil {
+            self.timer = LoopDeadline(on: loop) { [weak self] in
+                guard let self else { return }
+                self.cancel(with: self.timeoutError)
             }
         }
+        self.timer?.set(.now() + amount)
     }
 
-    /// Marks progress for an idle timer.
+    /// Marks progress for an idle timeout.
     func touch() {
-        self.lastActivity = .now()
+        if let limit = self.idleLimit { self.timer?.set(.now() + limit) }
     }
 
     /// Abandons the call: the connection is closed (never reused mid-response) and the delegate
@@ -142,7 +138,7 @@ final class UpstreamCall {
     func complete() {
         guard !self.finished else { return }
         self.finished = true
-        self.timeout?.cancel()
+        self.timer?.cancel()
         self.connection = nil
         self.waiting = []
         self.delegate?.upstreamEnd()
@@ -151,7 +147,7 @@ final class UpstreamCall {
     func fail(_ error: ArmError) {
         guard !self.finished else { return }
         self.finished = true
-        self.timeout?.cancel()
+        self.timer?.cancel()
         self.connection = nil
         self.waiting = []
         self.delegate?.upstreamFailed(error)

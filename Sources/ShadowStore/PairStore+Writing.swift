@@ -30,7 +30,8 @@ extension PairStore {
         var totals: [PathKey: (compared: Int, diverged: Int)] = [:]
         var figures: [(baseline: ArmFigures, candidates: [ArmFigures])] = []
         figures.reserveCapacity(batch.count)
-        for record in batch {
+        for (offset, record) in batch.enumerated() {
+            Self.yieldNow(after: offset)
             let baselineFigures = record.baseline.figures(readUsage: record.readsUsage)
             let candidateFigures = record.candidates.map { $0.result.figures(readUsage: record.readsUsage) }
             figures.append((baselineFigures, candidateFigures))
@@ -77,7 +78,8 @@ extension PairStore {
                 let insertExchange = try db.cachedStatement(sql: PairStore.insertExchangeSQL)
                 let insertShadow = try db.cachedStatement(sql: PairStore.insertShadowSQL)
                 let upsertCoverage = try db.cachedStatement(sql: PairStore.upsertCoverageSQL)
-                for ((record, scores), arms) in zip(zip(batch, scored), figures) {
+                for (offset, ((record, scores), arms)) in zip(zip(batch, scored), figures).enumerated() {
+                    Self.yieldNow(after: offset)
                     let b = arms.baseline
                     var exchange = RowBinder(insertExchange)
                     exchange.bind(record.requestID)
@@ -167,6 +169,14 @@ extension PairStore {
             coverage: coverage,
             scored: totals.reduce(into: [:]) { $0[ScoreKey(route: $1.key.route, candidate: $1.key.candidate)] = $1.value }
         )
+    }
+
+    /// Gives the core away every 16 pairs of a batch (a cheap no-op when no other thread waits
+    /// for it). The writer shares the machine with the event loops: without this, a request
+    /// arriving during a batch waited for the scheduler to end the writer's slice, which put the
+    /// sidecar's p90 at one connection near 1 ms instead of ~0.25 ms.
+    static func yieldNow(after offset: Int) {
+        if offset % 16 == 15 { sched_yield() }
     }
 
     /// What one batch wrote, for metrics.

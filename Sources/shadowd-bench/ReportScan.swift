@@ -48,7 +48,9 @@ extension BenchCommand {
                         + "\(Self.format(scan.seconds)) s         \(Self.format(report.seconds)) s                  "
                         + "\(Self.format(report.seconds / scan.seconds))×   \(report.maxRSSKiB >> 10) MiB (sqlite3: \(scan.maxRSSKiB >> 10) MiB)"
                 )
-                if !self.keep { try? FileManager.default.removeItem(atPath: path) }
+                if !self.keep {
+                    for suffix in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: path + suffix) }
+                }
             }
         }
 

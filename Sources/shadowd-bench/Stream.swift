@@ -36,7 +36,11 @@ extension BenchCommand {
             sidecar.executableURL = URL(fileURLWithPath: siblingBinary("shadowd"))
             sidecar.arguments = ["serve", "--config", directory + "/shadowd.yaml", "--log-level", "warning"]
             try sidecar.run()
-            defer { sidecar.terminate() }
+            defer {
+                // Stopped before its folder goes: a sidecar outliving its database logs the loss.
+                sidecar.terminate()
+                sidecar.waitUntilExit()
+            }
             try await Task.sleep(for: .seconds(1))
             let body = Array(#"{"model":"assistant","stream":true,"messages":[{"role":"user","content":"hello"}]}"#.utf8)
             let direct = try await HTTPTestClient.connect(port: baseline.port)

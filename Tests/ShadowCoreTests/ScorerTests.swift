@@ -13,6 +13,22 @@ import Testing
         #expect(!score.diverged)
     }
 
+    /// Byte-identical bodies are parsed once; the score must be what two parses give (the same
+    /// document with other whitespace takes the two-parse path).
+    @Test func byteIdenticalBodiesScoreLikeEqualDocuments() {
+        let configuration = ScorerConfiguration(ignorePaths: ["$.id"])
+        let document = #"{"id":"1","outputs":[{"data":[0.7,0.2],"label":"cat"}],"n":null}"#
+        let respaced = #"{ "id": "1", "outputs": [ {"data": [0.7, 0.2], "label": "cat"} ], "n": null }"#
+        let once = self.json(configuration, document, document)
+        let twice = self.json(configuration, document, respaced)
+        #expect(once.value == 0 && twice.value == 0)
+        #expect(once.explanation.serialized == twice.explanation.serialized)
+        #expect(once.explanation.serialized == #"{"leaves":4,"differing":0,"ignored":1}"#)
+        // Invalid JSON on both sides still falls back to bytes, not to a shared parse.
+        let invalid = self.json(configuration, "{not json", "{not json")
+        #expect(invalid.explanation.serialized.contains(#""fallback":"bytes""#))
+    }
+
     @Test func scoreIsTheShareOfDifferingLeaves() {
         let score = self.json(.init(), #"{"a":1,"b":2,"c":3,"d":4}"#, #"{"a":1,"b":2,"c":3,"d":5}"#)
         #expect(score.value == 0.25)

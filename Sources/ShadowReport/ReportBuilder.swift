@@ -37,17 +37,22 @@ public struct ReportBuilder {
         // slot is looked up only when they change.
         var previous: (route: String, candidate: String, slot: Int)?
         var costsForSlot: (baseline: CostConfiguration, candidate: CostConfiguration)?
-        try reader.scan(scan, progress: progress) { pair in
-            rows += 1
-            let slot: Int
-            if let last = previous, last.route == pair.route, last.candidate == pair.candidate {
-                slot = last.slot
-            } else {
-                slot = self.slot(for: Key(route: pair.route, candidate: pair.candidate))
-                costsForSlot = self.options.costs(route: pair.route, candidate: pair.candidate)
-                previous = (pair.route, pair.candidate, slot)
+        // SQLite steps on the pipe's thread while this one accounts: same pairs, same order.
+        try ScanPipe.run(reader, scan) { batch in
+            for pair in batch {
+                let slot: Int
+                if let last = previous, last.route == pair.route, last.candidate == pair.candidate {
+                    slot = last.slot
+                } else {
+                    slot = self.slot(for: Key(route: pair.route, candidate: pair.candidate))
+                    costsForSlot = self.options.costs(route: pair.route, candidate: pair.candidate)
+                    previous = (pair.route, pair.candidate, slot)
+                }
+                self.accumulators[slot].add(pair, baselineCost: costsForSlot?.baseline, candidateCost: costsForSlot?.candidate)
             }
-            self.accumulators[slot].add(pair, baselineCost: costsForSlot?.baseline, candidateCost: costsForSlot?.candidate)
+            let before = rows
+            rows += batch.count
+            if rows / 65_536 > before / 65_536 { progress(rows) }
         }
         for count in try reader.coverage(fromMicros: self.options.fromMicros, toMicros: self.options.toMicros, route: self.options.route)
         where !count.candidate.isEmpty {

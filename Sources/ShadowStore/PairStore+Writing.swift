@@ -20,8 +20,9 @@ extension PairStore {
         events: [GatingEvent] = [],
         redactor: Redactor? = nil
     ) throws -> WriteSummary {
-        // Bodies and explanations as they may be written (redacted paths hashed or removed).
-        func stored(_ bytes: [UInt8]) -> [UInt8] { redactor?.body(bytes) ?? bytes }
+        // Bodies as they may be written (redacted paths hashed or removed; a body that cannot be
+        // redacted is withheld, and its pairs' explanations say so).
+        func stored(_ body: CapturedBody) -> Redactor.Stored { redactor?.body(body) ?? Redactor.Stored(bytes: body.bytes) }
         var coverage = coverage
         var scored: [[Score?]] = []
         scored.reserveCapacity(batch.count)
@@ -81,6 +82,8 @@ extension PairStore {
                 for (offset, ((record, scores), arms)) in zip(zip(batch, scored), figures).enumerated() {
                     Self.yieldNow(after: offset)
                     let b = arms.baseline
+                    let requestBody = stored(record.requestBody)
+                    let baselineBody = stored(record.baseline.body)
                     var exchange = RowBinder(insertExchange)
                     exchange.bind(record.requestID)
                     exchange.bind(record.route)
@@ -88,14 +91,14 @@ extension PairStore {
                     exchange.bind(record.receivedAtMicros)
                     exchange.bind(record.method)
                     exchange.bind(record.path)
-                    exchange.bind(blob: stored(record.requestBody.bytes))
+                    exchange.bind(blob: requestBody.bytes)
                     exchange.bind(record.requestBody.totalBytes)
                     exchange.bind(record.baseline.version)
                     exchange.bind(record.baseline.status)
                     exchange.bind(record.baseline.latencyMicros)
                     exchange.bind(record.baseline.timeToHeadMicros)
                     exchange.bind(record.baseline.contentType)
-                    exchange.bind(blob: stored(record.baseline.body.bytes))
+                    exchange.bind(blob: baselineBody.bytes)
                     exchange.bind(record.baseline.body.totalBytes)
                     exchange.bind(record.baseline.error?.rawValue)
                     exchange.bind(record.segment)
@@ -109,6 +112,7 @@ extension PairStore {
                     let exchangeID = db.lastInsertedRowID
                     for ((candidate, score), c) in zip(zip(record.candidates, scores), arms.candidates) {
                         let result = candidate.result
+                        let candidateBody = stored(result.body)
                         var shadow = RowBinder(insertShadow)
                         shadow.bind(exchangeID)
                         shadow.bind(candidate.name)
@@ -117,15 +121,18 @@ extension PairStore {
                         shadow.bind(result.latencyMicros)
                         shadow.bind(result.timeToHeadMicros)
                         shadow.bind(result.contentType)
-                        shadow.bind(blob: stored(result.body.bytes))
+                        shadow.bind(blob: candidateBody.bytes)
                         shadow.bind(result.body.totalBytes)
                         shadow.bind(result.error?.rawValue)
                         shadow.bind(record.coverageReason(candidate).rawValue)
                         shadow.bind(score == nil ? nil : record.scorer.name)
                         shadow.bind(score?.value)
                         shadow.bind(score.map { $0.diverged ? 1 : 0 })
+                        let withheld = [("request_body", requestBody), ("baseline_body", baselineBody), ("candidate_body", candidateBody)]
+                            .compactMap { key, body in body.withheld.map { (key: key + "_withheld", value: JSONValue.string($0)) } }
                         let explanation = score?.explanation.serialized
-                        shadow.bind(redactor.map { $0.explanation(explanation) } ?? explanation)
+                        let redacted = redactor.map { $0.explanation(explanation) } ?? explanation
+                        shadow.bind(Self.appending(withheld, to: redacted))
                         shadow.bind(score.flatMap { PairStore.differingPathsJSON($0.differingPaths) })
                         shadow.bind(result.firstByteMicros)
                         shadow.bind(c.firstTokenMicros)
@@ -234,6 +241,14 @@ extension PairStore {
             prompt_tokens, completion_tokens, cost
         ) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, \(bodyExpression(8)), ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22)
         """
+
+    /// An explanation with notes added (an object of its own when there was none).
+    static func appending(_ notes: [(key: String, value: JSONValue)], to explanation: String?) -> String? {
+        guard !notes.isEmpty else { return explanation }
+        guard let explanation else { return JSONValue.object(notes).serialized }
+        guard case .object(let members)? = try? JSONParser().parse(explanation) else { return explanation }
+        return JSONValue.object(members + notes).serialized
+    }
 
     /// Most differing paths stored per pair; the totals in `path_stats` count them all.
     static let storedPathLimit = 32

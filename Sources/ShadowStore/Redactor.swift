@@ -14,7 +14,12 @@ public struct Redactor: Sendable {
 
     /// - Parameter key: the hash key (keep it stable across restarts for joinable hashes).
     public init(storage: StorageConfiguration, key: [UInt8]) {
-        self.patterns = storage.redaction.jsonPaths.compactMap { try? JSONPathPattern.parse($0).get() }
+        // A streamed chat answer's `delta` paths also cover the `message` paths of the document
+        // it is reassembled into, which is what scorers' explanations name.
+        let paths = storage.redaction.jsonPaths.flatMap { path in
+            path.contains(".delta.") ? [path, path.replacingOccurrences(of: ".delta.", with: ".message.")] : [path]
+        }
+        self.patterns = paths.compactMap { try? JSONPathPattern.parse($0).get() }
         self.mode = storage.redaction.mode
         self.bodies = storage.bodies
         self.key = key
@@ -29,23 +34,52 @@ public struct Redactor: Sendable {
         return "hmac-sha256:" + tag.prefix(16).map { String($0, radix: 16).count == 1 ? "0" + String($0, radix: 16) : String($0, radix: 16) }.joined()
     }
 
-    /// The bytes to store for a captured body.
-    public func body(_ bytes: [UInt8]) -> [UInt8] {
-        guard self.isActive, !bytes.isEmpty else { return bytes }
-        if self.bodies == .hash { return Array(self.hash(bytes).utf8) }
-        if ServerSentEvents.isEventStream(contentType: nil, body: bytes) {
-            // A stream: each event's JSON redacted on its own.
-            var out = ""
-            for event in ServerSentEvents.parse(bytes) {
-                out += "data: " + (self.redact(json: Array(event.data.utf8)).map { String(decoding: $0, as: UTF8.self) } ?? event.data) + "\n\n"
-            }
-            return Array(out.utf8)
-        }
-        return self.redact(json: bytes) ?? bytes
+    /// A body as it may be written, and why its bytes were withheld if they were.
+    public struct Stored: Sendable, Equatable {
+        public var bytes: [UInt8]
+        /// Set when the body could not be redacted and only its keyed hash is stored.
+        public var withheld: String?
     }
 
-    /// The JSON with the configured paths redacted, or `nil` when it is not JSON (stored as is:
-    /// there are no paths in it).
+    /// The bytes to store for a captured body.
+    ///
+    /// Redaction is never skipped: a body (or stream event) that cannot be parsed as JSON (not
+    /// JSON, or cut at `storage.max_stored_body` mid-document) while paths are configured is
+    /// stored as its keyed hash only, and ``Stored/withheld`` says why. The size stays in the
+    /// row's `*_bytes` column.
+    public func body(_ captured: CapturedBody) -> Stored {
+        let bytes = captured.bytes
+        guard self.isActive, !bytes.isEmpty else { return Stored(bytes: bytes) }
+        if self.bodies == .hash { return Stored(bytes: Array(self.hash(bytes).utf8)) }
+        let cut = captured.truncated ? " (cut at storage.max_stored_body)" : ""
+        if ServerSentEvents.isEventStream(contentType: nil, body: bytes) {
+            // A stream: each event's JSON redacted on its own; an event that is not JSON (a cut
+            // last event, or text) keeps only its hash.
+            var out = ""
+            var hashed = 0
+            for event in ServerSentEvents.parse(bytes) {
+                let data: String
+                if event.data == "[DONE]" {
+                    data = event.data
+                } else if let redacted = self.redact(json: Array(event.data.utf8)) {
+                    data = String(decoding: redacted, as: UTF8.self)
+                } else {
+                    data = self.hash(Array(event.data.utf8))
+                    hashed += 1
+                }
+                out += "data: " + data + "\n\n"
+            }
+            let reason = hashed == 0 ? nil : "\(hashed) stream event(s) not JSON\(cut): stored as keyed hashes, not redacted"
+            return Stored(bytes: Array(out.utf8), withheld: reason)
+        }
+        if let redacted = self.redact(json: bytes) { return Stored(bytes: redacted) }
+        return Stored(
+            bytes: Array(self.hash(bytes).utf8),
+            withheld: "not JSON\(cut), so not redactable: stored its keyed hash only"
+        )
+    }
+
+    /// The JSON with the configured paths redacted, or `nil` when it is not (complete) JSON.
     func redact(json bytes: [UInt8]) -> [UInt8]? {
         guard !self.patterns.isEmpty, let document = try? JSONParser(maximumDepth: 512).parse(bytes) else { return nil }
         var path: [JSONPathComponent] = []

@@ -77,6 +77,164 @@ import Testing
         }
     }
 
+    /// One probe of the privacy promise: what is configured, what is sent, and what must never
+    /// reach the disk.
+    struct Probe: Sendable, CustomTestStringConvertible {
+        let name: String
+        let storage: @Sendable (inout StorageConfiguration) -> Void
+        let requestBody: String
+        let baselineAnswer: FixtureResponse
+        let candidateAnswer: FixtureResponse
+        let secrets: [String]
+        /// Checks on the stored pair (read while the sidecar runs).
+        let check: @Sendable (Row) -> Void
+        var testDescription: String { self.name }
+    }
+
+    static let padding = String(repeating: "p", count: 180)
+
+    static func stream(_ secret: String) -> FixtureResponse {
+        let events = [
+            #"{"choices":[{"index":0,"delta":{"role":"assistant","content":"\#(secret)"}}]}"#,
+            #"{"choices":[{"index":0,"delta":{"content":"\#(secret) again \#(padding)"}}]}"#,
+            #"{"choices":[{"index":0,"delta":{},"finish_reason":"stop"}]}"#,
+            "[DONE]",
+        ]
+        return FixtureResponse(
+            headers: [("content-type", "text/event-stream")],
+            body: Array(events.map { "data: \($0)\n\n" }.joined().utf8)
+        )
+    }
+
+    static let probes: [Probe] = [
+        Probe(
+            name: "bodies over storage.max_stored_body are withheld, not stored in clear",
+            storage: {
+                $0.redaction = RedactionConfiguration(jsonPaths: ["$.parameters.email", "$.account.token"])
+                $0.maxStoredBody = 200
+            },
+            requestBody: #"{"id":"b","parameters":{"email":"BIG-SECRET@x.com"},"pad":"\#(padding)"}"#,
+            baselineAnswer: .json(#"{"account":{"token":"TOKEN-BASELINE-1"},"pad":"\#(padding)"}"#),
+            candidateAnswer: .json(#"{"account":{"token":"TOKEN-CANDIDATE-2"},"pad":"\#(padding)"}"#),
+            secrets: ["BIG-SECRET", "TOKEN-BASELINE-1", "TOKEN-CANDIDATE-2"],
+            check: { row in
+                #expect((row["request"] as String?)?.hasPrefix("hmac-sha256:") == true)
+                #expect(row["request_body_bytes"] as Int? ?? 0 > 200, "the size is kept")
+                let explanation = row["explanation"] as String? ?? ""
+                #expect(explanation.contains("request_body_withheld") && explanation.contains("candidate_body_withheld"))
+                #expect(explanation.contains("max_stored_body"))
+            }
+        ),
+        Probe(
+            name: "a body that is not JSON is withheld when paths are redacted",
+            storage: { $0.redaction = RedactionConfiguration(jsonPaths: ["$.parameters.email"]) },
+            requestBody: "email=FORM-SECRET%40x.com&plan=pro",
+            baselineAnswer: .json(#"{"label":"cat"}"#),
+            candidateAnswer: .json(#"{"label":"cat"}"#),
+            secrets: ["FORM-SECRET"],
+            check: { row in
+                #expect((row["request"] as String?)?.hasPrefix("hmac-sha256:") == true)
+                #expect((row["explanation"] as String? ?? "").contains("not JSON"))
+                #expect(row["diverged"] as Int? == 0, "the answers are still stored and compared")
+                #expect(row["baseline"] as String? == #"{"label":"cat"}"#)
+            }
+        ),
+        Probe(
+            name: "mode remove drops the value",
+            storage: { $0.redaction = RedactionConfiguration(jsonPaths: ["$.parameters.email"], mode: .remove) },
+            requestBody: #"{"parameters":{"email":"REMOVED-SECRET@x.com","plan":"pro"}}"#,
+            baselineAnswer: .json(#"{"label":"cat"}"#),
+            candidateAnswer: .json(#"{"label":"cat"}"#),
+            secrets: ["REMOVED-SECRET"],
+            check: { row in
+                #expect(row["request"] as String? == #"{"parameters":{"plan":"pro"}}"#)
+            }
+        ),
+        Probe(
+            name: "stream events are redacted one by one, a cut last event withheld",
+            storage: {
+                $0.redaction = RedactionConfiguration(jsonPaths: ["$.choices[*].delta.content"])
+                $0.maxStoredBody = 260
+            },
+            requestBody: #"{"stream":true}"#,
+            baselineAnswer: stream("STREAM-SECRET"),
+            candidateAnswer: stream("STREAM-SECRET-C"),
+            secrets: ["STREAM-SECRET"],
+            check: { row in
+                let baseline = row["baseline"] as String? ?? ""
+                #expect(baseline.contains("hmac-sha256:") && baseline.hasPrefix("data: {"))
+                #expect((row["explanation"] as String? ?? "").contains("stream event(s) not JSON"))
+            }
+        ),
+        Probe(
+            name: "store_request_bodies: false keeps no request bytes",
+            storage: { $0.storeRequestBodies = false },
+            requestBody: #"{"parameters":{"email":"UNSTORED-SECRET@x.com"}}"#,
+            baselineAnswer: .json(#"{"label":"cat"}"#),
+            candidateAnswer: .json(#"{"label":"cat"}"#),
+            secrets: ["UNSTORED-SECRET"],
+            check: { row in
+                #expect(row["request"] as String? == nil || row["request"] as String? == "")
+                #expect(row["request_body_bytes"] as Int? ?? 0 > 0)
+            }
+        ),
+        Probe(
+            name: "storage.bodies: hash keeps hashes only",
+            storage: { $0.bodies = .hash },
+            requestBody: #"{"parameters":{"email":"HASHED-SECRET@x.com"}}"#,
+            baselineAnswer: .json(#"{"label":"HASHED-LABEL"}"#),
+            candidateAnswer: .json(#"{"label":"HASHED-LABEL"}"#),
+            secrets: ["HASHED-SECRET", "HASHED-LABEL"],
+            check: { row in
+                #expect((row["baseline"] as String?)?.hasPrefix("hmac-sha256:") == true && row["baseline"] as String? == row["candidate"] as String?)
+                #expect(row["diverged"] as Int? == 0, "scored on the real bodies before hashing")
+            }
+        ),
+    ]
+
+    /// The secrets are looked for in the raw bytes of the database, its WAL and shared memory
+    /// file while the sidecar still runs (nothing checkpointed yet), and again after it stopped.
+    @Test(arguments: probes) func noSecretReachesTheDisk(_ probe: Probe) async throws {
+        try await withSidecar(
+            baseline: .responder { _ in probe.baselineAnswer },
+            candidates: [("c", .responder { _ in probe.candidateAnswer })],
+            configure: { probe.storage(&$0.storage) }
+        ) { sidecar, _, _ in
+            let client = try await sidecar.client()
+            let response = try await client.send(
+                method: .POST,
+                path: "/infer",
+                headers: [("authorization", "Bearer sk-live-123"), ("content-type", "application/json")],
+                body: Array(probe.requestBody.utf8)
+            )
+            await client.close()
+            #expect(response.status == 200)
+            let queue = try DatabaseQueue(path: sidecar.databasePath)
+            let row = try await waitForRow(
+                queue,
+                sql: """
+                    SELECT CAST(p.request_body AS TEXT) AS request, e.request_body_bytes, CAST(p.baseline_body AS TEXT) AS baseline,
+                        CAST(p.candidate_body AS TEXT) AS candidate, p.diverged, p.explanation
+                    FROM pairs p JOIN exchanges e ON e.request_id = p.request_id
+                    """
+            )
+            try queue.close()
+            let running = Self.rawBytes(sidecar.databasePath)
+            #expect(FileManager.default.contents(atPath: sidecar.databasePath + "-wal")?.isEmpty == false, "read before any checkpoint")
+            for secret in probe.secrets + ["sk-live-123"] {
+                let leaked = running.contains(secret)
+                #expect(!leaked, "\(secret) reached the disk while running")
+            }
+            probe.check(row)
+            await sidecar.stop()
+            let stopped = Self.rawBytes(sidecar.databasePath)
+            for secret in probe.secrets {
+                let leaked = stopped.contains(secret)
+                #expect(!leaked, "\(secret) reached the disk")
+            }
+        }
+    }
+
     @Test func credentialHeadersCannotBeRecordedAsSegments() {
         #expect {
             _ = try Configuration.load(

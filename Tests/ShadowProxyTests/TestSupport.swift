@@ -7,6 +7,9 @@ import ShadowProxy
 import ShadowStore
 import Synchronization
 
+import class GRDB.DatabaseQueue
+import class GRDB.Row
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -247,6 +250,17 @@ func eventually(within timeout: Duration = .seconds(3), _ condition: () -> Bool)
         try await Task.sleep(for: .milliseconds(10))
     }
     return true
+}
+
+/// Polls the database (every 10 ms, as a second reader beside the running writer) until `sql`
+/// returns a row, and returns it; throws when none came within `timeout`.
+func waitForRow(_ queue: DatabaseQueue, sql: String, within timeout: Duration = .seconds(10)) async throws -> Row {
+    let deadline = ContinuousClock.now + timeout
+    while true {
+        if let row = try queue.read({ try Row.fetchOne($0, sql: sql) }) { return row }
+        guard ContinuousClock.now < deadline else { throw FixtureError("no row for \(sql) within \(timeout)") }
+        try await Task.sleep(for: .milliseconds(10))
+    }
 }
 
 /// Deterministic pseudo-random bytes.

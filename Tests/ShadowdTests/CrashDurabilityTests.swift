@@ -111,4 +111,73 @@ import Glibc
         _ = try await baseline.wait()
         _ = try await candidate.wait()
     }
+
+    /// The privacy probe against the real daemon, read as `kill -9` leaves the files (WAL not
+    /// checkpointed): a redacted path in a body longer than `max_stored_body` is not on disk.
+    @Test func killNineLeavesNoRedactedValueOnDisk() async throws {
+        let directory = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let model = try Daemon(["fixture-model", "--spec", "Fixtures/models/baseline.yaml", "--port", "0"])
+        let modelPort = try await model.waitFor("listening on http://127.0.0.1:")
+        let config = directory + "/shadowd.yaml"
+        try """
+        server: {listen: "127.0.0.1:0"}
+        admin: {enabled: false}
+        storage:
+          flush_interval: 10ms
+          max_stored_body: 200
+          redact: {json_paths: [$.parameters.email], mode: hash}
+        routes:
+          - name: classifier
+            prefix: /v2/
+            baseline: {url: "http://127.0.0.1:\(modelPort)", version: "1"}
+            candidates:
+              - {name: next, url: "http://127.0.0.1:\(modelPort)", version: "2"}
+        """.write(toFile: config, atomically: true, encoding: .utf8)
+        let database = directory + "/shadow.sqlite"
+        let serve = try Daemon(["serve", "--config", config, "--db", database], environment: ["SHADOWD_REDACT_KEY": "k"])
+        let port = try portNumber(try await serve.waitFor("shadow.listen="))
+        let client = try await HTTPTestClient.connect(port: port)
+        let padding = String(repeating: "x", count: 200)
+        for (index, size) in ["small", "big"].enumerated() {
+            let body =
+                #"{"id":"\#(size)","parameters":{"email":"SECRET-\#(index)@x.com"},"inputs":[{"name":"x","shape":[1,4],"datatype":"FP32","data":[1,2,3,4]}]"#
+                + (size == "big" ? #","pad":"\#(padding)"}"# : "}")
+            let response = try await client.send(
+                method: .POST,
+                path: "/v2/models/classifier/infer",
+                headers: [("x-request-id", size)],
+                body: Array(body.utf8)
+            )
+            #expect(response.status == 200)
+        }
+        await client.close()
+        // Both pairs written (read beside the running daemon), then the crash.
+        let deadline = ContinuousClock.now + .seconds(20)
+        while ContinuousClock.now < deadline {
+            let queue = try DatabaseQueue(path: database)
+            let count = try await queue.read { try Int.fetchOne($0, sql: "SELECT count(*) FROM pairs") } ?? 0
+            try queue.close()
+            if count == 2 { break }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        serve.signal(SIGKILL)
+        _ = try await serve.wait()
+        let wal = FileManager.default.contents(atPath: database + "-wal") ?? Data()
+        #expect(!wal.isEmpty, "the WAL was left as the crash found it")
+        let raw = ["", "-wal", "-shm"].compactMap { FileManager.default.contents(atPath: database + $0) }
+            .map { String(decoding: $0, as: UTF8.self) }.joined()
+        for secret in ["SECRET-0", "SECRET-1"] {
+            let leaked = raw.contains(secret)
+            #expect(!leaked, "\(secret) is on disk after kill -9")
+        }
+        let queue = try DatabaseQueue(path: database)
+        let stored = try await queue.read { try String.fetchAll($0, sql: "SELECT CAST(request_body AS TEXT) FROM pairs ORDER BY request_id") }
+        try queue.close()
+        #expect(stored.count == 2)
+        #expect(stored.first?.hasPrefix("hmac-sha256:") == true, "the cut body is withheld: \(stored.first ?? "")")
+        #expect(stored.last?.contains(#""email":"hmac-sha256:"#) == true, "the whole body is redacted: \(stored.last ?? "")")
+        model.signal(SIGTERM)
+        _ = try await model.wait()
+    }
 }

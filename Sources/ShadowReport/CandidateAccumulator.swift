@@ -83,6 +83,15 @@ struct CandidateAccumulator {
         var pairs = 0
         var baseline = 0.0
         var candidate = 0.0
+        /// Per-request pairs, for the interval of the relative increase.
+        var ratio = PairedRatio()
+
+        mutating func add(baseline: Double, candidate: Double) {
+            self.pairs += 1
+            self.baseline += baseline
+            self.candidate += candidate
+            self.ratio.add(baseline: baseline, candidate: candidate)
+        }
     }
 
     mutating func add(_ pair: PairReader.ScannedPair, baselineCost: CostConfiguration?, candidateCost: CostConfiguration?) {
@@ -113,16 +122,15 @@ struct CandidateAccumulator {
         self.addHour(pair, baseline: baseline, candidate: candidate)
         if let baselineCost, let candidateCost {
             // The report's configuration prices the pair (so a price change can be replayed).
-            self.cost.pairs += 1
             let b = pair.baselineTokens ?? (0, 0)
             let c = pair.candidateTokens ?? (0, 0)
-            self.cost.baseline += baselineCost.cost(promptTokens: b.prompt, completionTokens: b.completion)
-            self.cost.candidate += candidateCost.cost(promptTokens: c.prompt, completionTokens: c.completion)
+            self.cost.add(
+                baseline: baselineCost.cost(promptTokens: b.prompt, completionTokens: b.completion),
+                candidate: candidateCost.cost(promptTokens: c.prompt, completionTokens: c.completion)
+            )
         } else if let stored = pair.baselineCost, let candidate = pair.candidateCost {
             // Without prices given to the report, the costs the daemon stored.
-            self.cost.pairs += 1
-            self.cost.baseline += stored
-            self.cost.candidate += candidate
+            self.cost.add(baseline: stored, candidate: candidate)
         }
     }
 

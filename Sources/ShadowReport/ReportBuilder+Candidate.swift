@@ -25,7 +25,8 @@ extension ReportBuilder {
             errors: errors,
             p99Difference: p99,
             baselineP99Micros: tally.baselineLatency.totalCount > 0 ? Double(tally.baselineLatency.valueAtPercentile(99)) : nil,
-            costPerRequest: cost.map { ($0.baselinePerRequest, $0.candidatePerRequest) }
+            costPerRequest: cost.map { ($0.baselinePerRequest, $0.candidatePerRequest) },
+            costRatio: tally.cost.pairs > 0 ? tally.cost.ratio : nil
         )
         let verdict = guardrails.evaluate(evidence)
         let excess = evidence.divergenceAboveNoise

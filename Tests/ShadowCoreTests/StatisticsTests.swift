@@ -51,6 +51,35 @@ import Testing
         #expect(Proportion(successes: 0, trials: 0).trialsNeeded(margin: 0.01) >= 9_500)
     }
 
+    /// The smallest n, not one 5% step past it: checked against the Wilson half-width written
+    /// out here, at n and at n − 1, for rates from 0 to the worst case.
+    @Test(arguments: [(0, 1_000, 0.01), (50, 1_000, 0.005), (31, 1_000, 0.006), (1, 3, 0.02), (0, 0, 0.01), (999, 1_000, 0.001)])
+    func trialsNeededIsTheSmallestThatMeetsTheMargin(successes: Int, trials: Int, margin: Double) {
+        let p = trials == 0 ? 0.5 : Double(successes) / Double(trials)
+        let z = 1.959963984540054
+        func halfWidth(_ n: Int) -> Double {
+            let n = Double(n)
+            let centreless = z / (1 + z * z / n) * (p * (1 - p) / n + z * z / (4 * n * n)).squareRoot()
+            return centreless
+        }
+        let needed = Proportion(successes: successes, trials: trials).trialsNeeded(margin: margin, z: z)
+        #expect(halfWidth(needed) <= margin)
+        #expect(needed == 1 || halfWidth(needed - 1) > margin, "\(needed) is not the smallest")
+    }
+
+    /// Bootstrap ranks: the 2.5% tail of 1,000 replicates is the 25th value, even though
+    /// (1 − 0.95) / 2 is a hair above 0.025 in floating point.
+    @Test func bootstrapRanksAreExactAtWholePositions() {
+        let tail = (1 - 0.95) / 2
+        #expect(tail > 0.025)
+        #expect(PairedQuantileDifference.rank(tail, of: 1_000) == 24)
+        #expect(PairedQuantileDifference.rank(1 - tail, of: 1_000) == 974)
+        #expect(PairedQuantileDifference.rank(0.5, of: 1_000) == 499)
+        #expect(PairedQuantileDifference.rank(0.99, of: 100) == 98)
+        #expect(PairedQuantileDifference.rank(0.025, of: 10) == 0, "0.25 rounds up to the 1st")
+        #expect(PairedQuantileDifference.rank(0.3, of: 10) == 2, "0.3 · 10 is 3.0000000000000004: the 3rd")
+    }
+
     @Test func reservoirIsUniform() {
         // Every element of 0..<10,000 should land in a 1,000-slot reservoir with p = 0.1.
         var hits = [Int](repeating: 0, count: 10)
@@ -120,16 +149,68 @@ import Testing
         #expect(noisy.decision == .promote)
         var priced = guardrails
         priced.maxCostIncrease = 0.1
-        let dear = priced.evaluate(
+        func costs(_ pairs: [(Double, Double)]) -> Verdict {
+            var ratio = PairedRatio()
+            for (baseline, candidate) in pairs { ratio.add(baseline: baseline, candidate: candidate) }
+            return priced.evaluate(
+                VerdictEvidence(
+                    divergence: Proportion(successes: 50, trials: 5_000),
+                    errors: noErrors,
+                    p99Difference: fast,
+                    baselineP99Micros: 20_000,
+                    costRatio: ratio
+                )
+            )
+        }
+        let dear = costs(Array(repeating: (1.0, 1.5), count: 200))
+        #expect(dear.decision == .reject && dear.reasons.map(\.name) == ["cost"])
+        // +20% on the mean, but token counts vary so much that 40 requests cannot tell: hold.
+        let noisy40 = (0..<40).map { index in (1.0, index % 2 == 0 ? 0.2 : 2.2) }
+        let unsure = costs(noisy40)
+        #expect(unsure.decision == .hold && unsure.reasons.map(\.name) == ["cost"], "\(unsure.checks)")
+        #expect(costs(Array(repeating: (1.0, 0.8), count: 200)).decision == .promote)
+    }
+
+    /// Below `min_pairs` a confident failure rejects (documented): a candidate failing 40 of 50
+    /// calls need not wait for a thousand pairs. Without one, the verdict holds, never promotes.
+    @Test func fewerThanMinPairsHoldsOrRejectsButNeverPromotes() {
+        let guardrails = GuardrailConfiguration(minPairs: 1_000)
+        let failing = guardrails.evaluate(
             VerdictEvidence(
-                divergence: Proportion(successes: 50, trials: 5_000),
-                errors: noErrors,
-                p99Difference: fast,
-                baselineP99Micros: 20_000,
-                costPerRequest: (1.0, 1.5)
+                divergence: Proportion(successes: 0, trials: 10),
+                errors: ProportionComparison(reference: Proportion(successes: 0, trials: 50), candidate: Proportion(successes: 40, trials: 50))
             )
         )
-        #expect(dear.decision == .reject && dear.reasons.map(\.name) == ["cost"])
+        #expect(failing.decision == .reject && failing.reasons.map(\.name) == ["error_rate"])
+        let clean = guardrails.evaluate(
+            VerdictEvidence(
+                divergence: Proportion(successes: 0, trials: 900),
+                errors: ProportionComparison(reference: Proportion(successes: 0, trials: 900), candidate: Proportion(successes: 0, trials: 900)),
+                p99Difference: PairedQuantileDifference(quantile: 0.99, estimate: 0, lower: -10, upper: 10),
+                baselineP99Micros: 20_000
+            )
+        )
+        #expect(clean.decision == .hold && clean.reasons.map(\.name) == ["sample_size"])
+    }
+
+    /// The cost ratio's delta-method interval covers the true ratio of means 95% ± 3% of the time
+    /// (400 seeded experiments of 300 requests with token counts that vary per request).
+    @Test func pairedRatioIntervalCoverage() {
+        var random = SplitMix64(seed: 7)
+        func uniform() -> Double { Double(random.next() >> 11) / Double(1 << 53) }
+        var covered = 0
+        let experiments = 400
+        for _ in 0..<experiments {
+            var ratio = PairedRatio()
+            for _ in 0..<300 {
+                let baseline = 0.5 + uniform()  // mean 1
+                let candidate = 1.2 * baseline + (uniform() - 0.5) * 0.8  // mean 1.2
+                ratio.add(baseline: baseline, candidate: candidate)
+            }
+            if let increase = ratio.relativeIncrease(), increase.interval.contains(0.2) { covered += 1 }
+        }
+        let coverage = Double(covered) / Double(experiments)
+        #expect(abs(coverage - 0.95) <= 0.03, "coverage \(coverage)")
     }
 
     @Test func unitsFormatting() {

@@ -81,7 +81,13 @@ public struct PairedQuantileDifference: Sendable, Equatable, Codable {
 
     /// Nearest-rank definition: the smallest value with at least a share `q` of values at or below it.
     static func rank(_ q: Double, of n: Int) -> Int {
-        min(n - 1, max(0, Int((q * Double(n)).rounded(.up)) - 1))
+        // q·n within rounding error of a whole number is that number: (1 − 0.95) / 2 is
+        // 0.025000000000000022 in floating point, and 0.025 · 1,000 must give the 25th value,
+        // not the 26th.
+        let position = q * Double(n)
+        let nearest = position.rounded()
+        let k = abs(position - nearest) <= 1e-9 * max(1, position) ? nearest : position.rounded(.up)
+        return min(n - 1, max(0, Int(k) - 1))
     }
 
     private static func values(at ranks: [Int], order: [Int], counts: [Int32], value: (Int) -> Double) -> [Double] {

@@ -27,19 +27,25 @@ public struct Proportion: Sendable, Equatable, Codable {
     }
 
     /// Trials needed for the Wilson interval's half-width to come within `margin`, taking the
-    /// observed rate as the truth (0.5, the worst case, before any trials).
+    /// observed rate as the truth (0.5, the worst case, before any trials): the smallest such n.
     public func trialsNeeded(margin: Double, z: Double = Normal.z95) -> Int {
         precondition(margin > 0, "margin must be positive")
         let p = self.trials == 0 ? 0.5 : self.rate
-        // Normal approximation, then stepped up until the Wilson half-width actually fits (the
-        // approximation says 0 for an observed rate of 0, where Wilson still has width).
-        var n = max(1, Int((z * z * p * (1 - p) / (margin * margin)).rounded(.up)))
-        while n < 1 << 40 {
-            let probe = Proportion(successes: Int((p * Double(n)).rounded()), trials: n)
-            let interval = probe.wilsonInterval(z: z)
-            if (interval.upperBound - interval.lowerBound) / 2 <= margin { break }
-            n = n + max(1, n / 20)
+        // The Wilson half-width at rate p, z·√(p(1−p)n + z²/4) / (n + z²), falls strictly as n
+        // grows, so the smallest n is found by bisection: from the normal approximation (which
+        // says 0 at p = 0, where Wilson still has width) double until it fits, then halve the gap.
+        func fits(_ n: Int) -> Bool {
+            let trials = Double(n)
+            return z * (p * (1 - p) * trials + z * z / 4).squareRoot() / (trials + z * z) <= margin
         }
-        return n
+        let limit = 1 << 40
+        var high = max(1, Int((z * z * p * (1 - p) / (margin * margin)).rounded(.up)))
+        while !fits(high), high < limit { high *= 2 }
+        var low = 0  // never fits: no trials, no interval
+        while high - low > 1 {
+            let middle = low + (high - low) / 2
+            if fits(middle) { high = middle } else { low = middle }
+        }
+        return high
     }
 }

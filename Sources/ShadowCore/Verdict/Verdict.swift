@@ -104,14 +104,15 @@ extension GuardrailConfiguration {
         )
 
         if let limit = self.maxCostIncrease {
-            if let cost = evidence.costPerRequest, cost.baseline > 0 {
-                let increase = cost.candidate / cost.baseline - 1
+            if let ratio = evidence.costRatio, let increase = ratio.relativeIncrease() {
+                let interval = increase.interval
                 checks.append(
-                    .init(
+                    Self.check(
                         name: "cost",
-                        outcome: increase > limit ? .fail : .pass,
+                        interval: interval,
+                        limit: limit,
                         detail:
-                            "cost per request \(Units.fixed(cost.candidate, decimals: 6)) vs \(Units.fixed(cost.baseline, decimals: 6)), \(increase >= 0 ? "+" : "")\(Units.formatPercent(increase)), limit +\(Units.formatPercent(limit))"
+                            "cost per request \(Units.fixed(ratio.candidateMean, decimals: 6)) vs \(Units.fixed(ratio.baselineMean, decimals: 6)), \(increase.estimate >= 0 ? "+" : "")\(Units.formatPercent(increase.estimate)) (95% CI \(interval.lowerBound.isFinite ? Self.percentRange(interval) : "unbounded with one pair") over \(ratio.count) pairs), limit +\(Units.formatPercent(limit))"
                     )
                 )
             } else {

@@ -12,6 +12,8 @@ public struct VerdictEvidence: Sendable, Equatable {
     public var baselineP99Micros: Double?
     /// Mean cost per request of each arm, when prices are configured.
     public var costPerRequest: (baseline: Double, candidate: Double)?
+    /// The per-request costs of both arms, paired: the cost check's interval.
+    public var costRatio: PairedRatio?
 
     public init(
         divergence: Proportion,
@@ -19,7 +21,8 @@ public struct VerdictEvidence: Sendable, Equatable {
         errors: ProportionComparison,
         p99Difference: PairedQuantileDifference? = nil,
         baselineP99Micros: Double? = nil,
-        costPerRequest: (baseline: Double, candidate: Double)? = nil
+        costPerRequest: (baseline: Double, candidate: Double)? = nil,
+        costRatio: PairedRatio? = nil
     ) {
         self.divergence = divergence
         self.noiseFloor = noiseFloor
@@ -27,6 +30,7 @@ public struct VerdictEvidence: Sendable, Equatable {
         self.p99Difference = p99Difference
         self.baselineP99Micros = baselineP99Micros
         self.costPerRequest = costPerRequest
+        self.costRatio = costRatio
     }
 
     /// Divergence above the noise floor, with its 95% interval (Newcombe's, or Wilson's when no
@@ -43,5 +47,6 @@ public struct VerdictEvidence: Sendable, Equatable {
         lhs.divergence == rhs.divergence && lhs.noiseFloor == rhs.noiseFloor && lhs.errors == rhs.errors
             && lhs.p99Difference == rhs.p99Difference && lhs.baselineP99Micros == rhs.baselineP99Micros
             && lhs.costPerRequest?.baseline == rhs.costPerRequest?.baseline && lhs.costPerRequest?.candidate == rhs.costPerRequest?.candidate
+            && lhs.costRatio == rhs.costRatio
     }
 }

@@ -67,6 +67,7 @@ public final class Sidecar: Sendable {
             coverage: coverage,
             events: events,
             storage: configuration.storage,
+            coverageAlertPercent: configuration.limits.coverageAlertPercent,
             noise: noise,
             ramp: self.ramp,
             redactor: Sidecar.redactor(configuration.storage, environment: environment, logger: logger),

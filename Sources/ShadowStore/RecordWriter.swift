@@ -3,6 +3,7 @@ import Logging
 import Metrics
 import ServiceLifecycle
 import ShadowCore
+import Synchronization
 
 /// The only task that writes to the database: drains the record queue in batches.
 ///
@@ -32,6 +33,8 @@ public final class RecordWriter: Service, Sendable {
     let logger: Logger
     /// Written and failed counts, for `/readyz` and `/stats`.
     public let statistics = WriterStatistics()
+    /// Each candidate's compared share over the last minute, fed with every written batch.
+    let watch: Mutex<CoverageWatch>
 
     public init(
         store: PairStore,
@@ -39,6 +42,7 @@ public final class RecordWriter: Service, Sendable {
         coverage: CoverageCounter,
         events: GatingEventLog = GatingEventLog(),
         storage: StorageConfiguration,
+        coverageAlertPercent: Double = 50,
         noise: NoiseFloorTracker? = nil,
         ramp: RampController? = nil,
         redactor: Redactor? = nil,
@@ -56,6 +60,7 @@ public final class RecordWriter: Service, Sendable {
         self.batchSize = storage.batchSize
         self.flushInterval = storage.flushInterval
         self.logger = logger
+        self.watch = Mutex(CoverageWatch(threshold: coverageAlertPercent / 100))
     }
 
     public func run() async throws {
@@ -132,6 +137,37 @@ public final class RecordWriter: Service, Sendable {
         }
     }
 
+    /// Feeds the compared-share watch, exports each candidate's share and logs the episodes in
+    /// which it fell below the alert threshold (once at the start, once at the end).
+    private func watchCoverage(_ coverage: [CoverageCounter.Key: Int]) {
+        let now = UInt64(DispatchTime.now().uptimeNanoseconds)
+        let (alerts, shares) = self.watch.withLock { watch in
+            watch.add(coverage, nowNanos: now)
+            return (watch.evaluate(nowNanos: now), watch.shares(nowNanos: now))
+        }
+        if let factory = self.metrics {
+            for entry in shares {
+                Gauge(label: "shadowd_compared_share", dimensions: [("route", entry.route), ("candidate", entry.candidate)], factory: factory)
+                    .record(entry.share)
+            }
+        }
+        for alert in alerts {
+            let metadata: Logger.Metadata = [
+                "shadow.route": "\(alert.route)", "shadow.candidate": "\(alert.candidate)",
+                "shadow.compared": "\(alert.compared)", "shadow.intended": "\(alert.intended)",
+            ]
+            let percent = (alert.share * 1000).rounded() / 10
+            if alert.low {
+                self.logger.warning(
+                    "candidate compared on \(percent)% of its copies over the last minute, below limits.coverage_alert_percent; see the coverage table for why (circuit_open, queue_full, queue_expired, candidate_error)",
+                    metadata: metadata
+                )
+            } else {
+                self.logger.notice("candidate compared on \(percent)% of its copies over the last minute again", metadata: metadata)
+            }
+        }
+    }
+
     /// Writes one batch with the pending coverage counts. On failure (disk full, I/O error) the
     /// records are counted as `write_failed`, never silently lost, and the proxy keeps serving.
     private func flush(_ batch: [ExchangeRecord]) {
@@ -150,6 +186,7 @@ public final class RecordWriter: Service, Sendable {
             let summary = try self.store.write(batch, coverage: counts, noise: self.noise, events: events, redactor: self.redactor)
             self.export(summary, batchSize: batch.count, took: ContinuousClock.now - started)
             self.ramp?.observe(batch, summary: summary)
+            self.watchCoverage(summary.coverage)
             if self.statistics.snapshot().lastBatchFailed {
                 self.logger.notice("recording resumed")
             }

@@ -139,6 +139,136 @@ import Testing
     }
 }
 
+extension CircuitBreakerTests {
+    /// A partition after a healthy spell: 18,000 successes in the window would dilute the error
+    /// rate for many seconds; ten transport failures in a row open it at once.
+    @Test func aRunOfTransportFailuresOpensItWhateverTheWindowHolds() {
+        var breaker = CircuitBreaker(configuration: self.configuration)
+        for call in 0..<18_000 { _ = breaker.record(nowNanos: UInt64(call) * 100_000, failure: false, timeout: false, latencyMicros: 900) }
+        let partition = 2 * Self.second
+        var opened: CircuitBreaker.Transition?
+        var failures = 0
+        while opened == nil, failures < 100 {
+            failures += 1
+            opened = breaker.record(nowNanos: partition + UInt64(failures), failure: true, timeout: true, latencyMicros: nil, transportFailure: true)
+        }
+        #expect(failures == 10 && opened?.reason == "10 transport failures in a row")
+        // 5xx answers are failures for the rates but not a partition: they never start a run.
+        var answering = CircuitBreaker(configuration: self.configuration)
+        for call in 0..<18_000 { _ = answering.record(nowNanos: UInt64(call) * 100_000, failure: false, timeout: false, latencyMicros: 900) }
+        for call in 0..<50 { _ = answering.record(nowNanos: partition + UInt64(call), failure: true, timeout: false, latencyMicros: 900) }
+        #expect(answering.state == .closed && answering.failureStreak == 0)
+        // A success in between ends a run; 0 turns the rule off.
+        var interrupted = CircuitBreaker(configuration: self.configuration)
+        for call in 0..<30 {
+            _ = interrupted.record(
+                nowNanos: UInt64(call),
+                failure: call % 9 != 8,
+                timeout: false,
+                latencyMicros: nil,
+                transportFailure: call % 9 != 8
+            )
+            _ = interrupted.record(nowNanos: UInt64(call), failure: false, timeout: false, latencyMicros: 1)  // keeps the rate low
+        }
+        #expect(interrupted.state == .closed)
+        var off = self.configuration
+        off.consecutiveFailures = 0
+        var never = CircuitBreaker(configuration: off)
+        for call in 0..<18_000 { _ = never.record(nowNanos: UInt64(call) * 100_000, failure: false, timeout: false, latencyMicros: 900) }
+        for call in 0..<100 {
+            _ = never.record(nowNanos: partition + UInt64(call), failure: true, timeout: true, latencyMicros: nil, transportFailure: true)
+        }
+        #expect(never.state == .closed)
+    }
+
+    /// Copies admitted before the breaker opened finish late; only probes decide half-open.
+    @Test func halfOpenIsJudgedOnItsProbesOnly() {
+        var breaker = CircuitBreaker(configuration: self.configuration)
+        let staleEpoch = breaker.epoch
+        for call in 0..<10 {
+            _ = breaker.record(nowNanos: UInt64(call), failure: true, timeout: true, latencyMicros: nil, transportFailure: true, epoch: staleEpoch)
+        }
+        #expect(breaker.state == .open)
+        let probe = breaker.admit(nowNanos: 6 * Self.second, draw: 0)
+        #expect(probe.admitted && breaker.state == .halfOpen)
+        let probeEpoch = breaker.epoch
+        // Twenty copies queued before the breaker opened fail after the cool-down: ignored.
+        for _ in 0..<20 {
+            let ignored = breaker.record(
+                nowNanos: 6 * Self.second,
+                failure: true,
+                timeout: true,
+                latencyMicros: nil,
+                transportFailure: true,
+                epoch: staleEpoch
+            )
+            #expect(ignored == nil)
+        }
+        #expect(breaker.state == .halfOpen)
+        for _ in 0..<3 { _ = breaker.admit(nowNanos: 6 * Self.second, draw: 0) }
+        var last: CircuitBreaker.Transition?
+        for _ in 0..<4 {
+            last = breaker.record(nowNanos: 7 * Self.second, failure: false, timeout: false, latencyMicros: 500, epoch: probeEpoch) ?? last
+        }
+        #expect(last?.to == .closed && last?.reason == "4 probes healthy")
+        // A probe's late outcome after it closed says nothing about the new epoch either.
+        let late = breaker.record(
+            nowNanos: 8 * Self.second,
+            failure: true,
+            timeout: true,
+            latencyMicros: nil,
+            transportFailure: true,
+            epoch: probeEpoch
+        )
+        #expect(late == nil && breaker.failureStreak == 0)
+    }
+}
+
+@Suite struct CoverageWatchTests {
+    static let second: UInt64 = 1_000_000_000
+
+    func batch(compared: Int, failed: Int = 0, open: Int = 0, notSampled: Int = 0) -> [CoverageCounter.Key: Int] {
+        [
+            .init(minute: 0, route: "r", candidate: "c", reason: .compared): compared,
+            .init(minute: 0, route: "r", candidate: "c", reason: .candidateError): failed,
+            .init(minute: 0, route: "r", candidate: "c", reason: .circuitOpen): open,
+            .init(minute: 0, route: "r", candidate: "c", reason: .notSampled): notSampled,
+        ]
+    }
+
+    @Test func anEpisodeIsReportedOnceWhenItStartsAndOnceWhenItEnds() {
+        var watch = CoverageWatch(threshold: 0.5, minimumCopies: 100)
+        // Sampling leaves most requests out on purpose: that is not a coverage drop.
+        watch.add(self.batch(compared: 200, notSampled: 5_000), nowNanos: 0)
+        #expect(watch.evaluate(nowNanos: 0).isEmpty)
+        var alerts: [CoverageWatch.Alert] = []
+        // A partition: every later second mostly circuit_open and errors.
+        for second in 1...50 {
+            watch.add(self.batch(compared: 2, failed: 10, open: 40), nowNanos: UInt64(second) * Self.second)
+            alerts += watch.evaluate(nowNanos: UInt64(second) * Self.second)
+        }
+        #expect(alerts.count == 1 && alerts[0].low && alerts[0].share < 0.5)
+        // Healed: once the last minute is mostly compared again, one recovery.
+        alerts = []
+        for second in 51...130 {
+            watch.add(self.batch(compared: 100), nowNanos: UInt64(second) * Self.second)
+            alerts += watch.evaluate(nowNanos: UInt64(second) * Self.second)
+        }
+        #expect(alerts.count == 1 && !alerts[0].low)
+        let share = watch.shares(nowNanos: 130 * Self.second).first?.share
+        #expect(share == 1)
+    }
+
+    @Test func tooFewCopiesAreNotJudged() {
+        var watch = CoverageWatch(threshold: 0.5, minimumCopies: 100)
+        watch.add(self.batch(compared: 1, failed: 50), nowNanos: 0)
+        #expect(watch.evaluate(nowNanos: 0).isEmpty)
+        var off = CoverageWatch(threshold: 0)
+        off.add(self.batch(compared: 0, failed: 5_000), nowNanos: 0)
+        #expect(off.evaluate(nowNanos: 0).isEmpty)
+    }
+}
+
 @Suite struct GateRuleTests {
     func request(
         method: String = "POST",

@@ -171,7 +171,10 @@ import Testing
             // overloaded machine a slot can free early, e.g. a connect timeout: allow a little.)
             let errors = try store.candidateSummaries().first?.candidateErrors ?? [:]
             #expect((15...17).contains(totals["queue_full"] ?? 0), "totals: \(totals), errors: \(errors)")
-            #expect((3...5).contains(totals["candidate_error"] ?? 0), "totals: \(totals), errors: \(errors)")
+            // The queued copies wait behind a call as long as their own timeout, so when the hung
+            // call ends they may be found past `max_queue_wait` (its default) and expire.
+            let waited = (totals["candidate_error"] ?? 0) + (totals["queue_expired"] ?? 0)
+            #expect((3...5).contains(waited), "totals: \(totals), errors: \(errors)")
             #expect(totals.values.reduce(0, +) == 20, "every request is accounted for")
         }
     }

@@ -56,9 +56,13 @@ final class SidecarHarness: Sendable {
 enum Upstream {
     case responder(FixtureServer.Responder)
     case refusing
+    /// Something the test started itself (a ``FaultyLink`` in front of a fixture).
+    case port(Int)
 
     func start() async throws -> (port: Int, server: FixtureServer?, reserved: ReservedPort?) {
         switch self {
+        case .port(let port):
+            return (port, nil, nil)
         case .responder(let responder):
             let server = try await FixtureServer.start(responder: responder)
             return (server.port, server, nil)

@@ -134,6 +134,7 @@ extension LimitsConfiguration {
         self.maxHeaderBytes = try reader.bytes("max_header_bytes", default: self.maxHeaderBytes, range: 1024...(1 << 20))
         self.maxRequestBody = try reader.bytes("max_request_body", default: self.maxRequestBody, range: 0...(1 << 30))
         self.mirrorMaxBody = try reader.bytes("mirror_max_body", default: self.mirrorMaxBody, range: 0...(1 << 30))
+        self.coverageAlertPercent = try reader.double("coverage_alert_percent", default: self.coverageAlertPercent, range: 0...100)
     }
 }
 
@@ -301,6 +302,9 @@ extension CandidateConfiguration {
         self.connectTimeout = try reader.duration("connect_timeout", default: self.connectTimeout)
         self.queueCapacity = try reader.int("queue_capacity", default: self.queueCapacity, range: 0...1_000_000)
         self.maxConcurrency = try reader.int("max_concurrency", default: self.maxConcurrency, range: 1...10_000)
+        if reader.has("max_queue_wait") {
+            self.maxQueueWait = try reader.duration("max_queue_wait", default: self.timeout, minimum: .milliseconds(1))
+        }
         self.cost = try reader.cost("cost")
     }
 }
@@ -533,6 +537,7 @@ extension CircuitBreakerConfiguration {
         self.coolDown = try reader.duration("cool_down", default: self.coolDown, minimum: .milliseconds(10))
         self.halfOpenPercent = try reader.double("half_open_percent", default: self.halfOpenPercent, range: 0.001...100)
         self.halfOpenCalls = try reader.int("half_open_calls", default: self.halfOpenCalls, range: 1...100_000)
+        self.consecutiveFailures = try reader.int("consecutive_failures", default: self.consecutiveFailures, range: 0...1_000_000)
     }
 }
 

@@ -77,11 +77,15 @@ public struct LimitsConfiguration: Sendable, Equatable {
     public var maxRequestBody: Int
     /// Requests with a larger body go to the baseline but are not mirrored (counted as `body_too_large`).
     public var mirrorMaxBody: Int
+    /// A candidate compared on fewer than this percent of the copies meant for it over the last
+    /// minute is logged (once per episode, and again when it recovers); 0 turns it off.
+    public var coverageAlertPercent: Double
 
-    public init(maxHeaderBytes: Int = 64 * 1024, maxRequestBody: Int = 16 << 20, mirrorMaxBody: Int = 1 << 20) {
+    public init(maxHeaderBytes: Int = 64 * 1024, maxRequestBody: Int = 16 << 20, mirrorMaxBody: Int = 1 << 20, coverageAlertPercent: Double = 50) {
         self.maxHeaderBytes = maxHeaderBytes
         self.maxRequestBody = maxRequestBody
         self.mirrorMaxBody = mirrorMaxBody
+        self.coverageAlertPercent = coverageAlertPercent
     }
 }
 
@@ -335,6 +339,9 @@ public struct CandidateConfiguration: Sendable, Equatable {
     public var queueCapacity: Int
     /// Concurrent calls to this candidate (also its connection count).
     public var maxConcurrency: Int
+    /// Longest a copy may wait in the queue before it is dropped (`queue_expired`); `nil` means
+    /// the candidate's `timeout`.
+    public var maxQueueWait: Duration?
     /// Its own sampling share, drawn separately from the route's (the A/A replica uses it).
     public var samplePercent: Double?
     /// What a call costs, for the report's cost comparison.

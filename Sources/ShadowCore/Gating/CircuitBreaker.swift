@@ -2,9 +2,15 @@
 ///
 /// Closed: every copy goes; outcomes fill a sliding window of one-second buckets. When the window
 /// holds at least `minCalls` and the error rate, timeout rate or p99 latency crosses its limit,
-/// the breaker opens: no copies. After `coolDown` it is half-open: a `halfOpenPercent` share of
-/// copies go as probes; after `halfOpenCalls` probe outcomes it closes if they are healthy, or
-/// opens again. A value type with the time passed in: every path is unit-tested without a clock.
+/// or `consecutiveFailures` calls in a row failed at the transport (a partition: the window's
+/// earlier successes would dilute the rate for many seconds), the breaker opens: no copies. After
+/// `coolDown` it is half-open: a `halfOpenPercent` share of copies go as probes; after
+/// `halfOpenCalls` probe outcomes it closes if they are healthy, or opens again.
+///
+/// Every state change starts a new epoch, and an outcome counts only in the epoch its copy was
+/// admitted in: copies queued or in flight before the breaker opened never decide a half-open
+/// breaker, only its probes do. A value type with the time passed in: every path is unit-tested
+/// without a clock.
 public struct CircuitBreaker: Sendable {
     public enum State: String, Sendable, Equatable, CaseIterable {
         case closed
@@ -21,6 +27,10 @@ public struct CircuitBreaker: Sendable {
 
     public let configuration: CircuitBreakerConfiguration
     public private(set) var state: State = .closed
+    /// Incremented on every state change; ``admit(nowNanos:draw:)`` hands it to the copy.
+    public private(set) var epoch: UInt64 = 0
+    /// Transport failures in a row (closed state).
+    public private(set) var failureStreak = 0
     private var buckets: [Bucket]
     private var openedAtNanos: UInt64 = 0
     private var probes = Bucket(second: 0)
@@ -82,6 +92,7 @@ public struct CircuitBreaker: Sendable {
         case .open:
             guard nowNanos >= self.openedAtNanos &+ UInt64(self.configuration.coolDown.microseconds) * 1000 else { return (false, nil) }
             self.state = .halfOpen
+            self.epoch &+= 1
             self.probes = Bucket(second: 0)
             self.probesInFlight = 0
             let transition = Transition(from: .open, to: .halfOpen, reason: "cool-down of \(Units.format(self.configuration.coolDown)) over")
@@ -99,15 +110,37 @@ public struct CircuitBreaker: Sendable {
         return true
     }
 
-    /// An admitted copy that never went (its queue was full): frees its probe slot.
-    public mutating func cancel() {
+    /// An admitted copy that never went (its queue was full, or it waited too long): frees its
+    /// probe slot.
+    /// - Parameter epoch: the epoch the copy was admitted in (`nil`: the current one).
+    public mutating func cancel(epoch: UInt64? = nil) {
+        guard epoch == nil || epoch == self.epoch else { return }
         if self.state == .halfOpen { self.probesInFlight = max(0, self.probesInFlight - 1) }
     }
 
     /// Records one call's outcome.
-    public mutating func record(nowNanos: UInt64, failure: Bool, timeout: Bool, latencyMicros: Int64?) -> Transition? {
+    /// - Parameters:
+    ///   - failure: a transport error or a 5xx answer.
+    ///   - transportFailure: no answer at all (refused, connect timeout, timeout, reset, not
+    ///     HTTP); these in a row open the breaker.
+    ///   - epoch: the epoch the copy was admitted in; an outcome from an earlier epoch is ignored
+    ///     (`nil`: count it in the current one).
+    public mutating func record(
+        nowNanos: UInt64,
+        failure: Bool,
+        timeout: Bool,
+        latencyMicros: Int64?,
+        transportFailure: Bool = false,
+        epoch: UInt64? = nil
+    ) -> Transition? {
+        if let epoch, epoch != self.epoch { return nil }
         switch self.state {
         case .closed:
+            self.failureStreak = transportFailure ? self.failureStreak + 1 : 0
+            let limit = self.configuration.consecutiveFailures
+            if limit > 0, self.failureStreak >= limit {
+                return self.open(nowNanos: nowNanos, from: .closed, reason: "\(self.failureStreak) transport failures in a row")
+            }
             let second = nowNanos / 1_000_000_000
             let slot = Int(second % UInt64(self.buckets.count))
             if self.buckets[slot].second != second { self.buckets[slot] = Bucket(second: second) }
@@ -126,6 +159,8 @@ public struct CircuitBreaker: Sendable {
                 return self.open(nowNanos: nowNanos, from: .halfOpen, reason: "probes: " + reason)
             }
             self.state = .closed
+            self.epoch &+= 1
+            self.failureStreak = 0
             for index in self.buckets.indices { self.buckets[index] = Bucket(second: UInt64.max) }
             return Transition(from: .halfOpen, to: .closed, reason: "\(self.probes.calls) probes healthy")
         case .open:
@@ -136,6 +171,8 @@ public struct CircuitBreaker: Sendable {
 
     private mutating func open(nowNanos: UInt64, from: State, reason: String) -> Transition {
         self.state = .open
+        self.epoch &+= 1
+        self.failureStreak = 0
         self.openedAtNanos = nowNanos
         return Transition(from: from, to: .open, reason: reason)
     }
@@ -192,6 +229,9 @@ public struct CircuitBreakerConfiguration: Sendable, Equatable {
     public var halfOpenPercent: Double
     /// Probe outcomes needed to decide.
     public var halfOpenCalls: Int
+    /// Transport failures in a row (refused, connect timeout, timeout, reset) that open it
+    /// whatever the window says; 0 turns the rule off.
+    public var consecutiveFailures: Int
 
     public init(
         window: Duration = .seconds(30),
@@ -201,7 +241,8 @@ public struct CircuitBreakerConfiguration: Sendable, Equatable {
         maxP99: Duration? = nil,
         coolDown: Duration = .seconds(30),
         halfOpenPercent: Double = 10,
-        halfOpenCalls: Int = 10
+        halfOpenCalls: Int = 10,
+        consecutiveFailures: Int = 10
     ) {
         self.window = window
         self.minCalls = minCalls
@@ -211,5 +252,6 @@ public struct CircuitBreakerConfiguration: Sendable, Equatable {
         self.coolDown = coolDown
         self.halfOpenPercent = halfOpenPercent
         self.halfOpenCalls = halfOpenCalls
+        self.consecutiveFailures = consecutiveFailures
     }
 }

@@ -24,6 +24,9 @@ public enum CoverageReason: String, Sendable, Hashable, CaseIterable {
     case bodyTooLarge = "body_too_large"
     /// Not mirrored: the candidate's shadow queue was full.
     case queueFull = "queue_full"
+    /// Not sent: the copy waited in the candidate's queue longer than its `max_queue_wait`
+    /// (a pair of a copy sent that late would not describe the candidate at that moment).
+    case queueExpired = "queue_expired"
     /// Mirrored, but the record was dropped because the writer's queue was full.
     case recorderFull = "recorder_full"
     /// Mirrored, but the record could not be written (disk full, I/O error).

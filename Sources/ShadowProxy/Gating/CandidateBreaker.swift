@@ -41,31 +41,55 @@ final class CandidateBreaker: Sendable {
 
     var state: CircuitBreaker.State { self.machine.withLock { $0.state } }
 
-    /// Whether this copy may go; `draw` is uniform in [0, 1).
-    func admit(draw: Double) -> Bool {
-        let (admitted, transition) = self.machine.withLock { $0.admit(nowNanos: Self.monotonicNanos(), draw: draw) }
+    /// Whether this copy may go (`draw` is uniform in [0, 1)): the breaker's epoch to hand back
+    /// with its outcome, or `nil` when it may not.
+    func admit(draw: Double) -> UInt64? {
+        let (admitted, transition, epoch) = self.machine.withLock { machine in
+            let (admitted, transition) = machine.admit(nowNanos: Self.monotonicNanos(), draw: draw)
+            return (admitted, transition, machine.epoch)
+        }
         if let transition { self.announce(transition) }
-        return admitted
+        return admitted ? epoch : nil
     }
+
+    /// Whether the breaker is open now (queued copies are then dropped, not sent).
+    var isOpen: Bool { self.machine.withLock { $0.state == .open } }
 
     /// An admitted copy that was dropped before it went.
-    func cancel() {
-        self.machine.withLock { $0.cancel() }
+    func cancel(epoch: UInt64) {
+        self.machine.withLock { $0.cancel(epoch: epoch) }
     }
 
+    /// Transport failures in a row that make an episode worth a log line (the breaker may open
+    /// later, at its own limit, or never when that rule is off).
+    static let streakToLog = 3
+
     /// One finished call: failures are transport errors and 5xx answers (not the capture cap,
-    /// not shutdown).
-    func record(_ result: ArmResult) {
+    /// not shutdown). Only outcomes of the epoch the copy was admitted in count.
+    func record(_ result: ArmResult, epoch: UInt64) {
         if result.error == .shutdown || result.error == .clientClosed { return }
         let failure = result.modelFailed
         let timeout = result.error == .timeout || result.error == .connectTimeout
-        let transition = self.machine.withLock {
-            $0.record(
+        let (transition, before, after) = self.machine.withLock { machine in
+            let before = machine.failureStreak
+            let transition = machine.record(
                 nowNanos: Self.monotonicNanos(),
                 failure: failure,
                 timeout: timeout,
-                latencyMicros: result.error == nil ? result.latencyMicros : nil
+                latencyMicros: result.error == nil ? result.latencyMicros : nil,
+                transportFailure: failure && result.error != nil,
+                epoch: epoch
             )
+            return (transition, before, machine.failureStreak)
+        }
+        let metadata: Logger.Metadata = ["shadow.route": "\(self.route)", "shadow.candidate": "\(self.candidate)"]
+        if before < Self.streakToLog, after >= Self.streakToLog {
+            self.logger.warning(
+                "candidate failing: \(after) transport failures in a row (last: \(result.error?.rawValue ?? "?"))",
+                metadata: metadata
+            )
+        } else if before >= Self.streakToLog, after == 0, transition == nil {
+            self.logger.notice("candidate answering again after \(before) transport failures in a row", metadata: metadata)
         }
         if let transition { self.announce(transition) }
     }

@@ -427,12 +427,16 @@ final class ProxyHandler: ChannelInboundHandler, UpstreamResponseDelegate {
             for index in sampled { shared.coverage.add(route: configuration.name, candidate: targets[index].name, reason: reason, atMicros: at) }
             return nil
         }
-        var chosen: [Int] = []
+        var chosen: [(index: Int, epoch: UInt64)] = []
         for index in sampled {
-            if let breaker = route.breakers[index], !breaker.admit(draw: Double.random(in: 0..<1, using: &self.loopContext.random)) {
-                shared.coverage.add(route: configuration.name, candidate: targets[index].name, reason: .circuitOpen, atMicros: at)
+            guard let breaker = route.breakers[index] else {
+                chosen.append((index, 0))
+                continue
+            }
+            if let epoch = breaker.admit(draw: Double.random(in: 0..<1, using: &self.loopContext.random)) {
+                chosen.append((index, epoch))
             } else {
-                chosen.append(index)
+                shared.coverage.add(route: configuration.name, candidate: targets[index].name, reason: .circuitOpen, atMicros: at)
             }
         }
         guard !chosen.isEmpty else { return nil }
@@ -450,14 +454,14 @@ final class ProxyHandler: ChannelInboundHandler, UpstreamResponseDelegate {
             path: request.head.uri,
             requestBody: storedRequest,
             baseline: ArmResult(version: configuration.baseline.version),
-            candidates: chosen.map { CandidateResult(name: targets[$0].name, result: ArmResult(version: targets[$0].version)) },
+            candidates: chosen.map { CandidateResult(name: targets[$0.index].name, result: ArmResult(version: targets[$0.index].version)) },
             scorer: route.scorer,
             segment: configuration.segmentHeader.flatMap { request.head.headers.first(name: $0).map { String($0.prefix(128)) } }
         )
         record.readsUsage = route.readsUsage
         let exchange = PendingExchange(record: record, candidateCount: chosen.count, shared: shared)
         var accepted = 0
-        for (slot, index) in chosen.enumerated() {
+        for (slot, (index, epoch)) in chosen.enumerated() {
             let candidate = targets[index]
             let head = Self.upstreamHead(
                 request.head,
@@ -476,6 +480,7 @@ final class ProxyHandler: ChannelInboundHandler, UpstreamResponseDelegate {
                 captureLimit: storage.maxStoredBody,
                 latency: route.metrics.targets[index],
                 breaker: route.breakers[index],
+                breakerEpoch: epoch,
                 shared: shared
             )
             if self.loopContext.lane(for: route, candidate: index).submit(call) {
@@ -483,7 +488,7 @@ final class ProxyHandler: ChannelInboundHandler, UpstreamResponseDelegate {
                 shared.statistics.shadowPending.add(1, ordering: .relaxed)
             } else {
                 shared.coverage.add(route: configuration.name, candidate: candidate.name, reason: .queueFull, atMicros: at)
-                route.breakers[index]?.cancel()
+                route.breakers[index]?.cancel(epoch: epoch)
                 shared.statistics.shadowDropped.add(1, ordering: .relaxed)
                 exchange.candidateDropped(slot)
             }

@@ -21,6 +21,9 @@ final class PendingExchange {
         self.shared = shared
     }
 
+    var route: String { self.record.route }
+    var receivedAtMicros: Int64 { self.record.receivedAtMicros }
+
     func baselineFinished(_ result: ArmResult) {
         guard !self.baselineDone else { return }
         self.baselineDone = true

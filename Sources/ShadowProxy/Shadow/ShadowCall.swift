@@ -19,7 +19,11 @@ final class ShadowCall: UpstreamResponseDelegate {
     private let latency: Metrics.Timer
     private let candidate: CandidateConfiguration
     private let captureLimit: Int
-    private let breaker: CandidateBreaker?
+    let breaker: CandidateBreaker?
+    /// The breaker's epoch when this copy was admitted: its outcome counts in that epoch only.
+    private let breakerEpoch: UInt64
+    /// Until when it may wait in its lane's queue (it waits only if no call slot was free).
+    private(set) var queueDeadline: NIODeadline = .distantFuture
     private var call: UpstreamCall?
     private weak var lane: ShadowLane?
     private var started: NIODeadline = .now()
@@ -36,10 +40,12 @@ final class ShadowCall: UpstreamResponseDelegate {
         captureLimit: Int,
         latency: Metrics.Timer,
         breaker: CandidateBreaker?,
+        breakerEpoch: UInt64,
         shared: SharedState
     ) {
         self.latency = latency
         self.breaker = breaker
+        self.breakerEpoch = breakerEpoch
         self.shared = shared
         self.candidateIndex = candidateIndex
         self.candidate = candidate
@@ -66,6 +72,21 @@ final class ShadowCall: UpstreamResponseDelegate {
         self.result.error = .shutdown
         self.shared.statistics.shadowPending.subtract(1, ordering: .relaxed)
         self.exchange.candidateFinished(self.candidateIndex, self.result)
+    }
+
+    /// Joined the lane's queue at `now`.
+    func queued(at now: NIODeadline) {
+        self.queueDeadline = now + TimeAmount(self.candidate.maxQueueWait ?? self.candidate.timeout)
+    }
+
+    /// Dropped from the queue before it went (it waited too long, or the breaker opened): counted
+    /// under `reason`, not recorded.
+    func drop(_ reason: CoverageReason) {
+        self.breaker?.cancel(epoch: self.breakerEpoch)
+        self.shared.statistics.shadowPending.subtract(1, ordering: .relaxed)
+        self.shared.statistics.shadowDropped.add(1, ordering: .relaxed)
+        self.shared.coverage.add(route: self.exchange.route, candidate: self.candidate.name, reason: reason, atMicros: self.exchange.receivedAtMicros)
+        self.exchange.candidateDropped(self.candidateIndex)
     }
 
     /// Cancels a running call (shutdown).
@@ -115,7 +136,7 @@ final class ShadowCall: UpstreamResponseDelegate {
         if error == nil, let latency = self.result.latencyMicros {
             self.latency.recordNanoseconds(latency * 1000)
         }
-        self.breaker?.record(self.result)
+        self.breaker?.record(self.result, epoch: self.breakerEpoch)
         self.lane?.callFinished(self)
         self.exchange.candidateFinished(self.candidateIndex, self.result)
     }

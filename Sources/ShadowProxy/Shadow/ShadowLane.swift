@@ -7,6 +7,10 @@ import ShadowCore
 /// `submit` never waits: a copy either starts now (a slot is free), waits in a bounded queue, or
 /// is refused so the caller can count the drop. Memory is bounded by
 /// `queueCapacity + maxConcurrency` copies per loop, whatever the candidate does.
+///
+/// A copy never waits longer than its candidate's `max_queue_wait` (older ones are dropped as `queue_expired`, so
+/// a candidate coming back from a partition is not sent minutes-old traffic), and when the
+/// candidate's breaker has opened the whole queue is dropped as `circuit_open`.
 final class ShadowLane {
     let candidate: CandidateConfiguration
     let pool: UpstreamPool
@@ -22,6 +26,9 @@ final class ShadowLane {
         self.maxConcurrency = maxConcurrency
     }
 
+    /// Copies waiting for a call slot.
+    var queued: Int { self.waiting.count }
+
     /// Copies queued or running.
     var pending: Int { self.running.count + self.waiting.count }
 
@@ -31,9 +38,19 @@ final class ShadowLane {
             self.start(call)
             return true
         }
+        let now = NIODeadline.now()
+        self.dropExpired(now: now)
         guard self.waiting.count < self.queueCapacity else { return false }
+        call.queued(at: now)
         self.waiting.append(call)
         return true
+    }
+
+    /// Drops copies from the head of the queue (the oldest) that waited past their limit.
+    private func dropExpired(now: NIODeadline) {
+        while let first = self.waiting.first, now > first.queueDeadline {
+            self.waiting.removeFirst().drop(.queueExpired)
+        }
     }
 
     private func start(_ call: ShadowCall) {
@@ -44,6 +61,12 @@ final class ShadowLane {
     /// A running call finished; the next waiting one takes its slot.
     func callFinished(_ call: ShadowCall) {
         self.running.removeValue(forKey: ObjectIdentifier(call))
+        guard !self.waiting.isEmpty else { return }
+        if call.breaker?.isOpen == true {
+            while let stale = self.waiting.popFirst() { stale.drop(.circuitOpen) }
+            return
+        }
+        self.dropExpired(now: .now())
         if let next = self.waiting.popFirst() {
             self.start(next)
         }

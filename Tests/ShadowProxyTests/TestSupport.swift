@@ -31,6 +31,9 @@ final class SidecarHarness: Sendable {
         self.finished = finished
     }
 
+    /// Shadow copies queued or in flight right now.
+    var shadowPending: Int { self.sidecar.statistics.snapshot.shadowPending }
+
     func client() async throws -> HTTPTestClient {
         try await HTTPTestClient.connect(port: self.port)
     }
@@ -171,15 +174,6 @@ func withSidecar(
     withExtendedLifetime(reserved) {}
 }
 
-/// Resident memory of this process in bytes.
-func residentMemoryBytes() -> Int {
-    guard let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8),
-        let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmRSS:") })
-    else { return 0 }
-    let kilobytes = line.split(separator: " ").dropFirst().first.flatMap { Int($0) } ?? 0
-    return kilobytes * 1024
-}
-
 /// Sends raw bytes on a fresh TCP connection and reads until the server closes it (or `timeout`).
 /// Returns what the server sent and whether it closed the connection.
 func rawExchange(port: Int, _ request: [UInt8], timeout: Duration = .seconds(5)) -> (response: String, closed: Bool) {
@@ -257,14 +251,20 @@ func eventually(within timeout: Duration = .seconds(3), _ condition: () -> Bool)
 }
 
 /// Polls the database (every 10 ms, as a second reader beside the running writer) until `sql`
-/// returns a row, and returns it; throws when none came within `timeout`.
-func waitForRow(_ queue: DatabaseQueue, sql: String, within timeout: Duration = .seconds(10)) async throws -> Row {
+/// returns at least `count` rows, and returns them; throws when they did not come in `timeout`.
+func waitForRows(_ queue: DatabaseQueue, count: Int, sql: String, within timeout: Duration = .seconds(10)) async throws -> [Row] {
     let deadline = ContinuousClock.now + timeout
     while true {
-        if let row = try queue.read({ try Row.fetchOne($0, sql: sql) }) { return row }
-        guard ContinuousClock.now < deadline else { throw FixtureError("no row for \(sql) within \(timeout)") }
+        let rows = try queue.read { try Row.fetchAll($0, sql: sql) }
+        if rows.count >= count { return rows }
+        guard ContinuousClock.now < deadline else { throw FixtureError("\(rows.count) of \(count) rows for \(sql) within \(timeout)") }
         try await Task.sleep(for: .milliseconds(10))
     }
+}
+
+/// The first row of ``waitForRows(_:count:sql:within:)``.
+func waitForRow(_ queue: DatabaseQueue, sql: String, within timeout: Duration = .seconds(10)) async throws -> Row {
+    try await waitForRows(queue, count: 1, sql: sql, within: timeout)[0]
 }
 
 /// Deterministic pseudo-random bytes.

@@ -220,6 +220,11 @@ final class RawConnection {
 
     func send(_ text: String) { self.send(Array(text.utf8)) }
 
+    /// Sends and says whether all of it went (false once the peer has closed).
+    func sendChecked(_ bytes: [UInt8]) -> Bool {
+        bytes.withUnsafeBytes { Glibc.send(self.descriptor, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) } == bytes.count
+    }
+
     /// Reads whatever arrives next (at most `limit` bytes); empty when the peer closed.
     func receiveSome(limit: Int = 4096) -> [UInt8] {
         var buffer = [UInt8](repeating: 0, count: limit)
@@ -238,6 +243,49 @@ final class RawConnection {
             received.append(contentsOf: buffer[0..<count])
         }
     }
+}
+
+/// A client sending a byte at a time on its own thread (so blocking sends never hold a thread of
+/// the test pool) until `bytes` are out or ``Dribbler/stop()``.
+final class Dribbler: Sendable {
+    private let stopped = Atomic<Bool>(false)
+    private let sent = Atomic<Int>(0)
+    private let finished = DispatchSemaphore(value: 0)
+
+    fileprivate init(_ connection: RawConnection, every interval: Duration, bytes: Int, piece: @escaping @Sendable (Int) -> [UInt8]) {
+        let box = UncheckedBox(connection)
+        Thread.detachNewThread { [self] in
+            for index in 0..<bytes where !self.stopped.load(ordering: .relaxed) {
+                Thread.sleep(forTimeInterval: Double(interval.components.attoseconds) / 1e18 + Double(interval.components.seconds))
+                guard !self.stopped.load(ordering: .relaxed), box.value.sendChecked(piece(index)) else { break }
+                self.sent.add(1, ordering: .relaxed)
+            }
+            self.finished.signal()
+        }
+    }
+
+    /// Stops and returns how many pieces went out.
+    func stop() -> Int {
+        self.stopped.store(true, ordering: .relaxed)
+        self.finished.wait()
+        return self.sent.load(ordering: .relaxed)
+    }
+}
+
+/// Starts a ``Dribbler`` (one byte `"a"` per piece unless `piece` says otherwise).
+func dribble(
+    _ connection: RawConnection,
+    every interval: Duration,
+    bytes: Int,
+    piece: @escaping @Sendable (Int) -> [UInt8] = { _ in [UInt8(ascii: "a")] }
+) -> Dribbler {
+    Dribbler(connection, every: interval, bytes: bytes, piece: piece)
+}
+
+/// Hands a non-Sendable value to one other thread that alone uses it meanwhile.
+private final class UncheckedBox<Value>: @unchecked Sendable {
+    let value: Value
+    init(_ value: Value) { self.value = value }
 }
 
 /// Polls `condition` every 10 ms until it holds or `timeout` passes; returns whether it held.

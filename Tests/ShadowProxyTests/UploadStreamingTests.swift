@@ -126,9 +126,13 @@ import Testing
             baseline: .responder(Self.echo),
             configure: { $0.server.idleTimeout = .milliseconds(500) }
         ) { sidecar, baseline, _ in
-            let connection = try RawConnection(port: sidecar.port)
+            let connection = try RawConnection(port: sidecar.port, timeout: .seconds(30))
             connection.send(Array(Self.head.utf8) + Self.chunk(Array("{\"a\":".utf8)))
+            // One byte (a one-byte chunk) every third of the timeout: the upload is still cut,
+            // while the client keeps sending (the timeout is not re-armed by each read).
+            let dribbled = dribble(connection, every: .milliseconds(166), bytes: 60) { _ in Self.chunk(Array(" ".utf8)) }
             let (response, closed) = connection.receiveUntilClosed()
+            #expect(dribbled.stop() < 60, "cut while the client was still sending")
             #expect(response.hasPrefix("HTTP/1.1 408"), "got \(response.prefix(80))")
             #expect(closed)
             await sidecar.stop()

@@ -45,6 +45,8 @@ final class ProxyHandler: ChannelInboundHandler, UpstreamResponseDelegate {
     private var context: ChannelHandlerContext?
     /// A request (or the rest of one) must arrive before this; nil while the baseline has it all.
     private var requestTimer: LoopDeadline?
+    /// A baseline call waiting for the end of the current read burst to be dispatched.
+    private var pendingDispatch: (call: UpstreamCall, pool: UpstreamPool, connectTimeout: TimeAmount)?
     private var closeWhenDone = false
 
     // The exchange being forwarded.
@@ -155,6 +157,11 @@ final class ProxyHandler: ChannelInboundHandler, UpstreamResponseDelegate {
     }
 
     func channelReadComplete(context: ChannelHandlerContext) {
+        if let (call, pool, connectTimeout) = self.pendingDispatch {
+            self.pendingDispatch = nil
+            // Cancelled within the burst (a broken or oversized body): no connection was opened.
+            if !call.finished { pool.execute(call, connectTimeout: connectTimeout) }
+        }
         // One write to the baseline per read burst of a streaming upload.
         if self.upload != nil { self.call?.flush() }
         context.fireChannelReadComplete()
@@ -339,7 +346,17 @@ final class ProxyHandler: ChannelInboundHandler, UpstreamResponseDelegate {
         let call = UpstreamCall(delegate: self)
         self.call = call
         call.write(.head(baselineHead))
-        self.loopContext.baselinePool(for: request.route).execute(call, connectTimeout: TimeAmount(configuration.baseline.connectTimeout))
+        let pool = self.loopContext.baselinePool(for: request.route)
+        let connectTimeout = TimeAmount(configuration.baseline.connectTimeout)
+        if case .length(0) = framing {
+            pool.execute(call, connectTimeout: connectTimeout)
+        } else {
+            // A request with a body goes out at the end of the read burst its head came in: a
+            // body that turns out broken or too large within that burst never reaches the
+            // baseline, not even as a connection. (A later burst can only cut a streamed upload
+            // the baseline has begun to receive; it never sees that request end.)
+            self.pendingDispatch = (call, pool, connectTimeout)
+        }
     }
 
     /// The whole request has reached the baseline: its answer is timed from here, and the

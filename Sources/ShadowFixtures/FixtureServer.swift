@@ -101,6 +101,9 @@ public struct FixtureResponse: Sendable {
         case chunked([[UInt8]], pause: Duration)
         /// As `chunked`, then close the connection instead of ending the body (a stream cut short).
         case chunkedThenClose([[UInt8]], pause: Duration)
+        /// Chunked: `first` at once, then nothing until the test opens `gate`, then `rest`.
+        /// Proves streaming by order rather than by a clock.
+        case gatedChunks(first: [[UInt8]], gate: FixtureGate, rest: [[UInt8]])
         /// Send the head and part of the body, then close the connection.
         case resetMidBody
         /// Send bytes that are not HTTP, then close.
@@ -199,6 +202,18 @@ private final class FixtureHandler: ChannelInboundHandler {
             context.write(Self.wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: status, headers: headers))), promise: nil)
             context.writeAndFlush(Self.wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(bytes: response.body)))), promise: nil)
             context.eventLoop.assumeIsolated().scheduleTask(in: .milliseconds(5)) { context.close(promise: nil) }
+        case .gatedChunks(let first, let gate, let rest):
+            headers.remove(name: "content-length")
+            context.writeAndFlush(Self.wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: status, headers: headers))), promise: nil)
+            self.sendChunks(first[...], pause: .zero, end: false, context: context)
+            let loop = context.eventLoop
+            let bound = NIOLoopBound((self, context), eventLoop: loop)
+            gate.whenOpen {
+                loop.execute {
+                    let (handler, context) = bound.value
+                    handler.sendChunks(rest[...], pause: .zero, context: context)
+                }
+            }
         case .chunked(let chunks, let pause), .chunkedThenClose(let chunks, let pause):
             headers.remove(name: "content-length")
             context.writeAndFlush(Self.wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: status, headers: headers))), promise: nil)
@@ -210,8 +225,9 @@ private final class FixtureHandler: ChannelInboundHandler {
         }
     }
 
-    private func sendChunks(_ chunks: ArraySlice<[UInt8]>, pause: Duration, close: Bool = false, context: ChannelHandlerContext) {
+    private func sendChunks(_ chunks: ArraySlice<[UInt8]>, pause: Duration, close: Bool = false, end: Bool = true, context: ChannelHandlerContext) {
         guard let first = chunks.first else {
+            guard end else { return }
             if close {
                 context.close(promise: nil)
             } else {
@@ -223,10 +239,36 @@ private final class FixtureHandler: ChannelInboundHandler {
         let rest = chunks.dropFirst()
         if pause > .zero {
             context.eventLoop.assumeIsolated().scheduleTask(in: TimeAmount(pause)) {
-                self.sendChunks(rest, pause: pause, close: close, context: context)
+                self.sendChunks(rest, pause: pause, close: close, end: end, context: context)
             }
         } else {
-            self.sendChunks(rest, pause: pause, close: close, context: context)
+            self.sendChunks(rest, pause: pause, close: close, end: end, context: context)
         }
+    }
+}
+
+/// A gate a test opens to let a fixture go on (``FixtureResponse/Mode/gatedChunks(first:gate:rest:)``).
+public final class FixtureGate: Sendable {
+    private let state = Mutex<(open: Bool, waiting: [@Sendable () -> Void])>((false, []))
+
+    public init() {}
+
+    /// Runs `action` once the gate is open (at once if it already is).
+    public func whenOpen(_ action: @escaping @Sendable () -> Void) {
+        let now = self.state.withLock { state -> Bool in
+            if state.open { return true }
+            state.waiting.append(action)
+            return false
+        }
+        if now { action() }
+    }
+
+    public func open() {
+        let waiting = self.state.withLock { state in
+            state.open = true
+            defer { state.waiting = [] }
+            return state.waiting
+        }
+        for action in waiting { action() }
     }
 }

@@ -123,9 +123,8 @@ import Testing
             }
             #expect(sidecar.sidecar.gating.breakerStates.first?.state == .closed)
             try await send(10)
-            // The last copies go out after the client's answers: give them a moment to land.
-            try await Task.sleep(for: .milliseconds(300))
-            #expect((candidates[0]?.requestCount ?? 0) >= calls + 5 + 10)
+            // The last copies go out after the client's answers: wait for them to land.
+            #expect(try await eventually { (candidates[0]?.requestCount ?? 0) >= calls + 5 + 10 })
             await client.close()
             await sidecar.stop()
             let queue = try DatabaseQueue(path: sidecar.databasePath)
@@ -219,7 +218,7 @@ import Testing
             }
             let elapsed = ContinuousClock.now - started
             let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
-            try await Task.sleep(for: .milliseconds(200))
+            #expect(try await eventually { sidecar.shadowPending == 0 }, "the last copies landed")
             let mirrored = Double(candidates[0]?.requestCount ?? 0)
             // Never above the rate plus the burst.
             #expect(mirrored <= 50 * seconds + 25, "\(mirrored) mirrored in \(seconds) s")
@@ -280,6 +279,38 @@ final class Tally: Sendable {
             try await sidecar.sidecar.apply(configuration)
             #expect(registry.breakerStates.isEmpty)
             await sidecar.stop()
+        }
+    }
+
+    /// A spent daily budget stays spent across a reload that leaves the cap as it was (another
+    /// key changed), and starts afresh when the cap itself changes: by behaviour, not identity.
+    @Test func aReloadKeepsASpentBudgetUnlessTheCapChanged() async throws {
+        try await withSidecar(
+            baseline: .responder(GatingEndToEndTests.answer),
+            candidates: [("c", .responder(GatingEndToEndTests.answer))],
+            configure: { $0.routes[0].rateLimit = RateLimitConfiguration(dailyRequests: 5) }
+        ) { sidecar, _, candidates in
+            let client = try await sidecar.client()
+            func send(_ count: Int) async throws {
+                for _ in 0..<count { #expect(try await client.send(method: .POST, path: "/infer", body: Array("{}".utf8)).status == 200) }
+                #expect(try await eventually { sidecar.shadowPending == 0 })
+            }
+            try await send(7)
+            #expect(candidates[0]?.requestCount == 5, "the budget of 5 is spent")
+            var configuration = sidecar.sidecar.configuration
+            configuration.routes[0].rateLimit = RateLimitConfiguration(dailyRequests: 5)
+            configuration.routes[0].scorer = ScorerConfiguration(kind: .exact)
+            try await sidecar.sidecar.apply(configuration)
+            try await send(3)
+            #expect(candidates[0]?.requestCount == 5, "still spent after a reload that kept the cap")
+            configuration.routes[0].rateLimit = RateLimitConfiguration(dailyRequests: 6)
+            try await sidecar.sidecar.apply(configuration)
+            try await send(3)
+            #expect(candidates[0]?.requestCount == 8, "a new cap of 6 starts afresh")
+            await client.close()
+            await sidecar.stop()
+            let totals = try sidecar.openStore().coverageTotals()
+            #expect(totals["budget_exhausted"] == 2 + 3 && totals["compared"] == 8, "\(totals)")
         }
     }
 }

@@ -1,3 +1,4 @@
+import Foundation
 import Testing
 
 @testable import ShadowCore
@@ -7,9 +8,28 @@ import Testing
         #"{"a":[1,2.5,-3e2,true,false,null,"x"]}"#,
         #"[]"#, #"{}"#, #""\u00e9\ud83d\ude00\n""#, #"  0  "#, #"{"nested":{"deep":[{"k":"v"}]}}"#,
     ])
-    func validDocumentsRoundTrip(text: String) throws {
+    func validDocumentsAgreeWithFoundation(text: String) throws {
+        // Checked against an independent reader (Foundation's JSONSerialization), not against
+        // the parser itself: what it parsed, and what it serializes back.
         let value = try JSONParser().parse(text)
-        #expect(try JSONParser().parse(value.serialized) == value)
+        let reference = Self.value(try JSONSerialization.jsonObject(with: Data(text.utf8), options: [.fragmentsAllowed]))
+        #expect(value == reference)
+        let reparsed = Self.value(try JSONSerialization.jsonObject(with: Data(value.serialized.utf8), options: [.fragmentsAllowed]))
+        #expect(reparsed == reference, "\(value.serialized)")
+    }
+
+    /// Foundation's JSON objects as the parser's values (booleans arrive as `__NSCFBoolean`).
+    static func value(_ object: Any) -> JSONValue {
+        switch object {
+        case is NSNull: return .null
+        case let string as String: return .string(string)
+        case let number as NSNumber:
+            if String(describing: type(of: number)).contains("Boolean") { return .bool(number.boolValue) }
+            return .number(number.doubleValue)
+        case let array as [Any]: return .array(array.map(Self.value))
+        case let object as [String: Any]: return .object(object.map { ($0.key, Self.value($0.value)) })
+        default: return .string("unexpected \(type(of: object))")
+        }
     }
 
     @Test func stringsAreEscapedExactly() throws {

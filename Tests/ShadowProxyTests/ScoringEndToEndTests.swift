@@ -108,7 +108,10 @@ import Testing
         ) { sidecar, _, _ in
             // Learn the noise floor first, then measure the candidate against it.
             _ = try await Replayer(port: sidecar.port, requests: Array(traffic.prefix(400)), concurrency: 2).run()
-            try await Task.sleep(for: .milliseconds(300))
+            // Every A/A pair of the first phase written (the noise floor is refreshed with them).
+            let learning = try DatabaseQueue(path: sidecar.databasePath)
+            _ = try await waitForRows(learning, count: 400, sql: "SELECT 1 FROM pairs WHERE candidate = 'aa-replica'", within: .seconds(30))
+            try learning.close()
             _ = try await Replayer(port: sidecar.port, requests: Array(traffic.dropFirst(400)), concurrency: 2).run()
             await sidecar.stop()
             let queue = try DatabaseQueue(path: sidecar.databasePath)
@@ -129,7 +132,9 @@ import Testing
                         sql:
                             "SELECT avg(diverged) FROM pairs WHERE candidate = 'next' AND request_id IN (SELECT request_id FROM pairs ORDER BY received_at_us DESC LIMIT 1200)"
                     ) ?? 0
-                #expect(late < 0.16, "candidate divergence above the noise floor: \(late)")
+                // The challenger disagrees on 10% of labels: that stays (an empty or all-ignoring
+                // scorer would pass an upper bound alone), the noise does not (it would add ~19%).
+                #expect(late > 0.06 && late < 0.16, "candidate divergence above the noise floor: \(late)")
             }
         }
         try await replica.stop()

@@ -34,8 +34,12 @@ import Testing
             try sidecar.sidecar.store.simulateFullDisk(false)
             let after = try await Replayer(port: sidecar.port, requests: Array(requests[75...]), concurrency: 4).run()
             #expect(after.statusCounts == [200: 75])
-            try await Task.sleep(for: .milliseconds(200))
-            #expect(try await admin.send(path: "/readyz").status == 200, "recording resumed by itself")
+            var ready = 0
+            for _ in 0..<500 where ready != 200 {
+                ready = try await admin.send(path: "/readyz").status
+                if ready != 200 { try await Task.sleep(for: .milliseconds(10)) }
+            }
+            #expect(ready == 200, "recording resumed by itself")
             await admin.close()
             await sidecar.stop()
 

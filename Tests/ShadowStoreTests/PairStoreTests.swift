@@ -240,6 +240,12 @@ import Testing
             let newest = try store.candidateSummaries().first?.pairs ?? 0
             #expect(newest == 2_000 - result.exchangesDeleted)
             try store.close()
+            // The ones kept are exactly the newest: not merely the right number of them.
+            let queue = try DatabaseQueue(path: directory + "/db.sqlite")
+            let kept = try queue.read { try Int64.fetchAll($0, sql: "SELECT received_at_us FROM exchanges ORDER BY received_at_us") }
+            try queue.close()
+            let all = (0..<10).flatMap { batch in (0..<200).map { Int64(batch * 1000 + $0) } }.sorted()
+            #expect(kept == Array(all.suffix(kept.count)), "kept \(kept.count), oldest kept \(kept.first ?? -1)")
         }
     }
 }

@@ -79,7 +79,20 @@ final class Daemon: @unchecked Sendable {
             }
             try await Task.sleep(for: .milliseconds(20))
         }
+        self.drainOutput()
         return self.process.terminationStatus
+    }
+
+    /// After exit: whatever is still in the pipes, read to the end (no sleep for the handlers).
+    private func drainOutput() {
+        self.output.fileHandleForReading.readabilityHandler = nil
+        self.errors.fileHandleForReading.readabilityHandler = nil
+        let rest = String(decoding: self.output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        let restErrors = String(decoding: self.errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        self.lock.withLock {
+            self.stdoutText += rest
+            self.stderrText += restErrors
+        }
     }
 
     deinit {
@@ -96,7 +109,6 @@ struct DaemonError: Error, CustomStringConvertible {
 func runShadowd(_ arguments: [String]) async throws -> (status: Int32, stdout: String, stderr: String) {
     let daemon = try Daemon(arguments)
     let status = try await daemon.wait(timeout: .seconds(120))
-    try await Task.sleep(for: .milliseconds(50))
     return (status, daemon.stdout, daemon.stderr)
 }
 

@@ -35,15 +35,26 @@ func portNumber(_ logged: String) throws -> Int {
         #expect(missing.stderr.contains("cannot read"))
     }
 
+    /// `/stats` read as JSON.
+    static func stats(_ admin: HTTPTestClient) async throws -> [String: Any] {
+        let body = try await admin.send(path: "/stats").body
+        return try #require(try JSONSerialization.jsonObject(with: Data(body)) as? [String: Any])
+    }
+
+    /// The baseline (in this process) holds every answer until the test opens a gate: SIGTERM
+    /// lands while all eight requests are provably inside the sidecar, the daemon says it is
+    /// draining, and only then are the answers released. All eight complete, all are recorded.
     @Test func serveProxiesRecordsAndDrainsOnSIGTERM() async throws {
         let directory = try temporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: directory) }
-        // A slow baseline, so requests are in flight when SIGTERM arrives.
-        let baselineSpec = directory + "/baseline.yaml"
-        try "name: classifier\nversion: \"1\"\nlatency: {min: 400ms, max: 500ms}\n".write(toFile: baselineSpec, atomically: true, encoding: .utf8)
-        let baseline = try Daemon(["fixture-model", "--spec", baselineSpec, "--port", "0"])
+        let gate = FixtureGate()
+        let baseline = try await FixtureServer.start { _ in
+            FixtureResponse(
+                headers: [("content-type", "application/json")],
+                mode: .gatedChunks(first: [], gate: gate, rest: [Array(#"{"outputs":[{"name":"label","data":["cat"]}]}"#.utf8)])
+            )
+        }
         let candidate = try Daemon(["fixture-model", "--spec", "Fixtures/models/candidate.yaml", "--port", "0"])
-        let baselinePort = try await baseline.waitFor("listening on http://127.0.0.1:")
         let candidatePort = try await candidate.waitFor("listening on http://127.0.0.1:")
 
         let config = directory + "/shadowd.yaml"
@@ -53,7 +64,7 @@ func portNumber(_ logged: String) throws -> Int {
         routes:
           - name: classifier
             prefix: /v2/
-            baseline: {url: "http://127.0.0.1:\(baselinePort)", version: "1"}
+            baseline: {url: "http://127.0.0.1:\(baseline.port)", version: "1"}
             candidates:
               - {name: next, url: "http://127.0.0.1:\(candidatePort)", version: "2"}
             scorer: {kind: json, ignore_paths: ["$.model_version"]}
@@ -64,25 +75,30 @@ func portNumber(_ logged: String) throws -> Int {
 
         let requests = ReplayRequest.generated(count: 8)
         async let inFlight = Replayer(port: port, requests: requests, concurrency: 8).run()
-        // SIGTERM only once all eight are inside the sidecar (the baseline takes 400 ms each).
-        let admin = try await HTTPTestClient.connect(port: adminPort)
-        for _ in 0..<200 {
-            if try await admin.send(path: "/stats").text.contains(#""requests":8"#) { break }
-            try await Task.sleep(for: .milliseconds(10))
+        // All eight are held at the baseline, so all eight are inside the sidecar, unanswered.
+        var held = false
+        for _ in 0..<2_000 where !held {
+            held = baseline.requestCount == 8
+            if !held { try await Task.sleep(for: .milliseconds(10)) }
         }
+        #expect(held, "the baseline holds \(baseline.requestCount) of 8")
+        let admin = try await HTTPTestClient.connect(port: adminPort)
+        let before = try await Self.stats(admin)
         await admin.close()
+        #expect(before["requests"] as? Int == 8 && before["open_connections"] as? Int == 8, "\(before)")
         serve.signal(SIGTERM)
+        _ = try await serve.waitFor("draining")
+        #expect(serve.process.isRunning, "still draining the eight held requests")
+        gate.open()
         let outcome = try await inFlight
         #expect(outcome.statusCounts == [200: 8], "requests in flight at SIGTERM must complete")
         #expect(try await serve.wait() == 0, "stderr: \(serve.stderr)")
-        #expect(serve.stderr.contains("draining"))
 
         let queue = try DatabaseQueue(path: database)
         #expect(try await queue.read { try Int.fetchOne($0, sql: "SELECT count(*) FROM pairs") } == 8, "no accepted record is lost")
         try queue.close()
-        baseline.signal(SIGTERM)
+        try await baseline.stop()
         candidate.signal(SIGTERM)
-        #expect(try await baseline.wait() == 0)
         #expect(try await candidate.wait() == 0)
     }
 
@@ -128,13 +144,14 @@ func portNumber(_ logged: String) throws -> Int {
         // A steady stream from 8 clients; SIGTERM lands in the middle of it.
         async let load = Replayer(port: port, requests: ReplayRequest.generated(count: 4_000), concurrency: 8).run()
         let admin = try await HTTPTestClient.connect(port: adminPort)
-        for _ in 0..<500 {
-            if let requests = Int(try await admin.send(path: "/stats").text.split(separator: ",")[0].split(separator: ":")[1]), requests >= 500 {
-                break
-            }
+        var stats: [String: Any] = [:]
+        for _ in 0..<3_000 where (stats["requests"] as? Int ?? 0) < 500 {
+            stats = try await Self.stats(admin)
             try await Task.sleep(for: .milliseconds(10))
         }
         await admin.close()
+        // In the middle of the load: 500 requests in, all eight clients still connected.
+        #expect((stats["requests"] as? Int ?? 0) >= 500 && stats["open_connections"] as? Int == 8, "\(stats)")
         serve.signal(SIGTERM)
         let outcome = try await load
         #expect(try await serve.wait() == 0, "stderr: \(serve.stderr.suffix(1000))")

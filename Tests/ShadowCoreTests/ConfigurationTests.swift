@@ -83,6 +83,26 @@ import Testing
         #expect(a.revision != b.revision)
     }
 
+    /// The line an operator is pointed to is the line of the offending key or value.
+    @Test(arguments: [
+        ("routes:\n  - name: r\n    prefix: a\n    baseline: {url: \"http://127.0.0.1:1\"}", 3),
+        ("routes:\n  - name: r\n    prefix: /a\n    baseline: {url: \"http://127.0.0.1:1\", timeout: soon}", 4),
+        ("routes:\n  - name: r\n    prefix: /a\n\n    samplepercent: 5\n    baseline: {url: \"http://127.0.0.1:1\"}", 5),
+        ("# a comment\nstorage:\n  synchronous: sometimes\n" + minimal, 3),
+        (
+            "routes:\n  - name: r\n    prefix: /a\n    baseline: {url: \"http://127.0.0.1:1\"}\n  - name: r\n    prefix: /b\n    baseline: {url: \"http://127.0.0.1:1\"}",
+            5
+        ),
+    ])
+    func errorsGiveTheLine(yaml: String, line: Int) {
+        #expect {
+            _ = try Configuration.load(yaml: yaml)
+        } throws: { error in
+            guard let error = error as? ConfigurationError else { return false }
+            return error.line == line && "\(error)".hasSuffix("(line \(line))")
+        }
+    }
+
     @Test(arguments: [
         ("", "the configuration is empty"),
         ("routes: []", "routes: at least one route is required"),

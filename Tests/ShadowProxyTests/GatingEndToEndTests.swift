@@ -282,6 +282,44 @@ final class Tally: Sendable {
         }
     }
 
+    /// A request in flight when a reload lands finishes under the configuration it started
+    /// with: held at the baseline by a gate across the reload, it is still mirrored and
+    /// recorded with the old revision and baseline version; the next request gets the new ones.
+    @Test func aRequestInFlightAcrossAReloadKeepsTheOldConfiguration() async throws {
+        let gate = FixtureGate()
+        let held: FixtureServer.Responder = { request in
+            request.uri == "/held"
+                ? FixtureResponse(
+                    headers: [("content-type", "application/json")],
+                    mode: .gatedChunks(first: [], gate: gate, rest: [Array("{}".utf8)])
+                )
+                : .json("{}")
+        }
+        try await withSidecar(baseline: .responder(held), candidates: [("c", .responder { _ in .json("{}") })]) { sidecar, baseline, candidates in
+            let client = try await sidecar.client()
+            async let inFlight = client.send(method: .POST, path: "/held", body: Array("{}".utf8))
+            #expect(try await eventually(within: .seconds(10)) { baseline?.requestCount == 1 && candidates[0]?.requestCount == 1 })
+            var configuration = sidecar.sidecar.configuration
+            configuration.revision = "second"
+            configuration.routes[0].baseline.version = "base-v2"
+            configuration.routes[0].samplePercent = 0
+            try await sidecar.sidecar.apply(configuration)
+            gate.open()
+            #expect(try await inFlight.status == 200)
+            let other = try await sidecar.client()
+            #expect(try await other.send(method: .POST, path: "/after", body: Array("{}".utf8)).status == 200)
+            await other.close()
+            await client.close()
+            await sidecar.stop()
+            let queue = try DatabaseQueue(path: sidecar.databasePath)
+            defer { try? queue.close() }
+            let rows = try queue.read { try Row.fetchAll($0, sql: "SELECT path, config_revision, baseline_version FROM exchanges") }
+            #expect(rows.count == 1 && rows[0]["path"] as String? == "/held", "only the in-flight request was mirrored")
+            #expect(rows.first?["config_revision"] as String? == "test" && rows.first?["baseline_version"] as String? == "base-v")
+            #expect(try sidecar.openStore().coverageTotals()["not_sampled"] == 1, "the next request met the new 0% sample")
+        }
+    }
+
     /// A spent daily budget stays spent across a reload that leaves the cap as it was (another
     /// key changed), and starts afresh when the cap itself changes: by behaviour, not identity.
     @Test func aReloadKeepsASpentBudgetUnlessTheCapChanged() async throws {

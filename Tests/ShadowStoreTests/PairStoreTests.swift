@@ -197,6 +197,49 @@ import Testing
 }
 
 @Suite struct RetentionTests {
+    /// The service prunes again and again, not once: a pair that turns old after its first pass
+    /// is gone by a later one; and it returns on graceful shutdown.
+    @Test func theRetentionServiceRunsItsPassPeriodically() async throws {
+        try await withTemporaryDirectory { directory in
+            let path = directory + "/db.sqlite"
+            let store = try PairStore(path: path)
+            let old: Int64 = 1_600_000_000_000_000
+            try store.write([makeRecord(id: "before-start", at: old)], coverage: [:])
+            let storage = StorageConfiguration(path: path, retentionAge: .seconds(86_400), retentionInterval: .milliseconds(20))
+            let service = RetentionService(store: store, storage: storage, logger: Logger(label: "test"))
+            let group = ServiceGroup(services: [service], logger: Logger(label: "test"))
+            func count(_ id: String) throws -> Int {
+                try DatabaseQueue(path: path).read {
+                    try Int.fetchOne($0, sql: "SELECT count(*) FROM exchanges WHERE request_id = ?", arguments: [id]) ?? 0
+                }
+            }
+            try await withThrowingTaskGroup(of: Void.self) { tasks in
+                tasks.addTask { try await group.run() }
+                var gone = false
+                for _ in 0..<1_000 where !gone {
+                    gone = try count("before-start") == 0
+                    if !gone { try await Task.sleep(for: .milliseconds(10)) }
+                }
+                #expect(gone, "the first pass deleted the old pair")
+                // Written after that pass: only a later pass can delete it. A recent one stays.
+                try store.write(
+                    [makeRecord(id: "after-first-pass", at: old), makeRecord(id: "recent", at: Int64(Date().timeIntervalSince1970 * 1e6))],
+                    coverage: [:]
+                )
+                gone = false
+                for _ in 0..<1_000 where !gone {
+                    gone = try count("after-first-pass") == 0
+                    if !gone { try await Task.sleep(for: .milliseconds(10)) }
+                }
+                #expect(gone, "a later pass deleted the pair that turned old")
+                #expect(try count("recent") == 1)
+                await group.triggerGracefulShutdown()
+                try await tasks.waitForAll()
+            }
+            try store.close()
+        }
+    }
+
     @Test func pruningByAgeDeletesOldPairsAndShrinksTheFile() async throws {
         try await withTemporaryDirectory { directory in
             let path = directory + "/db.sqlite"

@@ -205,11 +205,11 @@ func portNumber(_ logged: String) throws -> Int {
         let candidate = try Daemon(["fixture-model", "--spec", "Fixtures/models/baseline.yaml", "--port", "0"])
         let baselinePort = try await baseline.waitFor("listening on http://127.0.0.1:")
         let candidatePort = try await candidate.waitFor("listening on http://127.0.0.1:")
-        func config(sample: Int) -> String {
+        func config(sample: Int, flushInterval: String = "10ms") -> String {
             """
             server: {listen: "127.0.0.1:0"}
             admin: {listen: "127.0.0.1:0"}
-            storage: {flush_interval: 10ms}
+            storage: {flush_interval: \(flushInterval)}
             routes:
               - name: classifier
                 prefix: /v2/
@@ -248,7 +248,14 @@ func portNumber(_ logged: String) throws -> Int {
         try "routes: [oops".write(toFile: path, atomically: true, encoding: .utf8)
         serve.signal(SIGHUP)
         _ = try await serve.waitFor("configuration reload refused")
-        try await send(requests[20..<30])
+        try await send(requests[20..<25])
+
+        // A file that changes what only a restart can change (storage) is refused as a whole,
+        // with the key named, even though it also asks for 100% again: 0% stays in force.
+        try config(sample: 100, flushInterval: "20ms").write(toFile: path, atomically: true, encoding: .utf8)
+        serve.signal(SIGHUP)
+        _ = try await serve.waitFor("storage cannot change on reload; restart shadowd to apply")
+        try await send(requests[25..<30])
         #expect(client.isActive)
         await client.close()
 

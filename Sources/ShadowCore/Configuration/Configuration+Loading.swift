@@ -47,11 +47,14 @@ extension Configuration {
         }
         let routeReaders = try root.objects("routes")
         guard !routeReaders.isEmpty else { throw ConfigurationError(key: "routes", reason: "at least one route is required") }
+        var names: Set<String> = []
+        var prefixes: Set<String> = []
         for var reader in routeReaders {
-            configuration.routes.append(
-                try RouteConfiguration(reading: &reader, allowedHosts: configuration.allowedUpstreamHosts, guardrails: guardrails)
-            )
+            let route = try RouteConfiguration(reading: &reader, allowedHosts: configuration.allowedUpstreamHosts, guardrails: guardrails)
             try reader.finish()
+            guard names.insert(route.name).inserted else { throw reader.fail("name", "duplicate route name '\(route.name)'") }
+            guard prefixes.insert(route.prefix).inserted else { throw reader.fail("prefix", "duplicate prefix '\(route.prefix)'") }
+            configuration.routes.append(route)
         }
         try root.finish()
         try configuration.validateCrossReferences()
@@ -60,16 +63,6 @@ extension Configuration {
     }
 
     private func validateCrossReferences() throws(ConfigurationError) {
-        var names: Set<String> = []
-        var prefixes: Set<String> = []
-        for (index, route) in self.routes.enumerated() {
-            guard names.insert(route.name).inserted else {
-                throw ConfigurationError(key: "routes[\(index)].name", reason: "duplicate route name '\(route.name)'")
-            }
-            guard prefixes.insert(route.prefix).inserted else {
-                throw ConfigurationError(key: "routes[\(index)].prefix", reason: "duplicate prefix '\(route.prefix)'")
-            }
-        }
         if let admin = self.admin.listen, admin == self.server.listen, admin.port != 0 {
             throw ConfigurationError(key: "admin.listen", reason: "must differ from server.listen (\(admin))")
         }
@@ -193,7 +186,7 @@ extension RouteConfiguration {
             let candidate = try CandidateConfiguration(reading: &candidateReader, allowedHosts: allowedHosts)
             try candidateReader.finish()
             guard candidateNames.insert(candidate.name).inserted else {
-                throw ConfigurationError(key: candidateReader.child("name"), reason: "duplicate candidate name '\(candidate.name)'")
+                throw candidateReader.fail("name", "duplicate candidate name '\(candidate.name)'")
             }
             candidates.append(candidate)
         }

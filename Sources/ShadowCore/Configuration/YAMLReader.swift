@@ -43,8 +43,11 @@ struct YAMLReader {
         self.mapping.contains { $0.key.string == key }
     }
 
+    /// An error at `key`, pointing to the line of its value (or of the mapping, when the key is
+    /// missing).
     func fail(_ key: String, _ reason: String, node: Yams.Node? = nil) -> ConfigurationError {
-        ConfigurationError(key: self.child(key), reason: reason, line: YAMLReader.line(of: node ?? self.node))
+        let located = node ?? self.mapping.first { $0.key.string == key }?.value ?? self.node
+        return ConfigurationError(key: self.child(key), reason: reason, line: YAMLReader.line(of: located))
     }
 
     mutating func string(_ key: String) throws(ConfigurationError) -> String? {

@@ -1,4 +1,5 @@
 import Foundation
+import GRDB
 import ShadowCore
 import ShadowStore
 import Testing
@@ -78,6 +79,60 @@ import Testing
             #expect(markdown.contains("**Segments** by header X-Region"))
             #expect(markdown.contains("**Cost.**") && markdown.contains("**Over time**"))
             #expect(markdown.contains("| circuit_breaker | closed → open |") && markdown.contains("| – | ramp | 5.0% → 1.0% |"))
+        }
+    }
+
+    /// The figures the renderers print, recomputed from the database with SQL (an independent
+    /// reader) and the textbook Wilson formula written out here, not read back from the report.
+    @Test func htmlAndMarkdownPrintTheFiguresTheDataGives() async throws {
+        try await withTemporaryDirectory { folder in
+            let report = try self.richReport(in: folder)
+            let queue = try DatabaseQueue(path: folder + "/rich.sqlite")
+            let (compared, diverged, candidateErrors, pairs, baselineCost, candidateCost) = try queue.read { db in
+                (
+                    try Int.fetchOne(db, sql: "SELECT count(*) FROM pairs WHERE candidate = 'v2' AND divergence IS NOT NULL") ?? -1,
+                    try Int.fetchOne(db, sql: "SELECT sum(diverged) FROM pairs WHERE candidate = 'v2'") ?? -1,
+                    try Int.fetchOne(
+                        db,
+                        sql: "SELECT count(*) FROM pairs WHERE candidate = 'v2' AND (candidate_error IS NOT NULL OR candidate_status >= 500)"
+                    ) ?? -1,
+                    try Int.fetchOne(db, sql: "SELECT count(*) FROM pairs WHERE candidate = 'v2'") ?? -1,
+                    // Prices: 2 per 1,000 baseline completion tokens, 1 per 1,000 candidate ones; a
+                    // failed call has no usage and costs nothing.
+                    try Double.fetchOne(
+                        db,
+                        sql:
+                            "SELECT avg(coalesce(json_extract(baseline_body, '$.usage.completion_tokens'), 0)) * 2 / 1000 FROM pairs WHERE candidate = 'v2'"
+                    ) ?? -1,
+                    try Double.fetchOne(
+                        db,
+                        sql:
+                            "SELECT avg(CASE WHEN json_valid(candidate_body) THEN coalesce(json_extract(candidate_body, '$.usage.completion_tokens'), 0) ELSE 0 END) * 1 / 1000 FROM pairs WHERE candidate = 'v2'"
+                    ) ?? -1
+                )
+            }
+            try queue.close()
+            let p = Double(diverged) / Double(compared)
+            let z = 1.959963984540054
+            let n = Double(compared)
+            let centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+            let half = z / (1 + z * z / n) * (p * (1 - p) / n + z * z / (4 * n * n)).squareRoot()
+            let divergence = "\(Units.formatPercent(p)) (95% CI \(Units.formatPercent(centre - half)) – \(Units.formatPercent(centre + half)))"
+            let errors = "candidate \(Units.formatPercent(Double(candidateErrors) / Double(pairs))) (\(candidateErrors))"
+            let cost = "Per request: baseline \(Units.fixed(baselineCost, decimals: 6)), candidate \(Units.fixed(candidateCost, decimals: 6))"
+
+            let markdown = try MarkdownReportRenderer().render(report)
+            #expect(markdown.contains("**Divergence.** \(diverged) of \(compared) compared pairs, \(divergence)"), "\(markdown)")
+            #expect(markdown.contains(errors) && markdown.contains(cost))
+            let html = try HTMLReportRenderer().render(report)
+            #expect(html.contains("<p><b>Divergence.</b> \(diverged) of \(compared) compared pairs: <b>\(Units.formatPercent(p))</b> (95% CI"))
+            #expect(html.contains(divergence.replacingOccurrences(of: "\(Units.formatPercent(p)) (95% CI", with: "</b> (95% CI")))
+            #expect(html.contains(errors) && html.contains(cost))
+            // Every verdict check's sentence, with its figures, in both.
+            for check in report.routes[0].candidates[0].verdict.checks {
+                #expect(markdown.contains(check.detail), "\(check.name)")
+                #expect(html.contains(escape(check.detail)), "\(check.name)")
+            }
         }
     }
 

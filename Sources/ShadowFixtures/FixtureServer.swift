@@ -117,13 +117,23 @@ public struct FixtureResponse: Sendable {
     public var body: [UInt8]
     public var delay: Duration
     public var mode: Mode
+    /// Held until the test opens this gate (then `delay`, then the answer): order, not a clock.
+    public var gate: FixtureGate?
 
-    public init(status: Int = 200, headers: [(name: String, value: String)] = [], body: [UInt8] = [], delay: Duration = .zero, mode: Mode = .normal) {
+    public init(
+        status: Int = 200,
+        headers: [(name: String, value: String)] = [],
+        body: [UInt8] = [],
+        delay: Duration = .zero,
+        mode: Mode = .normal,
+        gate: FixtureGate? = nil
+    ) {
         self.status = status
         self.headers = headers
         self.body = body
         self.delay = delay
         self.mode = mode
+        self.gate = gate
     }
 
     /// A JSON response.
@@ -161,14 +171,31 @@ private final class FixtureHandler: ChannelInboundHandler {
             guard let request = self.request else { return }
             self.request = nil
             self.counters.record(request)
-            let response = self.responder(request)
-            if response.delay > .zero {
-                context.eventLoop.assumeIsolated().scheduleTask(in: TimeAmount(response.delay)) {
-                    self.send(response, context: context)
+            var response = self.responder(request)
+            if let gate = response.gate {
+                response.gate = nil
+                let loop = context.eventLoop
+                let bound = NIOLoopBound((self, context), eventLoop: loop)
+                let held = response
+                gate.whenOpen {
+                    loop.execute {
+                        let (handler, context) = bound.value
+                        handler.respond(held, context: context)
+                    }
                 }
             } else {
+                self.respond(response, context: context)
+            }
+        }
+    }
+
+    private func respond(_ response: FixtureResponse, context: ChannelHandlerContext) {
+        if response.delay > .zero {
+            context.eventLoop.assumeIsolated().scheduleTask(in: TimeAmount(response.delay)) {
                 self.send(response, context: context)
             }
+        } else {
+            self.send(response, context: context)
         }
     }
 

@@ -52,13 +52,14 @@ import Testing
         return sent.count
     }
 
-    func gatingEvents(_ path: String) throws -> [(change: String, reason: String)] {
+    func gatingEvents(_ path: String, since: Int64 = 0) throws -> [(change: String, reason: String)] {
         let queue = try DatabaseQueue(path: path)
         defer { try? queue.close() }
         return try queue.read { db in
-            try Row.fetchAll(db, sql: "SELECT from_state, to_state, reason FROM gating_events ORDER BY at_us").map { row in
-                ((row["from_state"] as String) + "→" + (row["to_state"] as String), row["reason"] as String)
-            }
+            try Row.fetchAll(db, sql: "SELECT from_state, to_state, reason FROM gating_events WHERE at_us >= ? ORDER BY at_us", arguments: [since])
+                .map { row in
+                    ((row["from_state"] as String) + "→" + (row["to_state"] as String), row["reason"] as String)
+                }
         }
     }
 
@@ -82,7 +83,11 @@ import Testing
             )
         }) { sidecar, link, candidate in
             let gating = sidecar.sidecar.gating
-            try await self.load(sidecar, clients: 8, limit: .seconds(60)) { candidate.requestCount >= 2_000 }
+            // A healthy spell that fills the window with successes (on a loaded machine the 500 ms
+            // timeout can trip the breaker here already: it must be closed again before the cut).
+            try await self.load(sidecar, clients: 8, limit: .seconds(90)) {
+                candidate.requestCount >= 2_000 && gating.breakerStates.first?.state == .closed
+            }
             #expect(gating.breakerStates.first?.state == .closed)
             // Each candidate's compared share over the last minute is exported.
             let admin = try await HTTPTestClient.connect(port: try #require(await sidecar.sidecar.admin?.address.port()))
@@ -98,6 +103,7 @@ import Testing
             #expect(share.map { (0...1).contains($0) } == true, "compared share \(share ?? -1)")
 
             link.set(.blackhole)
+            let partitionedAt = Int64(Date().timeIntervalSince1970 * 1_000_000)
             let partitioned = ContinuousClock.now
             try await self.load(sidecar, clients: 8, limit: .seconds(20)) { gating.breakerStates.first?.state == .open }
             let tripped = ContinuousClock.now - partitioned
@@ -108,7 +114,7 @@ import Testing
             let served = try await self.load(sidecar, clients: 2, limit: .seconds(30)) { gating.breakerStates.first?.state == .closed }
             #expect(gating.breakerStates.first?.state == .closed, "after \(served) requests")
             await sidecar.stop()
-            let events = try self.gatingEvents(sidecar.databasePath)
+            let events = try self.gatingEvents(sidecar.databasePath, since: partitionedAt)
             #expect(events.map(\.change) == ["closed→open", "open→half_open", "half_open→closed"], "\(events)")
             #expect(events.first?.reason == "10 transport failures in a row")
             #expect(events.last?.reason == "5 probes healthy")

@@ -128,11 +128,14 @@ extension PairStore {
                         shadow.bind(score == nil ? nil : record.scorer.name)
                         shadow.bind(score?.value)
                         shadow.bind(score.map { $0.diverged ? 1 : 0 })
-                        let withheld = [("request_body", requestBody), ("baseline_body", baselineBody), ("candidate_body", candidateBody)]
-                            .compactMap { key, body in body.withheld.map { (key: key + "_withheld", value: JSONValue.string($0)) } }
                         let explanation = score?.explanation.serialized
-                        let redacted = redactor.map { $0.explanation(explanation) } ?? explanation
-                        shadow.bind(Self.appending(withheld, to: redacted))
+                        if let redactor {
+                            let withheld = [("request_body", requestBody), ("baseline_body", baselineBody), ("candidate_body", candidateBody)]
+                                .compactMap { key, body in body.withheld.map { (key: key + "_withheld", value: JSONValue.string($0)) } }
+                            shadow.bind(Self.appending(withheld, to: redactor.explanation(explanation)))
+                        } else {
+                            shadow.bind(explanation)
+                        }
                         shadow.bind(score.flatMap { PairStore.differingPathsJSON($0.differingPaths) })
                         shadow.bind(result.firstByteMicros)
                         shadow.bind(c.firstTokenMicros)

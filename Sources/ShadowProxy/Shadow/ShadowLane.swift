@@ -8,9 +8,9 @@ import ShadowCore
 /// is refused so the caller can count the drop. Memory is bounded by
 /// `queueCapacity + maxConcurrency` copies per loop, whatever the candidate does.
 ///
-/// A copy never waits longer than its candidate's `max_queue_wait` (older ones are dropped as `queue_expired`, so
-/// a candidate coming back from a partition is not sent minutes-old traffic), and when the
-/// candidate's breaker has opened the whole queue is dropped as `circuit_open`.
+/// A copy never waits longer than its candidate's `max_queue_wait` (older ones are dropped as
+/// `queue_expired`, so a candidate back from a partition is not sent minutes-old traffic), and
+/// when the candidate's breaker has opened the whole queue is dropped as `circuit_open`.
 final class ShadowLane {
     let candidate: CandidateConfiguration
     let pool: UpstreamPool
@@ -25,9 +25,6 @@ final class ShadowLane {
         self.queueCapacity = queueCapacity
         self.maxConcurrency = maxConcurrency
     }
-
-    /// Copies waiting for a call slot.
-    var queued: Int { self.waiting.count }
 
     /// Copies queued or running.
     var pending: Int { self.running.count + self.waiting.count }

@@ -105,7 +105,7 @@ import Testing
             var counts: [Int] = []
             var orphans = 0
             while !load.isCancelled {
-                let output = try runSQLite(
+                let output = try await runSQLite(
                     sidecar.databasePath,
                     """
                     SELECT count(*) FROM pairs;
@@ -127,21 +127,16 @@ import Testing
             #expect(counts == counts.sorted(), "counts went backwards: \(counts)")
             #expect(counts.count >= 2)
             await sidecar.stop()
-            #expect(try runSQLite(sidecar.databasePath, "SELECT count(*) FROM pairs;").trimmingCharacters(in: .whitespacesAndNewlines) == "2000")
+            #expect(
+                try await runSQLite(sidecar.databasePath, "SELECT count(*) FROM pairs;").trimmingCharacters(in: .whitespacesAndNewlines) == "2000"
+            )
         }
     }
 }
 
 /// Runs the `sqlite3` shell read-only against `path`.
-func runSQLite(_ path: String, _ sql: String) throws -> String {
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: "/usr/bin/sqlite3")
-    process.arguments = ["-readonly", path, sql]
-    let pipe = Pipe()
-    process.standardOutput = pipe
-    process.standardError = Pipe()
-    try process.run()
-    let data = pipe.fileHandleForReading.readDataToEndOfFile()
-    process.waitUntilExit()
-    return String(decoding: data, as: UTF8.self)
+func runSQLite(_ path: String, _ sql: String) async throws -> String {
+    let child = try ChildProcess("/usr/bin/sqlite3", ["-readonly", path, sql])
+    _ = await child.waitUntilExit()
+    return child.stdout
 }

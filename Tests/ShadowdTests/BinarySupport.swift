@@ -1,4 +1,5 @@
 import Foundation
+import ShadowFixtures
 
 /// The package root, found from this file's path.
 let packageRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
@@ -12,37 +13,18 @@ let shadowdBinary: String = {
     return candidates.first { FileManager.default.isExecutableFile(atPath: $0) } ?? candidates[0]
 }()
 
-/// A spawned `shadowd` process with its output captured.
-final class Daemon: @unchecked Sendable {
-    let process = Process()
-    private let output = Pipe()
-    private let errors = Pipe()
-    private let lock = NSLock()
-    private var stdoutText = ""
-    private var stderrText = ""
+/// A spawned `shadowd` process with its output captured (``ChildProcess``: `posix_spawn`, not
+/// Foundation's `Process`, whose `run()` crashes intermittently on Linux under concurrent use).
+final class Daemon: Sendable {
+    let child: ChildProcess
 
     init(_ arguments: [String], environment: [String: String] = [:]) throws {
-        self.process.executableURL = URL(fileURLWithPath: shadowdBinary)
-        self.process.arguments = arguments
-        self.process.currentDirectoryURL = packageRoot
-        var env = ProcessInfo.processInfo.environment
-        for (key, value) in environment { env[key] = value }
-        self.process.environment = env
-        self.process.standardOutput = self.output
-        self.process.standardError = self.errors
-        self.output.fileHandleForReading.readabilityHandler = { [weak self] handle in
-            let text = String(decoding: handle.availableData, as: UTF8.self)
-            self?.lock.withLock { self?.stdoutText += text }
-        }
-        self.errors.fileHandleForReading.readabilityHandler = { [weak self] handle in
-            let text = String(decoding: handle.availableData, as: UTF8.self)
-            self?.lock.withLock { self?.stderrText += text }
-        }
-        try self.process.run()
+        self.child = try ChildProcess(shadowdBinary, arguments, environment: environment, directory: packageRoot.path)
     }
 
-    var stdout: String { self.lock.withLock { self.stdoutText } }
-    var stderr: String { self.lock.withLock { self.stderrText } }
+    var stdout: String { self.child.stdout }
+    var stderr: String { self.child.stderr }
+    var isRunning: Bool { self.child.isRunning }
 
     /// Waits until `pattern` appears in stdout or stderr and returns the text after it up to the
     /// end of that line.
@@ -54,7 +36,7 @@ final class Daemon: @unchecked Sendable {
                     return String(text[range.upperBound...].prefix { $0 != "\n" })
                 }
             }
-            if !self.process.isRunning { break }
+            if !self.child.isRunning { break }
             try await Task.sleep(for: .milliseconds(20))
         }
         throw DaemonError("'\(pattern)' did not appear; stdout: \(self.stdout.suffix(500)) stderr: \(self.stderr.suffix(1000))")
@@ -66,37 +48,20 @@ final class Daemon: @unchecked Sendable {
     }
 
     func signal(_ number: Int32) {
-        kill(self.process.processIdentifier, number)
+        self.child.signal(number)
     }
 
-    /// Waits for exit and returns the status.
+    /// Waits for exit (and the end of its output) and returns the status.
     func wait(timeout: Duration = .seconds(30)) async throws -> Int32 {
         let deadline = ContinuousClock.now + timeout
-        while self.process.isRunning {
+        while self.child.isRunning {
             guard ContinuousClock.now < deadline else {
                 self.signal(SIGKILL)
                 throw DaemonError("process did not exit in time; stderr: \(self.stderr.suffix(1000))")
             }
             try await Task.sleep(for: .milliseconds(20))
         }
-        self.drainOutput()
-        return self.process.terminationStatus
-    }
-
-    /// After exit: whatever is still in the pipes, read to the end (no sleep for the handlers).
-    private func drainOutput() {
-        self.output.fileHandleForReading.readabilityHandler = nil
-        self.errors.fileHandleForReading.readabilityHandler = nil
-        let rest = String(decoding: self.output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        let restErrors = String(decoding: self.errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        self.lock.withLock {
-            self.stdoutText += rest
-            self.stderrText += restErrors
-        }
-    }
-
-    deinit {
-        if self.process.isRunning { kill(self.process.processIdentifier, SIGKILL) }
+        return await self.child.waitUntilExit()
     }
 }
 

@@ -88,7 +88,7 @@ func portNumber(_ logged: String) throws -> Int {
         #expect(before["requests"] as? Int == 8 && before["open_connections"] as? Int == 8, "\(before)")
         serve.signal(SIGTERM)
         _ = try await serve.waitFor("draining")
-        #expect(serve.process.isRunning, "still draining the eight held requests")
+        #expect(serve.isRunning, "still draining the eight held requests")
         gate.open()
         let outcome = try await inFlight
         #expect(outcome.statusCounts == [200: 8], "requests in flight at SIGTERM must complete")

@@ -7,14 +7,14 @@ import Testing
 /// allowed (not root, or no tmpfs).
 @Suite(.serialized, .timeLimit(.minutes(3))) struct DiskFullTests {
     static func mount(_ arguments: [String]) -> Bool {
-        (try? run("/bin/mount", arguments).status) == 0
+        (try? runBlocking("/bin/mount", arguments).status) == 0
     }
 
     static let canMount: Bool = {
         guard let directory = try? temporaryDirectory() else { return false }
         defer { try? FileManager.default.removeItem(atPath: directory) }
         guard mount(["-t", "tmpfs", "-o", "size=1m", "tmpfs", directory]) else { return false }
-        _ = try? run("/bin/umount", [directory])
+        _ = try? runBlocking("/bin/umount", [directory])
         return true
     }()
 
@@ -23,7 +23,7 @@ import Testing
         let directory = try temporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: directory) }
         #expect(Self.mount(["-t", "tmpfs", "-o", "size=1m,mode=0755", "tmpfs", directory]))
-        defer { _ = try? run("/bin/umount", ["-l", directory]) }
+        defer { _ = try? runBlocking("/bin/umount", ["-l", directory]) }
         let answer = #"{"label":"cat","pad":""# + String(repeating: "z", count: 4000) + #""}"#
         let model = try await FixtureServer.start { _ in .json(answer) }
         let config = directory + "/../shadowd-\(UUID().uuidString).yaml"

@@ -1,4 +1,5 @@
 import Foundation
+import ShadowFixtures
 import Testing
 
 #if canImport(Glibc)
@@ -18,11 +19,11 @@ import Glibc
         let unit = try String(contentsOf: packageRoot.appendingPathComponent("systemd/shadowd.service"), encoding: .utf8)
         let path = directory + "/shadowd.service"
         try unit.replacingOccurrences(of: "/usr/local/bin/shadowd", with: shadowdBinary).write(toFile: path, atomically: true, encoding: .utf8)
-        let verify = try run(Self.analyze, ["verify", path])
+        let verify = try await run(Self.analyze, ["verify", path])
         #expect(verify.status == 0)
         #expect(verify.output.isEmpty, "systemd-analyze verify: \(verify.output)")
         // --threshold is in tenths: 20 means an exposure of 2.0.
-        let security = try run(Self.analyze, ["security", "--offline=yes", "--threshold=20", path])
+        let security = try await run(Self.analyze, ["security", "--offline=yes", "--threshold=20", path])
         #expect(security.status == 0, "exposure above 2.0: \(security.output.suffix(300))")
     }
 
@@ -101,18 +102,18 @@ final class NotifySocket {
     deinit { close(self.descriptor) }
 }
 
-/// Runs a command to completion, returning its status and combined output.
-func run(_ executable: String, _ arguments: [String]) throws -> (status: Int32, output: String) {
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: executable)
-    process.arguments = arguments
-    let pipe = Pipe()
-    process.standardOutput = pipe
-    process.standardError = pipe
-    try process.run()
-    let data = pipe.fileHandleForReading.readDataToEndOfFile()
-    process.waitUntilExit()
-    return (process.terminationStatus, String(decoding: data, as: UTF8.self))
+/// ``run(_:_:)`` for a quick tool where no `await` is possible (blocks the calling thread).
+func runBlocking(_ executable: String, _ arguments: [String]) throws -> (status: Int32, output: String) {
+    let child = try ChildProcess(executable, arguments)
+    let status = child.waitUntilExitBlocking()
+    return (status, child.stdout + child.stderr)
+}
+
+/// Runs a command to completion, returning its status and its output (stdout, then stderr).
+func run(_ executable: String, _ arguments: [String]) async throws -> (status: Int32, output: String) {
+    let child = try ChildProcess(executable, arguments)
+    let status = await child.waitUntilExit()
+    return (status, child.stdout + child.stderr)
 }
 
 /// The nightly report's units.
@@ -129,10 +130,10 @@ func run(_ executable: String, _ arguments: [String]) throws -> (status: Int32, 
                 encoding: .utf8
             )
         }
-        let verify = try run(SystemdTests.analyze, ["verify", directory + "/shadowd-report.service", directory + "/shadowd-report.timer"])
+        let verify = try await run(SystemdTests.analyze, ["verify", directory + "/shadowd-report.service", directory + "/shadowd-report.timer"])
         #expect(verify.status == 0 && verify.output.isEmpty, "systemd-analyze verify: \(verify.output)")
         // No network, no writes but its reports folder: exposure at most 1.0.
-        let security = try run(SystemdTests.analyze, ["security", "--offline=yes", "--threshold=10", directory + "/shadowd-report.service"])
+        let security = try await run(SystemdTests.analyze, ["security", "--offline=yes", "--threshold=10", directory + "/shadowd-report.service"])
         #expect(security.status == 0, "exposure above 1.0: \(security.output.suffix(300))")
         let timer = try String(contentsOfFile: directory + "/shadowd-report.timer", encoding: .utf8)
         #expect(timer.contains("Persistent=true") && timer.contains("RandomizedDelaySec="))

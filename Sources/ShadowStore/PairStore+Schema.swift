@@ -249,6 +249,73 @@ extension PairStore {
             FROM shadows s JOIN exchanges e ON e.id = s.exchange_id;
             """
         ),
+        (
+            6,
+            // The last token's arrival per arm: tokens per second are (tokens − 1) over the time
+            // from the first token to the last, not to the end of the response (which includes
+            // the usage chunk, [DONE] and the terminating chunk). Older rows keep the old formula.
+            """
+            ALTER TABLE exchanges ADD COLUMN baseline_last_token_us INTEGER;
+            ALTER TABLE shadows ADD COLUMN last_token_us INTEGER;
+            DROP VIEW pairs;
+            CREATE VIEW pairs AS
+            SELECT
+                e.request_id,
+                e.route,
+                s.candidate,
+                strftime('%Y-%m-%dT%H:%M:%fZ', e.received_at_us / 1000000.0, 'unixepoch') AS received_at,
+                e.received_at_us,
+                e.method,
+                e.path,
+                e.config_revision,
+                e.baseline_version,
+                s.candidate_version,
+                e.baseline_status,
+                s.status AS candidate_status,
+                e.baseline_latency_us,
+                s.latency_us AS candidate_latency_us,
+                e.baseline_ttfb_us,
+                s.ttfb_us AS candidate_ttfb_us,
+                e.request_body,
+                e.baseline_body,
+                s.body AS candidate_body,
+                e.baseline_error,
+                s.error AS candidate_error,
+                s.outcome,
+                s.divergence,
+                s.diverged,
+                s.scorer,
+                s.explanation,
+                e.segment,
+                s.differing_paths,
+                e.baseline_first_byte_us,
+                s.first_byte_us AS candidate_first_byte_us,
+                e.baseline_first_token_us,
+                s.first_token_us AS candidate_first_token_us,
+                e.baseline_events,
+                s.events AS candidate_events,
+                e.baseline_prompt_tokens,
+                s.prompt_tokens AS candidate_prompt_tokens,
+                e.baseline_completion_tokens,
+                s.completion_tokens AS candidate_completion_tokens,
+                e.baseline_last_token_us,
+                s.last_token_us AS candidate_last_token_us,
+                CASE WHEN e.baseline_last_token_us > e.baseline_first_token_us AND e.baseline_completion_tokens > 1
+                    THEN (e.baseline_completion_tokens - 1) * 1000000.0 / (e.baseline_last_token_us - e.baseline_first_token_us)
+                    WHEN e.baseline_last_token_us IS NULL AND e.baseline_completion_tokens > 0
+                        AND e.baseline_latency_us > coalesce(e.baseline_first_token_us, 0)
+                    THEN e.baseline_completion_tokens * 1000000.0 / (e.baseline_latency_us - coalesce(e.baseline_first_token_us, 0)) END
+                    AS baseline_tokens_per_second,
+                CASE WHEN s.last_token_us > s.first_token_us AND s.completion_tokens > 1
+                    THEN (s.completion_tokens - 1) * 1000000.0 / (s.last_token_us - s.first_token_us)
+                    WHEN s.last_token_us IS NULL AND s.completion_tokens > 0 AND s.latency_us > coalesce(s.first_token_us, 0)
+                    THEN s.completion_tokens * 1000000.0 / (s.latency_us - coalesce(s.first_token_us, 0)) END
+                    AS candidate_tokens_per_second,
+                e.baseline_cost,
+                s.cost AS candidate_cost
+            FROM shadows s JOIN exchanges e ON e.id = s.exchange_id;
+            """
+        ),
     ]
 
     func migrate() throws {

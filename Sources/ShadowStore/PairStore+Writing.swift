@@ -108,6 +108,7 @@ extension PairStore {
                     exchange.bind(b.promptTokens)
                     exchange.bind(b.completionTokens)
                     exchange.bind(b.cost)
+                    exchange.bind(b.lastTokenMicros)
                     try exchange.execute(in: db)
                     let exchangeID = db.lastInsertedRowID
                     for ((candidate, score), c) in zip(zip(record.candidates, scores), arms.candidates) {
@@ -143,6 +144,7 @@ extension PairStore {
                         shadow.bind(c.promptTokens)
                         shadow.bind(c.completionTokens)
                         shadow.bind(c.cost)
+                        shadow.bind(c.lastTokenMicros)
                         try shadow.execute(in: db)
                     }
                 }
@@ -232,17 +234,17 @@ extension PairStore {
             request_id, route, config_revision, received_at_us, method, path, request_body, request_body_bytes,
             baseline_version, baseline_status, baseline_latency_us, baseline_ttfb_us, baseline_content_type,
             baseline_body, baseline_body_bytes, baseline_error, segment, baseline_first_byte_us, baseline_first_token_us, baseline_events,
-            baseline_prompt_tokens, baseline_completion_tokens, baseline_cost
+            baseline_prompt_tokens, baseline_completion_tokens, baseline_cost, baseline_last_token_us
         ) VALUES (?1, ?2, ?3, ?4, ?5, ?6, \(bodyExpression(7)), ?8, ?9, ?10, ?11, ?12, ?13, \(bodyExpression(14)), ?15, ?16, ?17, ?18, ?19,
-            ?20, ?21, ?22, ?23)
+            ?20, ?21, ?22, ?23, ?24)
         """
 
     static let insertShadowSQL = """
         INSERT INTO shadows (
             exchange_id, candidate, candidate_version, status, latency_us, ttfb_us, content_type, body, body_bytes,
             error, outcome, scorer, divergence, diverged, explanation, differing_paths, first_byte_us, first_token_us, events,
-            prompt_tokens, completion_tokens, cost
-        ) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, \(bodyExpression(8)), ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22)
+            prompt_tokens, completion_tokens, cost, last_token_us
+        ) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, \(bodyExpression(8)), ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23)
         """
 
     /// An explanation with notes added (an object of its own when there was none).

@@ -76,6 +76,41 @@ import Testing
         #expect(score.value == 0, "\(score.explanation.serialized)")
     }
 
+    @Test func aStreamEndsWithItsFinalEventOnlyWhenThatEventIsComplete() {
+        let body = Self.chunk(#"{"content":"hi"}"#)
+        #expect(ServerSentEvents.endsWithFinalEvent(Array((body + "data: [DONE]\n\n").utf8)))
+        #expect(ServerSentEvents.endsWithFinalEvent(Array((body + "data: [DONE]\r\n\r\n").utf8)))
+        #expect(!ServerSentEvents.endsWithFinalEvent(Array((body + "data: [DONE]\n").utf8)), "its blank line not yet read")
+        #expect(!ServerSentEvents.endsWithFinalEvent(Array((body + "data: [DONE]\n\n" + Self.chunk("{}")).utf8)), "more came after it")
+        #expect(!ServerSentEvents.endsWithFinalEvent(Array(body.utf8)))
+        let anthropic = "event: message_delta\ndata: {\"type\":\"message_delta\"}\n\nevent: message_stop\ndata: {\"type\":\"message_stop\"}\n\n"
+        #expect(ServerSentEvents.endsWithFinalEvent(Array(anthropic.utf8)))
+        #expect(!ServerSentEvents.endsWithFinalEvent([]))
+    }
+
+    /// Tokens per second run from the first token to the last one: the usage chunk, `[DONE]` and
+    /// the end of the response come later and must not count.
+    @Test func theLastTokenIsTimedFromItsChunk() {
+        let events = [Self.chunk(#"{"content":"a"}"#), Self.chunk(#"{"content":"b"}"#), Self.chunk(#"{"content":"c"}"#)]
+        let usage = #"data: {"choices":[],"usage":{"prompt_tokens":1,"completion_tokens":3}}"# + "\n\n"
+        let stream = events.joined() + usage + "data: [DONE]\n\n"
+        var result = ArmResult(
+            version: "1",
+            status: 200,
+            latencyMicros: 900_000,
+            contentType: "text/event-stream",
+            body: CapturedBody(bytes: Array(stream.utf8))
+        )
+        var offset = 0
+        for (index, event) in events.enumerated() {
+            offset += event.utf8.count
+            result.noteChunk(bytesSoFar: offset, micros: Int64(100_000 + index * 10_000))
+        }
+        result.noteChunk(bytesSoFar: stream.utf8.count, micros: 900_000)
+        let figures = result.figures(readUsage: true)
+        #expect(figures.firstTokenMicros == 100_000 && figures.lastTokenMicros == 120_000 && figures.completionTokens == 3)
+    }
+
     @Test func malformedAndCutStreamsAreNoted() {
         let stream = "data: {not json\n\n" + Self.chunk(#"{"content":"hi"}"#)
         let arm = ArmResult(version: "1", status: 200, contentType: "text/event-stream", body: CapturedBody(bytes: Array(stream.utf8)))

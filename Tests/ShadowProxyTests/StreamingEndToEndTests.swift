@@ -150,6 +150,64 @@ import Glibc
         }
     }
 
+    /// The official `openai` client closes the connection as soon as it has read `data: [DONE]`,
+    /// before the response's terminating chunk. The baseline here holds that chunk (a gate the
+    /// test never opens) and the client hangs up right after `[DONE]`: the pair is complete and
+    /// compared, priced, and a candidate whose stream was cut halfway is a candidate error.
+    @Test(arguments: [false, true])
+    func aClientClosingRightAfterDoneLeavesAComparedPair(candidateCut: Bool) async throws {
+        let events = [
+            #"{"object":"chat.completion.chunk","model":"m","choices":[{"index":0,"delta":{"role":"assistant","content":"the"}}]}"#,
+            #"{"object":"chat.completion.chunk","model":"m","choices":[{"index":0,"delta":{"content":" cat"}}]}"#,
+            #"{"object":"chat.completion.chunk","model":"m","choices":[{"index":0,"delta":{},"finish_reason":"stop"}]}"#,
+            #"{"object":"chat.completion.chunk","model":"m","choices":[],"usage":{"prompt_tokens":5,"completion_tokens":2}}"#,
+            "[DONE]",
+        ].map { Array("data: \($0)\n\n".utf8) }
+        let held = FixtureGate()
+        let baseline: FixtureServer.Responder = { _ in
+            FixtureResponse(headers: [("content-type", "text/event-stream")], mode: .gatedChunks(first: events, gate: held, rest: []))
+        }
+        let candidate: FixtureServer.Responder = { _ in
+            FixtureResponse(
+                headers: [("content-type", "text/event-stream")],
+                mode: candidateCut ? .chunkedThenClose(Array(events.prefix(2)), pause: .zero) : .chunked(events, pause: .zero)
+            )
+        }
+        try await withSidecar(baseline: .responder(baseline), candidates: [("next", .responder(candidate))], configure: Self.configureChat) {
+            sidecar,
+            _,
+            _ in
+            let connection = try RawConnection(port: sidecar.port, timeout: .seconds(20))
+            let head =
+                "POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: \(Self.request.count)\r\n\r\n"
+            connection.send(Array(head.utf8) + Self.request)
+            var received = ""
+            while !received.contains("data: [DONE]\n\n") {
+                let bytes = connection.receiveSome()
+                guard !bytes.isEmpty else { break }
+                received += String(decoding: bytes, as: UTF8.self)
+            }
+            #expect(received.contains("data: [DONE]\n\n") && !received.hasSuffix("0\r\n\r\n"), "the terminating chunk is still held")
+            connection.hangUp()
+            let queue = try DatabaseQueue(path: sidecar.databasePath)
+            let row = try await waitForRow(
+                queue,
+                sql: """
+                    SELECT outcome, baseline_error, candidate_error, diverged, baseline_cost, baseline_events, baseline_completion_tokens
+                    FROM pairs
+                    """
+            )
+            try queue.close()
+            #expect(row["baseline_error"] as String? == nil, "the client had the whole answer")
+            #expect(row["outcome"] as String? == (candidateCut ? "candidate_error" : "compared"))
+            #expect(row["candidate_error"] as String? == (candidateCut ? "reset" : nil))
+            #expect(row["baseline_events"] as Int? == 5 && row["baseline_completion_tokens"] as Double? == 2)
+            #expect(abs((row["baseline_cost"] as Double? ?? -1) - (5 * 0.15 + 2 * 0.6) / 1000) < 1e-12, "priced: the usage was read")
+            if !candidateCut { #expect(row["diverged"] as Int? == 0) }
+            held.open()
+        }
+    }
+
     @Test func aClientLeavingMidStreamEndsTheBaselineCallAndTheRecordSaysSo() async throws {
         let slow: FixtureServer.Responder = { _ in
             FixtureResponse(

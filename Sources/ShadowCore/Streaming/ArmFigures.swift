@@ -3,6 +3,9 @@
 public struct ArmFigures: Sendable, Equatable {
     /// Dispatch to the end of the first event carrying content, in microseconds (streams only).
     public var firstTokenMicros: Int64?
+    /// Dispatch to the end of the last event carrying content (streams only): tokens per second
+    /// are counted between the first and the last token, not up to the end of the response.
+    public var lastTokenMicros: Int64?
     /// Server-Sent Events received (streams only).
     public var events: Int?
     public var promptTokens: Double?
@@ -30,6 +33,7 @@ extension ArmResult {
             figures.scoringBody = Array(stream.document.serialized.utf8)
             figures.events = stream.events
             figures.firstTokenMicros = stream.firstContentOffset.flatMap { self.arrival(ofOffset: $0) }
+            figures.lastTokenMicros = stream.lastContentOffset.flatMap { self.arrival(ofOffset: $0) }
             figures.promptTokens = stream.promptTokens
             figures.completionTokens = stream.completionTokens
             var notes: [String] = []

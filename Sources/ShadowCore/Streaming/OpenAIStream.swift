@@ -10,6 +10,8 @@ public struct OpenAIStream: Sendable, Equatable {
     public var malformed: Int
     /// Where the first event carrying content (text or a tool call) ended.
     public var firstContentOffset: Int?
+    /// Where the last event carrying content ended (the last token's arrival, for tokens/s).
+    public var lastContentOffset: Int?
     public var sawDone: Bool
     public var promptTokens: Double?
     public var completionTokens: Double?
@@ -21,6 +23,7 @@ public struct OpenAIStream: Sendable, Equatable {
         var toolCalls: [Int: (id: String, name: String, arguments: String)] = [:]
         var malformed = 0
         var firstContent: Int?
+        var lastContent: Int?
         var done = false
         var usage: JSONValue?
         let parser = JSONParser(maximumDepth: 64)
@@ -52,7 +55,10 @@ public struct OpenAIStream: Sendable, Equatable {
                     carried = true
                 }
             }
-            if carried, firstContent == nil { firstContent = event.endOffset }
+            if carried {
+                if firstContent == nil { firstContent = event.endOffset }
+                lastContent = event.endOffset
+            }
             if let reason = choice["finish_reason"], reason != .null { finishReason = reason }
         }
         var message: [(key: String, value: JSONValue)] = [("role", .string("assistant")), ("content", .string(content))]
@@ -80,6 +86,7 @@ public struct OpenAIStream: Sendable, Equatable {
         self.events = events.count
         self.malformed = malformed
         self.firstContentOffset = firstContent
+        self.lastContentOffset = lastContent
         self.sawDone = done
         self.promptTokens = usage?["prompt_tokens"].flatMap { if case .number(let n) = $0 { n } else { nil } }
         self.completionTokens = usage?["completion_tokens"].flatMap { if case .number(let n) = $0 { n } else { nil } }

@@ -59,4 +59,22 @@ public enum ServerSentEvents {
         if hasData { events.append(Event(data: data.joined(separator: "\n"), endOffset: bytes.count)) }
         return events
     }
+
+    /// Whether the stream ends with a complete final event: `[DONE]` (OpenAI) or a
+    /// `message_stop` event (Anthropic), followed by its blank line. A client that has read it has
+    /// the whole answer; real clients (the official `openai` package) close the connection right
+    /// there, before the response's terminating chunk.
+    public static func endsWithFinalEvent(_ bytes: [UInt8]) -> Bool {
+        let lf = UInt8(ascii: "\n")
+        let cr = UInt8(ascii: "\r")
+        let terminated =
+            bytes.count >= 2
+            && (bytes.suffix(2).elementsEqual([lf, lf]) || bytes.suffix(2).elementsEqual([cr, cr])
+                || bytes.suffix(4).elementsEqual([cr, lf, cr, lf]))
+        guard terminated, let last = Self.parse(bytes).last else { return false }
+        let data = last.data.trimmingSpaces()
+        if data == "[DONE]" { return true }
+        guard data.first == "{", case .string("message_stop")? = (try? JSONParser(maximumDepth: 8).parse(data))?["type"] else { return false }
+        return true
+    }
 }

@@ -109,7 +109,15 @@ final class ProxyHandler: ChannelInboundHandler, UpstreamResponseDelegate {
         if case .forwarding = self.state { wasForwarding = true } else { wasForwarding = false }
         self.state = .closed
         if wasForwarding, let call = self.call {
-            // The client left: stop the baseline call; the shadow copies already sent are still recorded.
+            // A client that read a stream's final event ([DONE]) has the whole answer: real
+            // clients (the official openai package) close right there, before the terminating
+            // chunk. That pair is complete and compared; any other leaving is the client's doing.
+            if self.exchange != nil, self.upload == nil, self.captured.count == self.seenBytes,
+                ServerSentEvents.endsWithFinalEvent(self.captured)
+            {
+                self.finishBaseline(error: nil)
+            }
+            // Stop the baseline call; the shadow copies already sent are still recorded.
             call.cancel(with: .clientClosed)
         }
         context.fireChannelInactive()

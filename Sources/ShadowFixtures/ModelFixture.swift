@@ -83,83 +83,8 @@ public struct ModelFixture: Sendable {
         case .tfServing:
             return .json(JSONValue.object([("predictions", .array([.array(shown.map { .number($0) })]))]).serialized, delay: delay)
         case .openAI:
-            let words = Self.vocabulary
-            let count = 8 + Int(key % 8)
-            var text = (0..<count).map { words[Int((key >> UInt64($0 % 48)) % UInt64(words.count))] }
-            text[0] = label
-            let content = text.joined(separator: " ") + "."
-            let promptTokens = Double(12 + key % 20)
-            if case .bool(true)? = document["stream"] {
-                let includeUsage: Bool = { if case .bool(true)? = document["stream_options"]?["include_usage"] { true } else { false } }()
-                return self.stream(words: text, promptTokens: promptTokens, includeUsage: includeUsage, key: key, delay: delay)
-            }
-            let response = JSONValue.object([
-                ("id", .string("chatcmpl-\(UInt64.random(in: 0..<UInt64.max))")),
-                ("object", .string("chat.completion")),
-                ("created", .number(Double(Int.random(in: 1_700_000_000..<1_800_000_000)))),
-                ("model", .string("\(self.spec.name)-\(self.spec.version)")),
-                (
-                    "choices",
-                    .array([
-                        .object([
-                            ("index", .number(0)),
-                            ("message", .object([("role", .string("assistant")), ("content", .string(content))])),
-                            ("finish_reason", .string("stop")),
-                        ])
-                    ])
-                ),
-                (
-                    "usage",
-                    .object([
-                        ("prompt_tokens", .number(Double(12 + key % 20))), ("completion_tokens", .number(Double(count))),
-                        ("total_tokens", .number(Double(12 + key % 20 + UInt64(count)))),
-                    ])
-                ),
-            ])
-            return .json(response.serialized, delay: delay)
+            return self.chat(document, key: key, label: label, delay: delay)
         }
-    }
-
-    /// The answer as OpenAI `chat.completion.chunk` Server-Sent Events: a role chunk, one chunk
-    /// per word at `token_rate`, a finish chunk, the usage chunk when asked for, `[DONE]`.
-    func stream(words: [String], promptTokens: Double, includeUsage: Bool, key: UInt64, delay: Duration) -> FixtureResponse {
-        let id = "chatcmpl-\(key)"
-        let model = JSONValue.string("\(self.spec.name)-\(self.spec.version)")
-        func event(_ delta: JSONValue, finish: JSONValue = .null) -> [UInt8] {
-            let chunk = JSONValue.object([
-                ("id", .string(id)), ("object", .string("chat.completion.chunk")), ("model", model),
-                ("choices", .array([.object([("index", .number(0)), ("delta", delta), ("finish_reason", finish)])])),
-            ])
-            return Array("data: \(chunk.serialized)\n\n".utf8)
-        }
-        var chunks = [event(.object([("role", .string("assistant")), ("content", .string(""))]))]
-        for (index, word) in words.enumerated() {
-            let text = index == 0 ? word : " " + word
-            chunks.append(event(.object([("content", .string(index == words.count - 1 ? text + "." : text))])))
-        }
-        chunks.append(event(.object([]), finish: .string("stop")))
-        if includeUsage {
-            let usage = JSONValue.object([
-                ("id", .string(id)), ("object", .string("chat.completion.chunk")), ("model", model), ("choices", .array([])),
-                (
-                    "usage",
-                    .object([
-                        ("prompt_tokens", .number(promptTokens)), ("completion_tokens", .number(Double(words.count))),
-                        ("total_tokens", .number(promptTokens + Double(words.count))),
-                    ])
-                ),
-            ])
-            chunks.append(Array("data: \(usage.serialized)\n\n".utf8))
-        }
-        chunks.append(Array("data: [DONE]\n\n".utf8))
-        let pause = Duration.nanoseconds(Int64(1e9 / self.spec.tokenRate))
-        let headers = [("content-type", "text/event-stream"), ("cache-control", "no-cache")]
-        let failing = self.spec.streamFailureRate > 0 && Self.unit(key &* 0x2545_F491_4F6C_DD1D) < self.spec.streamFailureRate
-        return FixtureResponse(
-            headers: headers,
-            delay: self.spec.firstTokenDelay ?? delay,
-            mode: failing ? .chunkedThenClose(Array(chunks.prefix(chunks.count / 2)), pause: pause) : .chunked(chunks, pause: pause)
-        )
     }
 
     /// The inference path and the request field whose value determines the answer.

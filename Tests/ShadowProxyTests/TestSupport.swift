@@ -289,7 +289,7 @@ private final class UncheckedBox<Value>: @unchecked Sendable {
 }
 
 /// Polls `condition` every 10 ms until it holds or `timeout` passes; returns whether it held.
-func eventually(within timeout: Duration = .seconds(3), _ condition: () -> Bool) async throws -> Bool {
+func eventually(within timeout: Duration = .seconds(15), _ condition: () -> Bool) async throws -> Bool {
     let deadline = ContinuousClock.now + timeout
     while !condition() {
         if ContinuousClock.now >= deadline { return false }

@@ -59,10 +59,16 @@ PROMPTS = [f"question {n}: tell me about item {n * 7}" for n in range(6)]
 failures = []
 
 
-def request_args(prompt, stream):
+TOOLS = [{"type": "function", "function": {"name": "search_catalog", "description": "Looks items up.",
+          "parameters": {"type": "object", "properties": {"query": {"type": "string"}, "limit": {"type": "integer"}}}}}]
+
+
+def request_args(prompt, stream, tools=False):
     args = dict(model="assistant", messages=[{"role": "user", "content": prompt}], stream=stream)
     if stream:
         args["stream_options"] = {"include_usage": True}
+    if tools:
+        args["tools"] = TOOLS
     return args
 
 
@@ -71,32 +77,36 @@ def summary(result, stream):
     content of every chunk in order."""
     if not stream:
         choice = result.choices[0]
-        return (choice.message.content, choice.finish_reason, result.usage.prompt_tokens, result.usage.completion_tokens, None)
-    chunks, text, finish, usage = [], "", None, None
-    for chunk in result:
+        calls = [(c.id, c.function.name, c.function.arguments) for c in choice.message.tool_calls or []]
+        return (choice.message.content, choice.finish_reason, result.usage.prompt_tokens, result.usage.completion_tokens, calls)
+    return fold(list(result))
+
+
+def fold(chunks):
+    """A stream as the client assembles it: text, finish reason, usage, the tool calls put back
+    together, and every chunk's delta in order."""
+    deltas, text, finish, usage, calls = [], "", None, None, {}
+    for chunk in chunks:
         if chunk.usage:
             usage = (chunk.usage.prompt_tokens, chunk.usage.completion_tokens)
         if chunk.choices:
-            delta = chunk.choices[0].delta.content or ""
-            chunks.append(delta)
-            text += delta
+            delta = chunk.choices[0].delta
+            deltas.append((delta.content, [(c.index, c.id, c.function and c.function.name, c.function and c.function.arguments)
+                                            for c in delta.tool_calls or []]))
+            text += delta.content or ""
+            for call in delta.tool_calls or []:
+                entry = calls.setdefault(call.index, ["", "", ""])
+                entry[0] = call.id or entry[0]
+                entry[1] += (call.function and call.function.name) or ""
+                entry[2] += (call.function and call.function.arguments) or ""
             finish = chunk.choices[0].finish_reason or finish
-    return (text, finish, usage and usage[0], usage and usage[1], chunks)
+    return (text, finish, usage and usage[0], usage and usage[1], [tuple(calls[i]) for i in sorted(calls)], deltas)
 
 
 async def async_summary(result, stream):
     if not stream:
         return summary(result, False)
-    chunks, text, finish, usage = [], "", None, None
-    async for chunk in result:
-        if chunk.usage:
-            usage = (chunk.usage.prompt_tokens, chunk.usage.completion_tokens)
-        if chunk.choices:
-            delta = chunk.choices[0].delta.content or ""
-            chunks.append(delta)
-            text += delta
-            finish = chunk.choices[0].finish_reason or finish
-    return (text, finish, usage and usage[0], usage and usage[1], chunks)
+    return fold([chunk async for chunk in result])
 
 
 def client(port, cls=openai.OpenAI):
@@ -104,31 +114,38 @@ def client(port, cls=openai.OpenAI):
 
 
 expected_ids = []
-# The sync client, streamed and not: through the sidecar vs straight to the baseline.
-for stream in (False, True):
-    for index, prompt in enumerate(PROMPTS):
-        request_id = f"sync-{'stream' if stream else 'plain'}-{index}"
-        expected_ids.append(request_id)
-        through = summary(client(sidecar).chat.completions.create(**request_args(prompt, stream), extra_headers={"x-request-id": request_id}), stream)
-        direct = summary(client(baseline).chat.completions.create(**request_args(prompt, stream)), stream)
-        if through != direct:
-            failures.append(f"{request_id}: through the sidecar {through!r} != direct {direct!r}")
+# The sync client, streamed and not, with and without tools: through the sidecar vs straight to
+# the baseline.
+for tools in (False, True):
+    for stream in (False, True):
+        for index, prompt in enumerate(PROMPTS):
+            request_id = f"sync-{'tools-' if tools else ''}{'stream' if stream else 'plain'}-{index}"
+            expected_ids.append(request_id)
+            args = request_args(prompt, stream, tools)
+            through = summary(client(sidecar).chat.completions.create(**args, extra_headers={"x-request-id": request_id}), stream)
+            direct = summary(client(baseline).chat.completions.create(**args), stream)
+            if through != direct:
+                failures.append(f"{request_id}: through the sidecar {through!r} != direct {direct!r}")
+            if tools and not through[4]:
+                failures.append(f"{request_id}: no tool call in {through!r}")
 
 
 async def run_async():
-    for stream in (False, True):
-        for index, prompt in enumerate(PROMPTS):
-            request_id = f"async-{'stream' if stream else 'plain'}-{index}"
-            expected_ids.append(request_id)
-            through_client, direct_client = client(sidecar, openai.AsyncOpenAI), client(baseline, openai.AsyncOpenAI)
-            through = await async_summary(
-                await through_client.chat.completions.create(**request_args(prompt, stream), extra_headers={"x-request-id": request_id}), stream
-            )
-            direct = await async_summary(await direct_client.chat.completions.create(**request_args(prompt, stream)), stream)
-            await through_client.close()
-            await direct_client.close()
-            if through != direct:
-                failures.append(f"{request_id}: through the sidecar {through!r} != direct {direct!r}")
+    for tools in (False, True):
+        for stream in (False, True):
+            for index, prompt in enumerate(PROMPTS):
+                request_id = f"async-{'tools-' if tools else ''}{'stream' if stream else 'plain'}-{index}"
+                expected_ids.append(request_id)
+                args = request_args(prompt, stream, tools)
+                through_client, direct_client = client(sidecar, openai.AsyncOpenAI), client(baseline, openai.AsyncOpenAI)
+                through = await async_summary(
+                    await through_client.chat.completions.create(**args, extra_headers={"x-request-id": request_id}), stream
+                )
+                direct = await async_summary(await direct_client.chat.completions.create(**args), stream)
+                await through_client.close()
+                await direct_client.close()
+                if through != direct:
+                    failures.append(f"{request_id}: through the sidecar {through!r} != direct {direct!r}")
 
 
 asyncio.run(run_async())
@@ -161,10 +178,28 @@ for request_id in expected_ids:
         failures.append(f"{request_id}: baseline_cost is NULL")
     if "stream" in request_id and (not events or not tokens_per_second):
         failures.append(f"{request_id}: events {events}, tokens/s {tokens_per_second}")
+
+# The example's candidate answers differently on 15% of prompts: the pairs show it.
+sample = 300
+with client(sidecar) as sampler:
+    for n in range(sample):
+        sampler.chat.completions.create(**request_args(f"sampled prompt {n}", False), extra_headers={"x-request-id": f"sample-{n}"})
+share = None
+for _ in range(200):
+    with sqlite3.connect(f"file:{database}?mode=ro", uri=True) as db:
+        compared, diverged = db.execute(
+            "SELECT count(*), sum(diverged) FROM pairs WHERE request_id LIKE 'sample-%' AND outcome = 'compared'"
+        ).fetchone()
+    if compared == sample:
+        share = diverged / compared
+        break
+    time.sleep(0.05)
+if share is None or not 0.09 <= share <= 0.21:
+    failures.append(f"diverged share of {sample} sampled prompts: {share} (the candidate disagrees on 15%)")
 stop_all()
-streamed = [rows[i][4] for i in expected_ids if "stream" in i and i in rows and rows[i][4]]
-print(f"openai {openai.__version__}: {len(expected_ids)} requests (sync and async, streamed and not), "
-      f"{sum(1 for i in expected_ids if i in rows and rows[i][0] == 'compared')} recorded as compared")
+print(f"openai {openai.__version__}: {len(expected_ids)} requests (sync and async, streamed and not, with and without tools), "
+      f"{sum(1 for i in expected_ids if i in rows and rows[i][0] == 'compared')} recorded as compared; "
+      f"diverged on {share and round(share * 100, 1)}% of {sample} sampled prompts")
 if failures:
     print("\n".join(failures))
     sys.exit(1)

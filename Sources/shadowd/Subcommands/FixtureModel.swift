@@ -4,20 +4,21 @@ import ShadowFixtures
 import UnixSignals
 
 extension ShadowdCommand {
-    /// Serves a deterministic toy model (Open Inference Protocol) for demos, tests and benchmarks.
+    /// Serves a deterministic toy model (KServe V2, TF Serving or OpenAI chat) for demos, tests and benchmarks.
     struct FixtureModel: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             commandName: "fixture-model",
-            abstract: "Serve a deterministic toy model speaking KServe V2 (/v2/models/{name}/infer)."
+            abstract:
+                "Serve a deterministic toy model: KServe V2 (/v2/models/{name}/infer), TF Serving (/v1/models/{name}:predict) or OpenAI chat (/v1/chat/completions, streamed, with tool calls), with injected faults."
         )
 
         @Option(help: "Model spec YAML (see Fixtures/models/).")
         var spec: String
 
-        @Option(help: "Port on 127.0.0.1 (0 picks a free one).")
+        @Option(help: "Port (0 picks a free one).")
         var port: Int = 0
 
-        @Option(help: "Address to bind.")
+        @Option(help: "Address to bind (loopback by default; another address puts the fixture on a network namespace or host).")
         var host: String = "127.0.0.1"
 
         func run() async throws {

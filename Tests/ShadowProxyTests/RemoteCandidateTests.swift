@@ -177,4 +177,44 @@ import Testing
             #expect(totals["circuit_open"] == 20 && totals["candidate_error"] == 1 && totals["queue_expired"] == nil, "\(totals)")
         }
     }
+
+    /// A partition drops the compared share far below `limits.coverage_alert_percent`: one
+    /// warning for the episode, however many batches see it, and one notice when the share is
+    /// back; the run of transport failures is logged when it starts and when it ends.
+    @Test func aCoverageDropIsLoggedOncePerEpisode() async throws {
+        let log = LogRecorder()
+        let candidate = try await FixtureServer.start(responder: Self.answer)
+        let link = try await FaultyLink.start(targetPort: candidate.port)
+        try await withSidecar(
+            baseline: .responder(Self.answer),
+            candidates: [("c", .port(link.port))],
+            configure: {
+                $0.routes[0].candidates[0].maxConcurrency = 2
+                $0.routes[0].candidates[0].queueCapacity = 20
+                $0.routes[0].candidates[0].timeout = .seconds(1)
+                // A breaker that never opens, so the failure run is only logged.
+                $0.routes[0].circuitBreaker = CircuitBreakerConfiguration(minCalls: 1_000_000, consecutiveFailures: 0)
+            },
+            log: log
+        ) { sidecar, _, _ in
+            let warning = "of its copies over the last minute, below limits.coverage_alert_percent"
+            let notice = "of its copies over the last minute again"
+            try await self.load(sidecar, clients: 1, limit: .seconds(30)) { candidate.requestCount >= 150 }
+            link.set(.blackhole)
+            let sent = Tally()
+            try await self.load(sidecar, clients: 2, limit: .seconds(60)) {
+                sent.add()
+                return sent.count > 600 && !log.messages(containing: warning).isEmpty
+            }
+            #expect(log.messages(containing: warning).count == 1, "\(log.messages(containing: warning))")
+            #expect(!log.messages(containing: "candidate failing:").isEmpty)
+            link.set(.none)
+            try await self.load(sidecar, clients: 2, limit: .seconds(90)) { !log.messages(containing: notice).isEmpty }
+            #expect(log.messages(containing: warning).count == 1, "one warning for the whole episode")
+            #expect(log.messages(containing: notice).count == 1)
+            #expect(!log.messages(containing: "candidate answering again after").isEmpty)
+        }
+        try await link.stop()
+        try await candidate.stop()
+    }
 }

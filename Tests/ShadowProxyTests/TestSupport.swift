@@ -55,6 +55,30 @@ final class SidecarHarness: Sendable {
     }
 }
 
+/// Keeps the sidecar's log lines (level and message) for a test to read.
+struct LogRecorder: LogHandler, Sendable {
+    private final class Lines: Sendable {
+        let value = Mutex<[(level: Logger.Level, message: String)]>([])
+    }
+    private let lines = Lines()
+    var metadata: Logger.Metadata = [:]
+    var logLevel: Logger.Level = .notice
+
+    subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+        get { self.metadata[key] }
+        set { self.metadata[key] = newValue }
+    }
+
+    func log(event: LogEvent) {
+        self.lines.value.withLock { $0.append((event.level, event.message.description)) }
+    }
+
+    /// The messages logged so far containing `text`.
+    func messages(containing text: String) -> [String] {
+        self.lines.value.withLock { $0.map(\.message).filter { $0.contains(text) } }
+    }
+}
+
 /// A fixture that answers with `responder`, or a port where nothing listens (`nil`).
 enum Upstream {
     case responder(FixtureServer.Responder)
@@ -107,6 +131,7 @@ func withSidecar(
     baseline: Upstream,
     candidates: [(name: String, upstream: Upstream)] = [],
     configure: (inout Configuration) -> Void = { _ in },
+    log: LogRecorder? = nil,
     _ body: (SidecarHarness, _ baseline: FixtureServer?, _ candidates: [FixtureServer?]) async throws -> Void
 ) async throws {
     let directory = NSTemporaryDirectory() + "shadowd-proxy-" + UUID().uuidString
@@ -147,8 +172,8 @@ func withSidecar(
         revision: "test"
     )
     configure(&configuration)
-    var logger = Logger(label: "test")
-    logger.logLevel = .warning
+    var logger = log.map { recorder in Logger(label: "test") { _ in recorder } } ?? Logger(label: "test")
+    logger.logLevel = log == nil ? .warning : .notice
     let sidecar = try await Sidecar(configuration: configuration, logger: logger)
     let group = ServiceGroup(services: sidecar.services, logger: logger)
     let (finished, signal) = AsyncStream<Void>.makeStream()

@@ -46,7 +46,11 @@ public final class Sidecar: Sendable {
     ///
     /// - Throws: ``StoreError`` when the database cannot be opened; an error when an upstream
     ///   host name does not resolve.
+    /// Where `${env:…}` header values and `$CREDENTIALS_DIRECTORY` are read, at start and reload.
+    let environment: [String: String]
+
     public init(configuration: Configuration, logger: Logger, environment: [String: String] = [:]) async throws {
+        self.environment = environment
         self.configuration = configuration
         self.current = Mutex(configuration)
         self.metrics = SidecarMetrics()
@@ -54,7 +58,13 @@ public final class Sidecar: Sendable {
         self.gating = GatingRegistry(events: events, factory: self.metrics.factory, logger: logger)
         self.store = try PairStore(path: configuration.storage.path, synchronous: configuration.storage.synchronous)
         self.ramp = try RampController(routes: configuration.routes, store: self.store, events: events, factory: self.metrics.factory, logger: logger)
-        let runtime = try SidecarRuntime(configuration: configuration, metrics: self.metrics, gating: self.gating, ramp: self.ramp)
+        let runtime = try SidecarRuntime(
+            configuration: configuration,
+            metrics: self.metrics,
+            gating: self.gating,
+            ramp: self.ramp,
+            environment: self.environment
+        )
         let records = RecordQueue<ExchangeRecord>(capacity: configuration.storage.queueCapacity)
         let coverage = CoverageCounter()
         let shared = SharedState(records: records, coverage: coverage, metrics: self.metrics, logger: logger)
@@ -121,7 +131,13 @@ public final class Sidecar: Sendable {
         if configuration.storage != current.storage { refused.append("storage") }
         if configuration.limits.maxHeaderBytes != current.limits.maxHeaderBytes { refused.append("limits.max_header_bytes") }
         guard refused.isEmpty else { throw ReloadError(keys: refused) }
-        let runtime = try SidecarRuntime(configuration: configuration, metrics: self.metrics, gating: self.gating, ramp: self.ramp)
+        let runtime = try SidecarRuntime(
+            configuration: configuration,
+            metrics: self.metrics,
+            gating: self.gating,
+            ramp: self.ramp,
+            environment: self.environment
+        )
         self.writer.noise?.update(routes: configuration.routes)
         try self.ramp.apply(configuration.routes)
         for bound in self.contexts {

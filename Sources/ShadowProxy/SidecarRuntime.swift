@@ -24,6 +24,11 @@ final class SidecarRuntime: Sendable {
         let ramp: RampController?
         /// Whether the writer reads `usage` from JSON bodies (OpenAI-compatible or token prices).
         let readsUsage: Bool
+        /// The baseline's header rewrite, secrets read.
+        let baselineHeaders: UpstreamHeaders
+        /// Per target (same order): its rewrite, with the client's credential headers stripped
+        /// unless it forwards credentials.
+        let targetHeaders: [UpstreamHeaders]
     }
 
     let configuration: Configuration
@@ -32,7 +37,7 @@ final class SidecarRuntime: Sendable {
     /// Metric handles for requests that match no route.
     let unroutedMetrics: SidecarMetrics.RouteHandles
 
-    init(configuration: Configuration, metrics: SidecarMetrics, gating: GatingRegistry, ramp: RampController) throws {
+    init(configuration: Configuration, metrics: SidecarMetrics, gating: GatingRegistry, ramp: RampController, environment: [String: String]) throws {
         self.configuration = configuration
         self.table = RouteTable(routes: configuration.routes)
         self.routes = try configuration.routes.map { route in
@@ -54,7 +59,15 @@ final class SidecarRuntime: Sendable {
                 }(),
                 ramp: route.ramp == nil ? nil : ramp,
                 readsUsage: route.scorer.outputProtocol == .openAI || route.baseline.cost?.usesTokens == true
-                    || route.candidates.contains { $0.cost?.usesTokens == true }
+                    || route.candidates.contains { $0.cost?.usesTokens == true },
+                baselineHeaders: try UpstreamHeaders(route.baseline.headers, environment: environment),
+                targetHeaders: try route.mirrorTargets.map { target in
+                    try UpstreamHeaders(
+                        target.headers,
+                        stripping: target.forwardCredentials ? [] : configuration.credentialHeaders,
+                        environment: environment
+                    )
+                }
             )
         }
         self.unroutedMetrics = metrics.handles(route: "-", targets: [])

@@ -77,6 +77,38 @@ import Testing
         #expect(b.segment == .field("$.user.country") && b.segmentHeader == nil)
     }
 
+    @Test func headersAndCredentialsParse() throws {
+        let configuration = try Configuration.load(
+            yaml: """
+                upstreams: {credential_headers: [Authorization, X-Secret]}
+                routes:
+                  - name: r
+                    prefix: /
+                    baseline:
+                      url: "http://127.0.0.1:9001"
+                      headers: {set: {Authorization: "Bearer ${env:OPENAI_API_KEY}"}, remove: [X-Debug]}
+                    candidates:
+                      - name: c
+                        url: "http://127.0.0.1:9002"
+                        forward_credentials: true
+                        headers: {set: {X-Api-Key: "${credential:other-key}", X-Team: "ml ${file:/etc/team}!"}}
+                """
+        )
+        #expect(configuration.credentialHeaders == ["authorization", "x-secret"])
+        let baseline = configuration.routes[0].baseline.headers
+        #expect(baseline.remove == ["x-debug"] && baseline.set.map(\.name) == ["Authorization"])
+        #expect(baseline.set[0].value.parts == [.text("Bearer "), .environment("OPENAI_API_KEY")])
+        #expect(baseline.set[0].key == "routes[0].baseline.headers.set.Authorization")
+        let candidate = configuration.routes[0].candidates[0]
+        #expect(candidate.forwardCredentials && candidate.headers.set[1].value.description == "ml ${file:/etc/team}!")
+        let resolved = try candidate.headers.set[1].value.resolve(key: "k", environment: [:]) { $0 == "/etc/team" ? "platform\n" : nil }
+        #expect(resolved == "ml platform!")
+        #expect(throws: ConfigurationError.self) {
+            try candidate.headers.set[0].value.resolve(key: "k", environment: [:]) { _ in "x" }
+        }
+        #expect(try Configuration.load(yaml: Self.minimal).credentialHeaders.contains("authorization"))
+    }
+
     @Test func theRevisionChangesWithTheText() throws {
         let a = try Configuration.load(yaml: Self.minimal)
         let b = try Configuration.load(yaml: Self.minimal + "\n# edited\n")
@@ -168,6 +200,22 @@ import Testing
         (
             "routes:\n  - name: r\n    prefix: /a\n    baseline: {url: \"http://127.0.0.1:1\", cost: {per_request: -1}}",
             "routes[0].baseline.cost.per_request: must be between 0"
+        ),
+        (
+            "routes:\n  - name: r\n    prefix: /a\n    baseline: {url: \"http://127.0.0.1:1\", headers: {set: {Authorization: \"Bearer ${env:KEY\"}}}",
+            "routes[0].baseline.headers.set.Authorization: unterminated '${'"
+        ),
+        (
+            "routes:\n  - name: r\n    prefix: /a\n    baseline: {url: \"http://127.0.0.1:1\", headers: {set: {Authorization: \"${vault:KEY}\"}}}",
+            "routes[0].baseline.headers.set.Authorization: unknown source 'vault'"
+        ),
+        (
+            "routes:\n  - name: r\n    prefix: /a\n    baseline: {url: \"http://127.0.0.1:1\", headers: {set: {\"Bad Name\": x}}}",
+            "routes[0].baseline.headers.set.Bad Name: not a valid header name"
+        ),
+        (
+            "routes:\n  - name: r\n    prefix: /a\n    baseline: {url: \"http://127.0.0.1:1\", headers: {remove: [Host]}}",
+            "host is set by the sidecar itself"
         ),
     ])
     func invalidFilesNameTheKeyAndTheReason(yaml: String, expected: String) {

@@ -132,6 +132,7 @@ func withSidecar(
     candidates: [(name: String, upstream: Upstream)] = [],
     configure: (inout Configuration) -> Void = { _ in },
     log: LogRecorder? = nil,
+    environment: [String: String] = [:],
     _ body: (SidecarHarness, _ baseline: FixtureServer?, _ candidates: [FixtureServer?]) async throws -> Void
 ) async throws {
     let directory = NSTemporaryDirectory() + "shadowd-proxy-" + UUID().uuidString
@@ -174,7 +175,7 @@ func withSidecar(
     configure(&configuration)
     var logger = log.map { recorder in Logger(label: "test") { _ in recorder } } ?? Logger(label: "test")
     logger.logLevel = log == nil ? .warning : .notice
-    let sidecar = try await Sidecar(configuration: configuration, logger: logger)
+    let sidecar = try await Sidecar(configuration: configuration, logger: logger, environment: environment)
     let group = ServiceGroup(services: sidecar.services, logger: logger)
     let (finished, signal) = AsyncStream<Void>.makeStream()
     try await withThrowingTaskGroup(of: Void.self) { tasks in

@@ -38,6 +38,9 @@ extension Configuration {
         }
         if var upstreams = try root.object("upstreams") {
             configuration.allowedUpstreamHosts = try upstreams.strings("allow_hosts")
+            if upstreams.has("credential_headers") {
+                configuration.credentialHeaders = try upstreams.strings("credential_headers").map { $0.lowercased() }
+            }
             try upstreams.finish()
         }
         var guardrails = GuardrailConfiguration()
@@ -283,6 +286,10 @@ extension BaselineConfiguration {
         self.connectTimeout = try reader.duration("connect_timeout", default: self.connectTimeout)
         self.maxIdleConnections = try reader.int("max_idle_connections", default: self.maxIdleConnections, range: 0...10_000)
         self.cost = try reader.cost("cost")
+        if var headers = try reader.object("headers") {
+            self.headers = try HeaderRewrite(reading: &headers)
+            try headers.finish()
+        }
     }
 }
 
@@ -299,6 +306,11 @@ extension CandidateConfiguration {
             self.maxQueueWait = try reader.duration("max_queue_wait", default: self.timeout, minimum: .milliseconds(1))
         }
         self.cost = try reader.cost("cost")
+        if var headers = try reader.object("headers") {
+            self.headers = try HeaderRewrite(reading: &headers)
+            try headers.finish()
+        }
+        self.forwardCredentials = try reader.bool("forward_credentials", default: self.forwardCredentials)
     }
 }
 

@@ -9,6 +9,9 @@ public struct Configuration: Sendable, Equatable {
     public var storage: StorageConfiguration
     /// Hosts other than loopback that upstream URLs may name.
     public var allowedUpstreamHosts: [String]
+    /// Client headers stripped from candidate copies unless a candidate forwards credentials
+    /// (lowercased; ``HeaderRewrite/defaultCredentialHeaders`` unless configured).
+    public var credentialHeaders = HeaderRewrite.defaultCredentialHeaders
     public var routes: [RouteConfiguration]
     /// A stable hash of the source text, stored with every record so rows from different
     /// configurations (and so different model builds) never mix silently.
@@ -295,6 +298,9 @@ public struct NoiseFloorConfiguration: Sendable, Equatable {
             connectTimeout: baseline.connectTimeout
         )
         target.samplePercent = self.samplePercent
+        // The baseline a second time: it is called as the baseline is, credentials included.
+        target.forwardCredentials = true
+        target.headers = baseline.headers
         return target
     }
 }
@@ -311,6 +317,8 @@ public struct BaselineConfiguration: Sendable, Equatable {
     public var maxIdleConnections: Int
     /// What a call costs, for the report's cost comparison.
     public var cost: CostConfiguration?
+    /// Headers the baseline gets beyond the client's (its own credentials, for instance).
+    public var headers = HeaderRewrite()
 
     public init(
         url: UpstreamURL,
@@ -346,6 +354,11 @@ public struct CandidateConfiguration: Sendable, Equatable {
     public var samplePercent: Double?
     /// What a call costs, for the report's cost comparison.
     public var cost: CostConfiguration?
+    /// Headers this candidate's copies get beyond the client's (its own credentials).
+    public var headers = HeaderRewrite()
+    /// Whether copies keep the client's credential headers (``Configuration/credentialHeaders``);
+    /// off by default: a candidate at another provider must not receive the baseline's key.
+    public var forwardCredentials = false
 
     public init(
         name: String,

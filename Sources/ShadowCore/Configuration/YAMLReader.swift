@@ -122,6 +122,19 @@ struct YAMLReader {
         return result
     }
 
+    /// Every entry of this reader's mapping as a string, in order (for maps whose keys are
+    /// data, such as header names); marks them all as read.
+    mutating func entries() throws(ConfigurationError) -> [(key: String, value: String, line: Int?)] {
+        var result: [(key: String, value: String, line: Int?)] = []
+        for (name, value) in self.mapping {
+            let key = name.string ?? "?"
+            self.consumed.insert(key)
+            guard case .scalar(let scalar) = value else { throw self.fail(key, "expected a string", node: value) }
+            result.append((key, scalar.string, YAMLReader.line(of: value)))
+        }
+        return result
+    }
+
     mutating func object(_ key: String) throws(ConfigurationError) -> YAMLReader? {
         guard let node = self.value(key) else { return nil }
         return try YAMLReader(path: self.child(key), node: node)

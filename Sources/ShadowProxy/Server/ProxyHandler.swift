@@ -335,7 +335,7 @@ final class ProxyHandler: ChannelInboundHandler, UpstreamResponseDelegate {
             } else {
                 .length(0)
             }
-        let baselineHead = Self.upstreamHead(
+        var baselineHead = Self.upstreamHead(
             request.head,
             target: configuration.baseline.url,
             requestID: self.requestID,
@@ -343,6 +343,7 @@ final class ProxyHandler: ChannelInboundHandler, UpstreamResponseDelegate {
             framing: framing,
             shadow: false
         )
+        if !request.route.baselineHeaders.isEmpty { request.route.baselineHeaders.apply(to: &baselineHead) }
         self.responseStarted = false
         self.captured = []
         self.seenBytes = 0
@@ -488,7 +489,7 @@ final class ProxyHandler: ChannelInboundHandler, UpstreamResponseDelegate {
         var accepted = 0
         for (slot, (index, epoch)) in chosen.enumerated() {
             let candidate = targets[index]
-            let head = Self.upstreamHead(
+            var head = Self.upstreamHead(
                 request.head,
                 target: candidate.url,
                 requestID: self.requestID,
@@ -496,6 +497,7 @@ final class ProxyHandler: ChannelInboundHandler, UpstreamResponseDelegate {
                 framing: .length(bodySize),
                 shadow: true
             )
+            route.targetHeaders[index].apply(to: &head)
             let call = ShadowCall(
                 candidateIndex: slot,
                 candidate: candidate,

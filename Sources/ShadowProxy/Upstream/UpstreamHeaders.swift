@@ -1,0 +1,48 @@
+import Foundation
+import NIOHTTP1
+import ShadowCore
+
+/// One upstream's header rewrite with its secrets read: applied to every request head sent to it.
+///
+/// Built when a configuration is applied (at start and on each SIGHUP, so rotated keys are
+/// picked up), never on the request path. The values are secrets: nothing here is logged.
+struct UpstreamHeaders: Sendable {
+    /// Lowercased names removed from the client's headers.
+    let remove: [String]
+    let set: [(name: String, value: String)]
+
+    var isEmpty: Bool { self.remove.isEmpty && self.set.isEmpty }
+
+    static let none = UpstreamHeaders(remove: [], set: [])
+
+    private init(remove: [String], set: [(name: String, value: String)]) {
+        self.remove = remove
+        self.set = set
+    }
+
+    /// - Parameters:
+    ///   - stripping: client headers removed before the rewrite (a candidate's credential headers).
+    ///   - environment: where `${env:…}` and `$CREDENTIALS_DIRECTORY` come from.
+    /// - Throws: ``ConfigurationError`` naming the key and the missing source.
+    init(_ rewrite: HeaderRewrite, stripping: [String] = [], environment: [String: String]) throws(ConfigurationError) {
+        var set: [(name: String, value: String)] = []
+        for field in rewrite.set {
+            set.append((field.name, try field.value.resolve(key: field.key, environment: environment, readFile: Self.read)))
+        }
+        // A header being set replaces the client's: remove it first.
+        var remove = stripping + rewrite.remove + set.map { $0.name.lowercased() }
+        var seen: Set<String> = []
+        remove = remove.filter { seen.insert($0).inserted }
+        self.init(remove: remove, set: set)
+    }
+
+    static func read(_ path: String) -> String? {
+        FileManager.default.contents(atPath: path).map { String(decoding: $0, as: UTF8.self) }
+    }
+
+    /// Applies the rewrite to a request head about to be sent.
+    func apply(to head: inout HTTPRequestHead) {
+        for name in self.remove { head.headers.remove(name: name) }
+        for (name, value) in self.set { head.headers.add(name: name, value: value) }
+    }
+}

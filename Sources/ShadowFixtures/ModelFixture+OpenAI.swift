@@ -58,7 +58,8 @@ extension ModelFixture {
     func stream(words: [String], call: ToolCall?, usage: (Double, Double)?, key: UInt64, delay: Duration) -> FixtureResponse {
         let id = "chatcmpl-\(key)"
         let model = JSONValue.string("\(self.spec.name)-\(self.spec.version)")
-        let created = JSONValue.number(Double(time(nil)))
+        // Deterministic per prompt (tests compare two calls' streams byte for byte).
+        let created = JSONValue.number(Double(1_750_000_000 + key % 10_000_000))
         func chunk(choices: [JSONValue], extra: [(key: String, value: JSONValue)] = []) -> [UInt8] {
             let object = JSONValue.object(
                 [

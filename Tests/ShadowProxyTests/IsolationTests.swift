@@ -152,7 +152,12 @@ import Testing
         let secret = "CANDIDATE-SECRET-OUTPUT"
         let model = try await FixtureServer.start { _ in .json(Self.baselineBody) }
         let link = try await FaultyLink.start(targetPort: model.port, fault: .blackhole)
-        try await withSidecar(baseline: .port(link.port), candidates: [("c", .responder { _ in .json(#"{"x":"\#(secret)"}"#) })]) {
+        try await withSidecar(
+            baseline: .port(link.port),
+            candidates: [("c", .responder { _ in .json(#"{"x":"\#(secret)"}"#) })],
+            // Only the test's reset ends the baseline call, however long a loaded machine takes.
+            configure: { $0.routes[0].baseline.timeout = .seconds(120) }
+        ) {
             sidecar,
             _,
             candidates in

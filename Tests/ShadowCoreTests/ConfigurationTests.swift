@@ -109,6 +109,38 @@ import Testing
         #expect(try Configuration.load(yaml: Self.minimal).credentialHeaders.contains("authorization"))
     }
 
+    @Test func aCandidatesBodyRewriteParsesAndApplies() throws {
+        let configuration = try Configuration.load(
+            yaml: """
+                routes:
+                  - name: r
+                    prefix: /
+                    baseline: {url: "http://127.0.0.1:9001"}
+                    candidates:
+                      - name: c
+                        url: "http://127.0.0.1:9002"
+                        rewrite:
+                          set: {"$.model": llama-3.1-8b-instruct, "$.temperature": 0, "$.messages[*].name": '"anon"', "$.options.seed": 7}
+                          remove: ["$.user", "$.messages[1]"]
+                """
+        )
+        let rewrite = configuration.routes[0].candidates[0].rewrite
+        let request = try JSONParser().parse(
+            #"{"model":"gpt-4o","user":"u-42","temperature":0.7,"messages":[{"role":"system","content":"a","name":"x"},{"role":"user","content":"b"}]}"#
+        )
+        let expected = try JSONParser().parse(
+            #"{"model":"llama-3.1-8b-instruct","temperature":0,"messages":[{"role":"system","content":"a","name":"anon"}]}"#
+        )
+        // "$.options.seed" is not added: its parent object does not exist.
+        #expect(rewrite.apply(to: request) == expected, "\(rewrite.apply(to: request).serialized)")
+        #expect(throws: ConfigurationError.self) {
+            try Configuration.load(
+                yaml:
+                    "routes:\n  - name: r\n    prefix: /\n    baseline: {url: \"http://127.0.0.1:1\"}\n    candidates:\n      - {name: c, url: \"http://127.0.0.1:2\", rewrite: {remove: [model]}}"
+            )
+        }
+    }
+
     @Test func theRevisionChangesWithTheText() throws {
         let a = try Configuration.load(yaml: Self.minimal)
         let b = try Configuration.load(yaml: Self.minimal + "\n# edited\n")

@@ -118,4 +118,36 @@ import Testing
         }
         try? FileManager.default.removeItem(atPath: configuration.storage.path)
     }
+
+    /// The candidate gets its own version of the JSON body (another model name, a field
+    /// removed); the baseline and the stored request keep the client's.
+    @Test func aCandidatesCopyIsRewrittenAndOnlyItsCopy() async throws {
+        try await withSidecar(
+            baseline: .responder(Self.answer),
+            candidates: [("other-model", .responder(Self.answer))],
+            configure: {
+                $0.routes[0].candidates[0].rewrite = BodyRewrite(
+                    set: [.init(pattern: try! JSONPathPattern.parse("$.model").get(), value: .string("llama-3.1-8b-instruct"))],
+                    remove: [try! JSONPathPattern.parse("$.user").get()]
+                )
+            }
+        ) { sidecar, baseline, candidates in
+            let body = #"{"model":"gpt-4o","user":"u-42","messages":[{"role":"user","content":"hi"}]}"#
+            let client = try await sidecar.client()
+            #expect(
+                try await client.send(method: .POST, path: "/infer", headers: [("content-type", "application/json")], body: Array(body.utf8)).status
+                    == 200
+            )
+            await client.close()
+            #expect(try await eventually { sidecar.shadowPending == 0 })
+            #expect(String(decoding: baseline?.recentRequests.last?.body ?? [], as: UTF8.self) == body)
+            let copy = try JSONParser().parse(candidates[0]?.recentRequests.last?.body ?? [])
+            #expect(copy == (try JSONParser().parse(#"{"model":"llama-3.1-8b-instruct","messages":[{"role":"user","content":"hi"}]}"#)))
+            #expect(candidates[0]?.recentRequests.last?.header("content-length") == String(candidates[0]?.recentRequests.last?.body.count ?? -1))
+            let queue = try DatabaseQueue(path: sidecar.databasePath)
+            let stored = try await waitForRow(queue, sql: "SELECT CAST(request_body AS TEXT) AS body, outcome FROM pairs")
+            try queue.close()
+            #expect(stored["body"] as String? == body && stored["outcome"] as String? == "compared")
+        }
+    }
 }

@@ -311,6 +311,10 @@ extension CandidateConfiguration {
             try headers.finish()
         }
         self.forwardCredentials = try reader.bool("forward_credentials", default: self.forwardCredentials)
+        if var rewrite = try reader.object("rewrite") {
+            self.rewrite = try BodyRewrite(reading: &rewrite)
+            try rewrite.finish()
+        }
     }
 }
 

@@ -356,6 +356,8 @@ public struct CandidateConfiguration: Sendable, Equatable {
     public var cost: CostConfiguration?
     /// Headers this candidate's copies get beyond the client's (its own credentials).
     public var headers = HeaderRewrite()
+    /// Changes to this candidate's copy of a JSON request body (another model name, say).
+    public var rewrite = BodyRewrite()
     /// Whether copies keep the client's credential headers (``Configuration/credentialHeaders``);
     /// off by default: a candidate at another provider must not receive the baseline's key.
     public var forwardCredentials = false

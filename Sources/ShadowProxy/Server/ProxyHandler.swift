@@ -489,12 +489,18 @@ final class ProxyHandler: ChannelInboundHandler, UpstreamResponseDelegate {
         var accepted = 0
         for (slot, (index, epoch)) in chosen.enumerated() {
             let candidate = targets[index]
+            // The candidate's own version of a JSON body (another model name, fields removed);
+            // the baseline and the stored request keep the client's. Not JSON: sent as it came.
+            var copy = request.body
+            if !candidate.rewrite.isEmpty, let document = body() {
+                copy = ByteBuffer(bytes: Array(candidate.rewrite.apply(to: document).serialized.utf8))
+            }
             var head = Self.upstreamHead(
                 request.head,
                 target: candidate.url,
                 requestID: self.requestID,
                 peer: peer,
-                framing: .length(bodySize),
+                framing: .length(copy?.readableBytes ?? 0),
                 shadow: true
             )
             route.targetHeaders[index].apply(to: &head)
@@ -502,7 +508,7 @@ final class ProxyHandler: ChannelInboundHandler, UpstreamResponseDelegate {
                 candidateIndex: slot,
                 candidate: candidate,
                 head: head,
-                body: request.body,
+                body: copy,
                 exchange: exchange,
                 captureLimit: storage.maxStoredBody,
                 latency: route.metrics.targets[index],

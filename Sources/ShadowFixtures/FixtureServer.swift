@@ -1,6 +1,8 @@
 import NIOCore
 import NIOHTTP1
 import NIOPosix
+import NIOSSL
+import NIOTLS
 import Synchronization
 
 /// A real HTTP server on loopback whose every answer is scripted: the stand-in for model servers
@@ -19,11 +21,13 @@ public final class FixtureServer: Sendable {
         self.counters = counters
     }
 
-    /// Binds `host:port` (port 0 lets the kernel choose) and serves until ``stop()``.
+    /// Binds `host:port` (port 0 lets the kernel choose) and serves until ``stop()``; over TLS
+    /// with `tls` (HTTPS, as a hosted model API).
     public static func start(
         host: String = "127.0.0.1",
         port: Int = 0,
         group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
+        tls: NIOSSLContext? = nil,
         responder: @escaping Responder
     ) async throws -> FixtureServer {
         let counters = FixtureCounters()
@@ -34,6 +38,10 @@ public final class FixtureServer: Sendable {
             .childChannelInitializer { channel in
                 counters.connections.add(1, ordering: .relaxed)
                 return channel.eventLoop.makeCompletedFuture {
+                    if let tls {
+                        try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: tls))
+                        try channel.pipeline.syncOperations.addHandler(HandshakeCounter(counters: counters))
+                    }
                     try channel.pipeline.syncOperations.configureHTTPServerPipeline(withErrorHandling: true)
                     try channel.pipeline.syncOperations.addHandler(FixtureHandler(responder: responder, counters: counters))
                 }
@@ -55,6 +63,8 @@ public final class FixtureServer: Sendable {
     public var bodyBytesReceived: Int { self.counters.bodyBytes.load(ordering: .relaxed) }
     /// TCP connections accepted so far.
     public var connectionCount: Int { self.counters.connections.load(ordering: .relaxed) }
+    /// TLS handshakes completed so far (HTTPS fixtures).
+    public var handshakeCount: Int { self.counters.handshakes.load(ordering: .relaxed) }
     /// The most recent requests (up to 64), oldest first.
     public var recentRequests: [FixtureRequest] { self.counters.recent.withLock { $0 } }
 }
@@ -62,6 +72,7 @@ public final class FixtureServer: Sendable {
 final class FixtureCounters: Sendable {
     let requests = Atomic<Int>(0)
     let connections = Atomic<Int>(0)
+    let handshakes = Atomic<Int>(0)
     let bodyBytes = Atomic<Int>(0)
     let recent = Mutex<[FixtureRequest]>([])
 
@@ -297,5 +308,40 @@ public final class FixtureGate: Sendable {
             return state.waiting
         }
         for action in waiting { action() }
+    }
+}
+
+/// Counts completed TLS handshakes, then leaves the pipeline.
+final class HandshakeCounter: ChannelInboundHandler, RemovableChannelHandler {
+    typealias InboundIn = NIOAny
+    private let counters: FixtureCounters
+
+    init(counters: FixtureCounters) {
+        self.counters = counters
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if case TLSUserEvent.handshakeCompleted = event {
+            self.counters.handshakes.add(1, ordering: .relaxed)
+            context.pipeline.syncOperations.removeHandler(context: context, promise: nil)
+        }
+        context.fireUserInboundEventTriggered(event)
+    }
+}
+
+extension NIOSSLContext {
+    /// A server context from PEM files, as `fixture-model --tls-cert/--tls-key` takes them; with
+    /// `clientCA`, clients must present a certificate it issued (mutual TLS).
+    public static func fixtureServer(certificatePEM: String, keyPEM: String, clientCAPEM: String? = nil) throws -> NIOSSLContext {
+        var configuration = TLSConfiguration.makeServerConfiguration(
+            certificateChain: try NIOSSLCertificate.fromPEMBytes(Array(certificatePEM.utf8)).map { .certificate($0) },
+            privateKey: .privateKey(try NIOSSLPrivateKey(bytes: Array(keyPEM.utf8), format: .pem))
+        )
+        configuration.applicationProtocols = ["http/1.1"]
+        if let clientCAPEM {
+            configuration.certificateVerification = .noHostnameVerification
+            configuration.trustRoots = .certificates(try NIOSSLCertificate.fromPEMBytes(Array(clientCAPEM.utf8)))
+        }
+        return try NIOSSLContext(configuration: configuration)
     }
 }

@@ -1,3 +1,4 @@
+import NIOSSL
 import ShadowCore
 
 /// Answers Open Inference Protocol requests for one ``ModelSpec``.
@@ -17,8 +18,8 @@ public struct ModelFixture: Sendable {
     }
 
     /// Starts a fixture server for this model.
-    public func start(host: String = "127.0.0.1", port: Int = 0) async throws -> FixtureServer {
-        try await FixtureServer.start(host: host, port: port, responder: self.responder)
+    public func start(host: String = "127.0.0.1", port: Int = 0, tls: NIOSSLContext? = nil) async throws -> FixtureServer {
+        try await FixtureServer.start(host: host, port: port, tls: tls, responder: self.responder)
     }
 
     public func respond(to request: FixtureRequest) -> FixtureResponse {

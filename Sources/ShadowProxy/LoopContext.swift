@@ -26,9 +26,19 @@ final class LoopContext {
 
     func baselinePool(for route: SidecarRuntime.Route) -> UpstreamPool {
         let baseline = route.configuration.baseline
-        let key = "\(baseline.url.host):\(baseline.url.port)"
-        if let pool = self.baselinePools[key] { return pool }
-        let pool = UpstreamPool(loop: self.loop, target: baseline.url, address: route.baselineAddress, maxIdle: baseline.maxIdleConnections)
+        let key = baseline.url.description
+        if let pool = self.baselinePools[key] {
+            // After a reload the endpoint may carry re-read certificates.
+            if pool.endpoint.tls !== route.baseline.tls { pool.update(route.baseline) }
+            return pool
+        }
+        let pool = UpstreamPool(
+            loop: self.loop,
+            endpoint: route.baseline,
+            maxIdle: baseline.maxIdleConnections,
+            statistics: self.shared.statistics,
+            logger: self.shared.logger
+        )
         self.baselinePools[key] = pool
         return pool
     }
@@ -36,14 +46,19 @@ final class LoopContext {
     func lane(for route: SidecarRuntime.Route, candidate index: Int) -> ShadowLane {
         let candidate = route.targets[index]
         let key = "\(route.configuration.name)\u{0}\(candidate.name)\u{0}\(candidate.url)"
-        if let lane = self.lanes[key] { return lane }
+        if let lane = self.lanes[key] {
+            let endpoint = route.candidateEndpoints[index]
+            if lane.pool.endpoint.tls !== endpoint.tls { lane.pool.update(endpoint) }
+            return lane
+        }
         let concurrency = max(1, candidate.maxConcurrency / self.loopCount)
         let pool = UpstreamPool(
             loop: self.loop,
-            target: candidate.url,
-            address: route.candidateAddresses[index],
+            endpoint: route.candidateEndpoints[index],
             maxIdle: concurrency,
-            refusalBackoff: UpstreamPool.candidateRefusalBackoff
+            refusalBackoff: UpstreamPool.candidateRefusalBackoff,
+            statistics: self.shared.statistics,
+            logger: self.shared.logger
         )
         let lane = ShadowLane(
             candidate: candidate,

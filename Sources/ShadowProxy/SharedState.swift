@@ -37,6 +37,10 @@ public final class ProxyStatistics: Sendable {
     let shadowPending = Atomic<Int>(0)
     /// Baseline calls in a row that could not connect; reset by any response.
     let baselineConnectFailuresInARow = Atomic<Int>(0)
+    /// TLS handshakes completed with upstreams (one per new pooled connection).
+    let tlsHandshakes = Atomic<Int>(0)
+    /// Upstream connections that failed in the TLS handshake.
+    let tlsFailures = Atomic<Int>(0)
 
     /// A point-in-time copy.
     public var snapshot: Snapshot {
@@ -47,7 +51,9 @@ public final class ProxyStatistics: Sendable {
             mirrored: self.mirrored.load(ordering: .relaxed),
             shadowDropped: self.shadowDropped.load(ordering: .relaxed),
             openConnections: self.openConnections.load(ordering: .relaxed),
-            shadowPending: self.shadowPending.load(ordering: .relaxed)
+            shadowPending: self.shadowPending.load(ordering: .relaxed),
+            tlsHandshakes: self.tlsHandshakes.load(ordering: .relaxed),
+            tlsFailures: self.tlsFailures.load(ordering: .relaxed)
         )
     }
 
@@ -59,5 +65,7 @@ public final class ProxyStatistics: Sendable {
         public var shadowDropped: Int
         public var openConnections: Int
         public var shadowPending: Int
+        public var tlsHandshakes: Int
+        public var tlsFailures: Int
     }
 }

@@ -63,6 +63,9 @@ public final class SidecarMetrics: Sendable {
         }
         gauge("shadowd_open_connections", proxy.openConnections)
         gauge("shadowd_shadow_pending", proxy.shadowPending)
+        // Totals since start, as gauges read from the atomic counters the pools keep.
+        gauge("shadowd_upstream_tls_handshakes", proxy.tlsHandshakes)
+        gauge("shadowd_upstream_tls_failures", proxy.tlsFailures)
         gauge("shadowd_record_queue_depth", status.shared.records.depth)
         gauge("shadowd_recording_healthy", writer.lastBatchFailed ? 0 : 1)
         gauge("shadowd_database_bytes", (try? status.writer.databaseBytes()) ?? 0)

@@ -3,15 +3,16 @@ import ShadowCore
 import ShadowStore
 
 /// A configuration made ready for the request path: routes indexed, scorers built, upstream
-/// addresses resolved once (no DNS on the request path).
+/// endpoints prepared (IP literals parsed once, TLS contexts built with their files read).
 final class SidecarRuntime: Sendable {
     struct Route: Sendable {
         let configuration: RouteConfiguration
         let scorer: any Scorer
         /// The candidates, then the A/A replica if configured.
         let targets: [CandidateConfiguration]
-        let baselineAddress: SocketAddress
-        let candidateAddresses: [SocketAddress]
+        let baseline: UpstreamEndpoint
+        /// Per target (same order).
+        let candidateEndpoints: [UpstreamEndpoint]
         let metrics: SidecarMetrics.RouteHandles
         /// Per target (same order), its circuit breaker if configured.
         let breakers: [CandidateBreaker?]
@@ -45,9 +46,9 @@ final class SidecarRuntime: Sendable {
                 configuration: route,
                 scorer: route.scorer.makeScorer(),
                 targets: route.mirrorTargets,
-                baselineAddress: try SocketAddress.makeAddressResolvingHost(route.baseline.url.host, port: route.baseline.url.port),
-                candidateAddresses: try route.mirrorTargets.map {
-                    try SocketAddress.makeAddressResolvingHost($0.url.host, port: $0.url.port)
+                baseline: try UpstreamEndpoint(url: route.baseline.url, tls: route.baseline.tls, environment: environment),
+                candidateEndpoints: try route.mirrorTargets.map { target throws(ConfigurationError) in
+                    try UpstreamEndpoint(url: target.url, tls: target.tls, environment: environment)
                 },
                 metrics: metrics.handles(route: route.name, targets: route.mirrorTargets.map(\.name)),
                 breakers: route.mirrorTargets.map { gating.breaker(route: route.name, candidate: $0.name, configuration: route.circuitBreaker) },

@@ -77,6 +77,35 @@ import Testing
         #expect(b.segment == .field("$.user.country") && b.segmentHeader == nil)
     }
 
+    @Test func httpsUpstreamsTakeTLSSettings() throws {
+        let configuration = try Configuration.load(
+            yaml: """
+                upstreams: {allow_hosts: [api.openai.com]}
+                routes:
+                  - name: r
+                    prefix: /
+                    baseline: {url: "https://api.openai.com/v1"}
+                    candidates:
+                      - name: internal
+                        url: "https://127.0.0.1:8443"
+                        tls:
+                          ca_file: /etc/shadowd/internal-ca.pem
+                          client_certificate: /etc/shadowd/client.crt
+                          client_key: "${credential:client.key}"
+                          server_name: models.internal
+                          min_version: "1.3"
+                """
+        )
+        let baseline = configuration.routes[0].baseline
+        #expect(baseline.url == UpstreamURL(host: "api.openai.com", port: 443, basePath: "/v1", usesTLS: true))
+        #expect(baseline.url.hostHeader == "api.openai.com" && !baseline.url.hostIsAddress)
+        #expect(baseline.tls == UpstreamTLSConfiguration(key: "routes[0].baseline.tls"), "system trust store, host name from the URL")
+        let tls = try #require(configuration.routes[0].candidates[0].tls)
+        #expect(tls.caFile == .path("/etc/shadowd/internal-ca.pem") && tls.clientKey == .credential("client.key"))
+        #expect(tls.serverName == "models.internal" && tls.minimumVersion == .v1_3)
+        #expect(configuration.routes[0].candidates[0].url.hostIsAddress)
+    }
+
     @Test func headersAndCredentialsParse() throws {
         let configuration = try Configuration.load(
             yaml: """
@@ -173,8 +202,24 @@ import Testing
         ("routes:\n  - name: r\n    prefix: /a\n", "routes[0].baseline: is required"),
         ("routes:\n  - name: r\n    prefix: a\n    baseline: {url: \"http://127.0.0.1:1\"}", "routes[0].prefix: must start with '/'"),
         (
-            "routes:\n  - name: r\n    prefix: /a\n    baseline: {url: \"https://127.0.0.1:1\"}",
-            "routes[0].baseline.url: https upstreams are not supported"
+            "routes:\n  - name: r\n    prefix: /a\n    baseline: {url: \"ftp://127.0.0.1:1\"}",
+            "routes[0].baseline.url: expected an http:// or https:// URL"
+        ),
+        (
+            "routes:\n  - name: r\n    prefix: /a\n    baseline: {url: \"http://127.0.0.1:1\", tls: {ca_file: /etc/ca.pem}}",
+            "routes[0].baseline.tls: applies to https:// URLs only"
+        ),
+        (
+            "routes:\n  - name: r\n    prefix: /a\n    baseline: {url: \"https://127.0.0.1:1\", tls: {client_certificate: /c.pem}}",
+            "routes[0].baseline.tls.client_key: is required with client_certificate"
+        ),
+        (
+            "routes:\n  - name: r\n    prefix: /a\n    baseline: {url: \"https://127.0.0.1:1\", tls: {min_version: \"1.1\"}}",
+            "routes[0].baseline.tls.min_version: unknown value '1.1'"
+        ),
+        (
+            "routes:\n  - name: r\n    prefix: /a\n    baseline: {url: \"https://127.0.0.1:1\", tls: {insecure_skip_verify: true}}",
+            "routes[0].baseline.tls.insecure_skip_verify: unknown key"
         ),
         (
             "routes:\n  - name: r\n    prefix: /a\n    baseline: {url: \"http://example.com:80\"}",

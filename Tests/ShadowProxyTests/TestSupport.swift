@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import NIOSSL
 import ServiceLifecycle
 import ShadowCore
 import ShadowFixtures
@@ -85,6 +86,8 @@ enum Upstream {
     case refusing
     /// Something the test started itself (a ``FaultyLink`` in front of a fixture).
     case port(Int)
+    /// An HTTPS fixture with this server context.
+    case tls(NIOSSLContext, FixtureServer.Responder)
 
     func start() async throws -> (port: Int, server: FixtureServer?, reserved: ReservedPort?) {
         switch self {
@@ -92,6 +95,9 @@ enum Upstream {
             return (port, nil, nil)
         case .responder(let responder):
             let server = try await FixtureServer.start(responder: responder)
+            return (server.port, server, nil)
+        case .tls(let context, let responder):
+            let server = try await FixtureServer.start(tls: context, responder: responder)
             return (server.port, server, nil)
         case .refusing:
             let reserved = try ReservedPort()

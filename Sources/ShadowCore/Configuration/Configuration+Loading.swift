@@ -100,6 +100,15 @@ extension YAMLReader {
         }
     }
 
+    /// The `tls` settings of an upstream: defaults for an `https://` URL, an error on `http://`.
+    mutating func upstreamTLS(for url: UpstreamURL) throws(ConfigurationError) -> UpstreamTLSConfiguration? {
+        guard var reader = try self.object("tls") else { return url.usesTLS ? UpstreamTLSConfiguration(key: self.child("tls")) : nil }
+        guard url.usesTLS else { throw self.fail("tls", "applies to https:// URLs only; this upstream is \(url)") }
+        let tls = try UpstreamTLSConfiguration(reading: &reader)
+        try reader.finish()
+        return tls
+    }
+
     mutating func name(_ key: String) throws(ConfigurationError) -> String {
         let value = try self.requiredString(key)
         let allowed = value.unicodeScalars.allSatisfy {
@@ -290,6 +299,7 @@ extension BaselineConfiguration {
             self.headers = try HeaderRewrite(reading: &headers)
             try headers.finish()
         }
+        self.tls = try reader.upstreamTLS(for: self.url)
     }
 }
 
@@ -311,6 +321,7 @@ extension CandidateConfiguration {
             try headers.finish()
         }
         self.forwardCredentials = try reader.bool("forward_credentials", default: self.forwardCredentials)
+        self.tls = try reader.upstreamTLS(for: self.url)
         if var rewrite = try reader.object("rewrite") {
             self.rewrite = try BodyRewrite(reading: &rewrite)
             try rewrite.finish()

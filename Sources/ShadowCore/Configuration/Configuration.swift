@@ -301,6 +301,7 @@ public struct NoiseFloorConfiguration: Sendable, Equatable {
         // The baseline a second time: it is called as the baseline is, credentials included.
         target.forwardCredentials = true
         target.headers = baseline.headers
+        if target.url.usesTLS { target.tls = baseline.tls ?? UpstreamTLSConfiguration() }
         return target
     }
 }
@@ -319,6 +320,8 @@ public struct BaselineConfiguration: Sendable, Equatable {
     public var cost: CostConfiguration?
     /// Headers the baseline gets beyond the client's (its own credentials, for instance).
     public var headers = HeaderRewrite()
+    /// TLS settings; set exactly when the URL is `https://`.
+    public var tls: UpstreamTLSConfiguration?
 
     public init(
         url: UpstreamURL,
@@ -332,6 +335,7 @@ public struct BaselineConfiguration: Sendable, Equatable {
         self.timeout = timeout
         self.connectTimeout = connectTimeout
         self.maxIdleConnections = maxIdleConnections
+        self.tls = url.usesTLS ? UpstreamTLSConfiguration() : nil
     }
 }
 
@@ -361,6 +365,8 @@ public struct CandidateConfiguration: Sendable, Equatable {
     /// Whether copies keep the client's credential headers (``Configuration/credentialHeaders``);
     /// off by default: a candidate at another provider must not receive the baseline's key.
     public var forwardCredentials = false
+    /// TLS settings; set exactly when the URL is `https://`.
+    public var tls: UpstreamTLSConfiguration?
 
     public init(
         name: String,
@@ -378,6 +384,7 @@ public struct CandidateConfiguration: Sendable, Equatable {
         self.connectTimeout = connectTimeout
         self.queueCapacity = queueCapacity
         self.maxConcurrency = maxConcurrency
+        self.tls = url.usesTLS ? UpstreamTLSConfiguration() : nil
     }
 }
 

@@ -42,58 +42,79 @@ public struct HostPort: Sendable, Hashable, CustomStringConvertible {
     }
 }
 
-/// An upstream base URL: `http://host:port[/base/path]`.
+/// An upstream base URL: `http://host[:port][/base/path]` or `https://…`.
 public struct UpstreamURL: Sendable, Hashable, CustomStringConvertible {
     public var host: String
     public var port: Int
     /// Prepended to the client's path; empty or starting with `/`, never ending with `/`.
     public var basePath: String
+    /// `https://`: the connection is TLS, verified against the upstream's trust roots.
+    public var usesTLS: Bool
 
-    public init(host: String, port: Int, basePath: String = "") {
+    public init(host: String, port: Int, basePath: String = "", usesTLS: Bool = false) {
         self.host = host
         self.port = port
         self.basePath = basePath
+        self.usesTLS = usesTLS
     }
 
-    /// Parses an `http://` URL; says why when it cannot.
+    /// Parses an `http://` or `https://` URL; says why when it cannot.
     public static func parse(_ text: String) -> Result<UpstreamURL, ParseFailure> {
         let lower = text.lowercased()
+        let usesTLS: Bool
         if lower.hasPrefix("https://") {
-            return .failure(ParseFailure(reason: "https upstreams are not supported; use http:// on loopback or a local TLS terminator"))
+            usesTLS = true
+        } else if lower.hasPrefix("http://") {
+            usesTLS = false
+        } else {
+            return .failure(ParseFailure(reason: "expected an http:// or https:// URL, got '\(text)'"))
         }
-        guard lower.hasPrefix("http://") else { return .failure(ParseFailure(reason: "expected an http:// URL, got '\(text)'")) }
-        let rest = text.dropFirst("http://".count)
+        let rest = text.drop { $0 != ":" }.dropFirst("://".count)
         let authority = rest.prefix { $0 != "/" && $0 != "?" && $0 != "#" }
         var path = String(rest.dropFirst(authority.count))
         guard !path.contains("?"), !path.contains("#") else {
             return .failure(ParseFailure(reason: "an upstream URL takes no query or fragment, got '\(text)'"))
         }
         while path.hasSuffix("/") { path.removeLast() }
-        guard !authority.contains("@") else { return .failure(ParseFailure(reason: "credentials in upstream URLs are not supported")) }
+        guard !authority.contains("@") else {
+            return .failure(ParseFailure(reason: "credentials in upstream URLs are not supported; use headers.set"))
+        }
         let hostPort: HostPort
         if let parsed = HostPort(parsing: String(authority)) {
             hostPort = parsed
-        } else if !authority.isEmpty, !authority.contains(":") {
-            hostPort = HostPort(host: String(authority), port: 80)
+        } else if !authority.isEmpty, !authority.contains(":") || (authority.hasPrefix("[") && authority.hasSuffix("]")) {
+            let host = authority.hasPrefix("[") ? String(authority.dropFirst().dropLast()) : String(authority)
+            hostPort = HostPort(host: host, port: usesTLS ? 443 : 80)
         } else {
-            return .failure(ParseFailure(reason: "expected http://host:port, got '\(text)'"))
+            return .failure(ParseFailure(reason: "expected \(usesTLS ? "https" : "http")://host[:port], got '\(text)'"))
         }
         guard hostPort.port > 0 else { return .failure(ParseFailure(reason: "port must be 1...65535, got 0")) }
-        return .success(UpstreamURL(host: hostPort.host, port: hostPort.port, basePath: path))
+        return .success(UpstreamURL(host: hostPort.host, port: hostPort.port, basePath: path, usesTLS: usesTLS))
     }
 
     public struct ParseFailure: Error, Sendable {
         public let reason: String
     }
 
+    public var scheme: String { self.usesTLS ? "https" : "http" }
+
+    private var defaultPort: Int { self.usesTLS ? 443 : 80 }
+
     public var description: String {
         let hostPart = self.host.contains(":") ? "[\(self.host)]" : self.host
-        return "http://\(hostPart):\(self.port)\(self.basePath)"
+        return "\(self.scheme)://\(hostPart):\(self.port)\(self.basePath)"
     }
 
     /// The `Host` header value sent upstream.
     public var hostHeader: String {
         let hostPart = self.host.contains(":") ? "[\(self.host)]" : self.host
-        return self.port == 80 ? hostPart : "\(hostPart):\(self.port)"
+        return self.port == self.defaultPort ? hostPart : "\(hostPart):\(self.port)"
+    }
+
+    /// Whether the host is an IPv4 or IPv6 literal (nothing to resolve, no SNI name).
+    public var hostIsAddress: Bool {
+        if self.host.contains(":") { return true }
+        let parts = self.host.split(separator: ".", omittingEmptySubsequences: false)
+        return parts.count == 4 && parts.allSatisfy { part in UInt8(part) != nil }
     }
 }

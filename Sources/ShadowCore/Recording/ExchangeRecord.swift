@@ -117,8 +117,14 @@ public struct CandidateResult: Sendable, Equatable {
 public enum ArmError: String, Sendable, Equatable, CaseIterable {
     /// The connection was refused or could not be established.
     case refused
-    /// Connecting took longer than the connect timeout.
+    /// Connecting took longer than the connect timeout (name resolution, TCP and TLS handshake).
     case connectTimeout = "connect_timeout"
+    /// The upstream's host name did not resolve.
+    case dns
+    /// The TLS handshake failed: certificate verification, host name, protocol version, a
+    /// rejected client certificate, or a peer that does not speak TLS where it should (or does
+    /// where it should not).
+    case tls
     /// No complete response within the timeout.
     case timeout
     /// The connection closed or reset before the response ended.

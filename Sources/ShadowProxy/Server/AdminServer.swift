@@ -88,6 +88,8 @@ struct AdminStatus: Sendable {
             ("mirrored", .number(Double(proxy.mirrored))),
             ("shadow_dropped", .number(Double(proxy.shadowDropped))),
             ("open_connections", .number(Double(proxy.openConnections))),
+            ("upstream_tls_handshakes", .number(Double(proxy.tlsHandshakes))),
+            ("upstream_tls_failures", .number(Double(proxy.tlsFailures))),
             ("record_queue_depth", .number(Double(self.shared.records.depth))),
             ("records_refused", .number(Double(totals.refused))),
             ("records_written", .number(Double(writer.written))),

@@ -585,9 +585,10 @@ final class ProxyHandler: ChannelInboundHandler, UpstreamResponseDelegate {
     }
 
     func upstreamFailed(_ error: ArmError) {
+        let detail = self.call?.failureDetail
         self.finishBaseline(error: error)
         if error != .clientClosed { self.loopContext.shared.statistics.baselineFailures.add(1, ordering: .relaxed) }
-        if error == .refused || error == .connectTimeout {
+        if error == .refused || error == .connectTimeout || error == .dns || error == .tls {
             self.loopContext.shared.statistics.baselineConnectFailuresInARow.add(1, ordering: .relaxed)
         }
         guard let context = self.context, case .forwarding = self.state else { return }
@@ -597,7 +598,7 @@ final class ProxyHandler: ChannelInboundHandler, UpstreamResponseDelegate {
             context.flush()
             context.close(promise: nil)
         } else {
-            self.respond(SidecarError.baselineFailed(error), close: self.upload != nil)
+            self.respond(SidecarError.baselineFailed(error, detail: detail), close: self.upload != nil)
         }
     }
 

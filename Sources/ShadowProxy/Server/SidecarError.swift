@@ -37,8 +37,22 @@ struct SidecarError: Error {
         )
     }
 
-    static func baselineFailed(_ error: ArmError) -> SidecarError {
+    static func baselineFailed(_ error: ArmError, detail: String? = nil) -> SidecarError {
         switch error {
+        case .tls:
+            SidecarError(
+                status: .badGateway,
+                code: "baseline_tls",
+                message: "TLS to the baseline failed: \(detail ?? "handshake failed")",
+                closesConnection: false
+            )
+        case .dns:
+            SidecarError(
+                status: .badGateway,
+                code: "baseline_unreachable",
+                message: "the baseline's host name did not resolve",
+                closesConnection: false
+            )
         case .timeout:
             SidecarError(status: .gatewayTimeout, code: "baseline_timeout", message: "the baseline did not answer in time", closesConnection: false)
         case .connectTimeout:
@@ -56,7 +70,7 @@ struct SidecarError: Error {
             SidecarError(
                 status: .badGateway,
                 code: "baseline_reset",
-                message: "the baseline closed the connection before answering",
+                message: "the baseline closed the connection before answering" + (detail.map { ": \($0)" } ?? ""),
                 closesConnection: false
             )
         }

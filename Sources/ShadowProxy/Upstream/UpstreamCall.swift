@@ -22,6 +22,9 @@ final class UpstreamCall {
     private var timeoutError = ArmError.timeout
     /// With an idle timeout: the silence allowed between two pieces of the answer.
     private var idleLimit: TimeAmount?
+    /// Why the call failed, in words, when the error kind alone does not say (a TLS failure's
+    /// reason). Never holds secrets.
+    private(set) var failureDetail: String?
 
     init(delegate: any UpstreamResponseDelegate) {
         self.delegate = delegate
@@ -144,9 +147,10 @@ final class UpstreamCall {
         self.delegate?.upstreamEnd()
     }
 
-    func fail(_ error: ArmError) {
+    func fail(_ error: ArmError, detail: String? = nil) {
         guard !self.finished else { return }
         self.finished = true
+        self.failureDetail = detail
         self.timer?.cancel()
         self.connection = nil
         self.waiting = []

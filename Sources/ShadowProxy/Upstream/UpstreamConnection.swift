@@ -1,5 +1,6 @@
 import NIOCore
 import NIOHTTP1
+import NIOSSL
 import ShadowCore
 
 /// A keep-alive HTTP/1.1 connection to one upstream, owned by a pool on one event loop.
@@ -7,14 +8,17 @@ final class UpstreamConnection {
     let channel: any Channel
     private let handler: UpstreamHandler
     private let pool: UpstreamPool
+    /// The pool's generation when connected: an older one is closed instead of reused.
+    let generation: Int
     private(set) var isClosed = false
     /// When it went idle in the pool; stale connections are not reused.
     var idleSince: NIODeadline = .now()
 
-    init(channel: any Channel, handler: UpstreamHandler, pool: UpstreamPool) {
+    init(channel: any Channel, handler: UpstreamHandler, pool: UpstreamPool, generation: Int) {
         self.channel = channel
         self.handler = handler
         self.pool = pool
+        self.generation = generation
         handler.connection = self
     }
 
@@ -63,6 +67,10 @@ final class UpstreamConnection {
         self.isClosed = true
         self.pool.forget(self)
     }
+
+    func tlsFailed(_ detail: String) {
+        self.pool.noteFailure(UpstreamPool.Failure(kind: .tls, detail: detail))
+    }
 }
 
 /// Turns decoded response parts into events for the current call.
@@ -74,6 +82,14 @@ final class UpstreamHandler: ChannelInboundHandler {
     var expectsKeepAlive = true
     private var responseKeepAlive = true
     private var sawHead = false
+    /// Responses completed on this connection: a fresh plain connection closed before any byte
+    /// is worth a hint (a TLS server on an `http://` URL closes just so).
+    private var completedResponses = 0
+    private let plain: Bool
+
+    init(plain: Bool) {
+        self.plain = plain
+    }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         guard let call = self.call else { return }
@@ -91,6 +107,7 @@ final class UpstreamHandler: ChannelInboundHandler {
             // out (an early answer leaves the rest of an upload unsent) and the call was not
             // abandoned (an abandoned call has already closed the connection).
             let reusable = self.expectsKeepAlive && self.responseKeepAlive && call.requestEnded && !call.finished
+            self.completedResponses += 1
             call.complete()
             self.connection?.responseEnded(keepAlive: reusable)
         }
@@ -109,18 +126,28 @@ final class UpstreamHandler: ChannelInboundHandler {
     func channelInactive(context: ChannelHandlerContext) {
         if let call = self.call {
             self.call = nil
-            call.fail(.reset)
+            let silentFirst = self.plain && !self.sawHead && self.completedResponses == 0
+            call.fail(.reset, detail: silentFirst ? "it closed a new connection without a byte (a TLS server? then use https://)" : nil)
         }
         self.connection?.closed()
         context.fireChannelInactive()
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        // A TLS peer closing without close_notify: the connection's end decides (a response
+        // framed by EOF ends there; anything else is a reset).
+        if case NIOSSLError.uncleanShutdown? = error as? NIOSSLError { return }
         if let call = self.call {
             self.call = nil
-            // EOF in the middle of a response is the upstream closing early, not bad HTTP.
-            let parserError = error as? HTTPParserError
-            call.fail(parserError == nil || parserError == .invalidEOFState ? .reset : .invalidResponse)
+            if TLSHandshakeWaiter.isTLSFailure(error) {
+                let detail = UpstreamTLS.describe(error)
+                self.connection?.tlsFailed(detail)
+                call.fail(.tls, detail: detail)
+            } else {
+                // EOF in the middle of a response is the upstream closing early, not bad HTTP.
+                let parserError = error as? HTTPParserError
+                call.fail(parserError == nil || parserError == .invalidEOFState ? .reset : .invalidResponse)
+            }
         }
         context.close(promise: nil)
     }

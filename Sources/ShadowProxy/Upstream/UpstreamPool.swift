@@ -1,7 +1,9 @@
+import Logging
 import NIOCore
 import NIOHTTP1
 import NIOPosix
 import ShadowCore
+import Synchronization
 
 /// Keep-alive connections to one upstream from one event loop.
 ///
@@ -9,18 +11,25 @@ import ShadowCore
 /// last-in first-out so the warmest socket goes first; ones idle longer than `maxIdleTime` are
 /// closed rather than reused, which keeps clear of upstream keep-alive timeouts (a request sent on
 /// a connection the server is closing would fail, and inference POSTs are never retried).
+/// Over TLS a pooled connection pays its handshake once: a warm pool does none per request.
 final class UpstreamPool {
     let loop: any EventLoop
-    let target: UpstreamURL
-    private let address: SocketAddress
+    private(set) var endpoint: UpstreamEndpoint
+    var target: UpstreamURL { self.endpoint.url }
     private let maxIdle: Int
     private let maxIdleTime: TimeAmount
     private var idle: [UpstreamConnection] = []
     private var all: [ObjectIdentifier: UpstreamConnection] = [:]
+    /// Bumped when the endpoint changes (certificates re-read): older connections are not reused.
+    private var generation = 0
     /// After a refused connect, calls within this window fail as `refused` without a new
     /// attempt (nil: always try, as for the baseline, whose recovery must be seen at once).
     private let refusalBackoff: TimeAmount?
     private var refusedUntil: NIODeadline?
+    private let statistics: ProxyStatistics
+    private let logger: Logger
+    /// The last connect failure logged; the same one again is not logged until a connect succeeds.
+    private var loggedFailure: String?
 
     /// How long a candidate that refused a connection is not asked again: a refusing candidate
     /// then costs a queued failure per copy instead of a connect system call (measured: −14%
@@ -29,18 +38,30 @@ final class UpstreamPool {
 
     init(
         loop: any EventLoop,
-        target: UpstreamURL,
-        address: SocketAddress,
+        endpoint: UpstreamEndpoint,
         maxIdle: Int,
         maxIdleTime: TimeAmount = .seconds(4),
-        refusalBackoff: TimeAmount? = nil
+        refusalBackoff: TimeAmount? = nil,
+        statistics: ProxyStatistics,
+        logger: Logger
     ) {
         self.loop = loop
-        self.target = target
-        self.address = address
+        self.endpoint = endpoint
         self.maxIdle = maxIdle
         self.maxIdleTime = maxIdleTime
         self.refusalBackoff = refusalBackoff
+        self.statistics = statistics
+        self.logger = logger
+    }
+
+    /// Switches to a re-read endpoint (new certificates): idle connections close, busy ones
+    /// close when their response ends, new ones use the new context.
+    func update(_ endpoint: UpstreamEndpoint) {
+        guard !self.endpoint.connectsLike(endpoint) else { return }
+        self.endpoint = endpoint
+        self.generation += 1
+        for connection in self.idle { connection.close() }
+        self.idle.removeAll()
     }
 
     /// Runs `call` on an idle connection, or on a new one once connected. The request's parts
@@ -61,29 +82,23 @@ final class UpstreamPool {
             self.loop.assumeIsolated().execute { call.fail(.refused) }
             return
         }
-        let bootstrap = ClientBootstrap(group: self.loop)
-            .connectTimeout(connectTimeout)
-            .channelOption(.socketOption(.tcp_nodelay), value: 1)
-            .channelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture {
-                    // No outbound header validation: every forwarded field was parsed from the
-                    // client by llhttp (no CR, LF or NUL can survive that) and the ones the
-                    // sidecar adds are its own or validated (request ids); checking each header
-                    // again cost ~5% of the event loop.
-                    try channel.pipeline.syncOperations.addHTTPClientHandlers(enableOutboundHeaderValidation: false)
-                    try channel.pipeline.syncOperations.addHandler(UpstreamHandler())
-                }
-            }
-        bootstrap.connect(to: self.address).assumeIsolated().whenComplete { result in
+        let deadline = now + connectTimeout
+        let endpoint = self.endpoint
+        let generation = self.generation
+        self.connect(endpoint, timeout: connectTimeout).flatMap { channel in
+            endpoint.tls == nil ? channel.eventLoop.makeSucceededFuture(channel) : Self.awaitHandshake(channel, deadline: deadline)
+        }.assumeIsolated().whenComplete { result in
             switch result {
             case .success(let channel):
                 guard let handler = try? channel.pipeline.syncOperations.handler(type: UpstreamHandler.self) else {
                     channel.close(promise: nil)
-                    call.fail(.refused)
+                    call.fail(.reset)
                     return
                 }
                 self.refusedUntil = nil
-                let connection = UpstreamConnection(channel: channel, handler: handler, pool: self)
+                self.loggedFailure = nil
+                if endpoint.tls != nil { self.statistics.tlsHandshakes.add(1, ordering: .relaxed) }
+                let connection = UpstreamConnection(channel: channel, handler: handler, pool: self, generation: generation)
                 self.all[ObjectIdentifier(connection)] = connection
                 if call.finished {
                     // Timed out or cancelled while connecting: keep the fresh connection for the next call.
@@ -94,21 +109,92 @@ final class UpstreamPool {
                     connection.start(call, inReadBurst: false)
                 }
             case .failure(let error):
-                let kind = Self.classify(error)
-                if kind == .refused, let backoff = self.refusalBackoff { self.refusedUntil = .now() + backoff }
-                call.fail(kind)
+                let failure = Self.classify(error)
+                if failure.kind == .refused, let backoff = self.refusalBackoff { self.refusedUntil = .now() + backoff }
+                self.noteFailure(failure)
+                call.fail(failure.kind, detail: failure.detail)
             }
         }
     }
 
-    static func classify(_ error: any Error) -> ArmError {
-        if let channelError = error as? ChannelError, case .connectTimeout = channelError { return .connectTimeout }
-        return .refused
+    private func connect(_ endpoint: UpstreamEndpoint, timeout: TimeAmount) -> EventLoopFuture<any Channel> {
+        let bootstrap = ClientBootstrap(group: self.loop)
+            .connectTimeout(timeout)
+            .channelOption(.socketOption(.tcp_nodelay), value: 1)
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    let pipeline = channel.pipeline.syncOperations
+                    if let tls = endpoint.tls {
+                        try pipeline.addHandler(try tls.makeHandler())
+                        try pipeline.addHandler(TLSHandshakeWaiter(promise: channel.eventLoop.makePromise()))
+                    } else {
+                        try pipeline.addHandler(PlainPeerSniffer())
+                    }
+                    // No outbound header validation: every forwarded field was parsed from the
+                    // client by llhttp (no CR, LF or NUL can survive that) and the ones the
+                    // sidecar adds are its own or validated (request ids); checking each header
+                    // again cost ~5% of the event loop.
+                    try pipeline.addHTTPClientHandlers(enableOutboundHeaderValidation: false)
+                    try pipeline.addHandler(UpstreamHandler(plain: endpoint.tls == nil))
+                }
+            }
+        if let address = endpoint.address { return bootstrap.connect(to: address) }
+        return bootstrap.connect(host: endpoint.url.host, port: endpoint.url.port)
+    }
+
+    /// Waits for the TLS handshake, within what is left of the connect timeout (a server that
+    /// accepts and then stalls the handshake is a connect timeout, not a slow answer).
+    private static func awaitHandshake(_ channel: any Channel, deadline: NIODeadline) -> EventLoopFuture<any Channel> {
+        guard let waiter = try? channel.pipeline.syncOperations.handler(type: TLSHandshakeWaiter.self) else {
+            return channel.eventLoop.makeSucceededFuture(channel)
+        }
+        let timer = channel.eventLoop.assumeIsolated().scheduleTask(deadline: deadline) {
+            waiter.fail(ChannelError.connectTimeout(.zero))
+            channel.close(promise: nil)
+        }
+        return waiter.promise.futureResult.map { _ in
+            timer.cancel()
+            return channel
+        }.flatMapErrorThrowing { error in
+            timer.cancel()
+            channel.close(promise: nil)
+            throw error
+        }
+    }
+
+    struct Failure: Equatable {
+        var kind: ArmError
+        var detail: String?
+    }
+
+    static func classify(_ error: any Error) -> Failure {
+        if let channelError = error as? ChannelError, case .connectTimeout = channelError { return Failure(kind: .connectTimeout) }
+        if let connectionError = error as? NIOConnectionError {
+            if connectionError.connectionErrors.isEmpty, connectionError.dnsAError != nil || connectionError.dnsAAAAError != nil {
+                return Failure(kind: .dns, detail: "could not resolve \(connectionError.host)")
+            }
+            return Failure(kind: .refused)
+        }
+        if TLSHandshakeWaiter.isTLSFailure(error) { return Failure(kind: .tls, detail: UpstreamTLS.describe(error)) }
+        return Failure(kind: .refused)
+    }
+
+    /// Counts a TLS failure and logs a TLS or DNS one, once per distinct reason in a row.
+    func noteFailure(_ failure: Failure) {
+        if failure.kind == .tls { self.statistics.tlsFailures.add(1, ordering: .relaxed) }
+        guard failure.kind == .tls || failure.kind == .dns else { return }
+        let text = "\(failure.kind.rawValue): \(failure.detail ?? "")"
+        guard text != self.loggedFailure else { return }
+        self.loggedFailure = text
+        self.logger.warning(
+            "cannot connect to upstream",
+            metadata: ["upstream": "\(self.endpoint.url)", "error": "\(failure.kind.rawValue)", "reason": "\(failure.detail ?? "")"]
+        )
     }
 
     func release(_ connection: UpstreamConnection) {
         guard !connection.isClosed else { return }
-        if self.idle.count >= self.maxIdle {
+        if self.idle.count >= self.maxIdle || connection.generation != self.generation {
             connection.close()
             return
         }

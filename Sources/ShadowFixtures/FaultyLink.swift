@@ -94,10 +94,12 @@ final class RelayHandler: ChannelInboundHandler, Sendable {
     private let targetPort: Int?
     private let peer = Mutex<(any Channel)?>(nil)
 
-    /// The accepted side (connects out to `targetPort`), or the outbound side (`targetPort` nil).
-    init(state: LinkState, targetPort: Int?) {
+    /// The accepted side (connects out to `targetPort`), or the outbound side (`targetPort` nil)
+    /// relaying to `peer`.
+    init(state: LinkState, targetPort: Int?, peer: (any Channel)? = nil) {
         self.state = state
         self.targetPort = targetPort
+        self.peer.withLock { $0 = peer }
     }
 
     func channelActive(context: ChannelHandlerContext) {
@@ -113,9 +115,7 @@ final class RelayHandler: ChannelInboundHandler, Sendable {
             .channelOption(.socketOption(.tcp_nodelay), value: 1)
             .channelInitializer { outbound in
                 outbound.eventLoop.makeCompletedFuture {
-                    let handler = RelayHandler(state: self.state, targetPort: nil)
-                    handler.peer.withLock { $0 = inbound }
-                    try outbound.pipeline.syncOperations.addHandler(handler)
+                    try outbound.pipeline.syncOperations.addHandler(RelayHandler(state: self.state, targetPort: nil, peer: inbound))
                 }
             }
             .connect(host: "127.0.0.1", port: targetPort)

@@ -46,9 +46,14 @@ final class SidecarRuntime: Sendable {
                 configuration: route,
                 scorer: route.scorer.makeScorer(),
                 targets: route.mirrorTargets,
-                baseline: try UpstreamEndpoint(url: route.baseline.url, tls: route.baseline.tls, environment: environment),
+                baseline: try UpstreamEndpoint(
+                    url: route.baseline.url,
+                    tls: route.baseline.tls,
+                    proxy: configuration.egressProxy,
+                    environment: environment
+                ),
                 candidateEndpoints: try route.mirrorTargets.map { target throws(ConfigurationError) in
-                    try UpstreamEndpoint(url: target.url, tls: target.tls, environment: environment)
+                    try UpstreamEndpoint(url: target.url, tls: target.tls, proxy: configuration.egressProxy, environment: environment)
                 },
                 metrics: metrics.handles(route: route.name, targets: route.mirrorTargets.map(\.name)),
                 breakers: route.mirrorTargets.map { gating.breaker(route: route.name, candidate: $0.name, configuration: route.circuitBreaker) },

@@ -106,6 +106,31 @@ import Testing
         #expect(configuration.routes[0].candidates[0].url.hostIsAddress)
     }
 
+    @Test func anEgressProxyAppliesOutsideNoProxy() throws {
+        let configuration = try Configuration.load(
+            yaml: """
+                upstreams:
+                  allow_hosts: [proxy.corp, api.openai.com]
+                  proxy: http://proxy.corp:3128
+                  no_proxy: [localhost, .internal, corp]
+                routes:
+                  - name: r
+                    prefix: /
+                    baseline: {url: "https://api.openai.com"}
+                """
+        )
+        let proxy = try #require(configuration.egressProxy)
+        #expect(proxy.host == "proxy.corp" && proxy.port == 3128)
+        #expect(proxy.applies(to: "api.openai.com") && proxy.applies(to: "127.0.0.1"))
+        #expect(!proxy.applies(to: "localhost") && !proxy.applies(to: "models.internal") && !proxy.applies(to: "gpu.corp"))
+        #expect(!proxy.applies(to: "corp") && proxy.applies(to: "notcorp"))
+        #expect(!EgressProxyConfiguration(host: "p", port: 1).applies(to: "127.0.0.1"), "loopback is direct by default")
+        #expect(!EgressProxyConfiguration(host: "p", port: 1, noProxy: ["*"]).applies(to: "api.openai.com"))
+        #expect(throws: ConfigurationError.self) {
+            try Configuration.load(yaml: "upstreams: {proxy: \"https://127.0.0.1:3128\"}\n" + Self.minimal)
+        }
+    }
+
     @Test func headersAndCredentialsParse() throws {
         let configuration = try Configuration.load(
             yaml: """

@@ -41,6 +41,7 @@ extension Configuration {
             if upstreams.has("credential_headers") {
                 configuration.credentialHeaders = try upstreams.strings("credential_headers").map { $0.lowercased() }
             }
+            configuration.egressProxy = try EgressProxyConfiguration.read(from: &upstreams, allowedHosts: configuration.allowedUpstreamHosts)
             try upstreams.finish()
         }
         var guardrails = GuardrailConfiguration()

@@ -12,6 +12,8 @@ public struct Configuration: Sendable, Equatable {
     /// Client headers stripped from candidate copies unless a candidate forwards credentials
     /// (lowercased; ``HeaderRewrite/defaultCredentialHeaders`` unless configured).
     public var credentialHeaders = HeaderRewrite.defaultCredentialHeaders
+    /// The forward proxy upstream connections go through (`upstreams.proxy`), if any.
+    public var egressProxy: EgressProxyConfiguration?
     public var routes: [RouteConfiguration]
     /// A stable hash of the source text, stored with every record so rows from different
     /// configurations (and so different model builds) never mix silently.

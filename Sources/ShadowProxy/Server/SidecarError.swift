@@ -58,7 +58,12 @@ struct SidecarError: Error {
         case .connectTimeout:
             SidecarError(status: .badGateway, code: "baseline_unreachable", message: "connecting to the baseline timed out", closesConnection: false)
         case .refused:
-            SidecarError(status: .badGateway, code: "baseline_unreachable", message: "the baseline refused the connection", closesConnection: false)
+            SidecarError(
+                status: .badGateway,
+                code: "baseline_unreachable",
+                message: detail.map { "the baseline could not be reached: \($0)" } ?? "the baseline refused the connection",
+                closesConnection: false
+            )
         case .invalidResponse:
             SidecarError(
                 status: .badGateway,

@@ -85,9 +85,7 @@ final class UpstreamPool {
         let deadline = now + connectTimeout
         let endpoint = self.endpoint
         let generation = self.generation
-        self.connect(endpoint, timeout: connectTimeout).flatMap { channel in
-            endpoint.tls == nil ? channel.eventLoop.makeSucceededFuture(channel) : Self.awaitHandshake(channel, deadline: deadline)
-        }.assumeIsolated().whenComplete { result in
+        self.connect(endpoint, deadline: deadline).assumeIsolated().whenComplete { result in
             switch result {
             case .success(let channel):
                 guard let handler = try? channel.pipeline.syncOperations.handler(type: UpstreamHandler.self) else {
@@ -117,49 +115,79 @@ final class UpstreamPool {
         }
     }
 
-    private func connect(_ endpoint: UpstreamEndpoint, timeout: TimeAmount) -> EventLoopFuture<any Channel> {
+    /// Connects (through the proxy's tunnel if one applies) and, for TLS, completes the
+    /// handshake; all within `deadline`.
+    private func connect(_ endpoint: UpstreamEndpoint, deadline: NIODeadline) -> EventLoopFuture<any Channel> {
         let bootstrap = ClientBootstrap(group: self.loop)
-            .connectTimeout(timeout)
+            .connectTimeout(max(.zero, deadline - .now()))
             .channelOption(.socketOption(.tcp_nodelay), value: 1)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
-                    let pipeline = channel.pipeline.syncOperations
-                    if let tls = endpoint.tls {
-                        try pipeline.addHandler(try tls.makeHandler())
-                        try pipeline.addHandler(TLSHandshakeWaiter(promise: channel.eventLoop.makePromise()))
+                    if endpoint.proxy != nil {
+                        let tunnel = ProxyTunnelHandler(authority: endpoint.authority, promise: channel.eventLoop.makePromise())
+                        try channel.pipeline.syncOperations.addHandler(tunnel)
                     } else {
-                        try pipeline.addHandler(PlainPeerSniffer())
+                        try Self.addProtocolHandlers(channel, endpoint)
                     }
-                    // No outbound header validation: every forwarded field was parsed from the
-                    // client by llhttp (no CR, LF or NUL can survive that) and the ones the
-                    // sidecar adds are its own or validated (request ids); checking each header
-                    // again cost ~5% of the event loop.
-                    try pipeline.addHTTPClientHandlers(enableOutboundHeaderValidation: false)
-                    try pipeline.addHandler(UpstreamHandler(plain: endpoint.tls == nil))
                 }
             }
-        if let address = endpoint.address { return bootstrap.connect(to: address) }
-        return bootstrap.connect(host: endpoint.url.host, port: endpoint.url.port)
+        let connected: EventLoopFuture<any Channel>
+        if let proxy = endpoint.proxy {
+            connected = bootstrap.connect(host: proxy.host, port: proxy.port)
+        } else if let address = endpoint.address {
+            connected = bootstrap.connect(to: address)
+        } else {
+            connected = bootstrap.connect(host: endpoint.url.host, port: endpoint.url.port)
+        }
+        return connected.flatMap { channel in
+            guard let tunnel = try? channel.pipeline.syncOperations.handler(type: ProxyTunnelHandler.self) else {
+                return channel.eventLoop.makeSucceededFuture(channel)
+            }
+            return Self.within(deadline, channel, tunnel.promise.futureResult).flatMapThrowing {
+                let pipeline = channel.pipeline.syncOperations
+                pipeline.removeHandler(context: try pipeline.context(handlerType: ProxyTunnelHandler.self), promise: nil)
+                try Self.addProtocolHandlers(channel, endpoint)
+                return channel
+            }
+        }.flatMap { channel in
+            guard let waiter = try? channel.pipeline.syncOperations.handler(type: TLSHandshakeWaiter.self) else {
+                return channel.eventLoop.makeSucceededFuture(channel)
+            }
+            // A server that accepts and then stalls the handshake is a connect timeout, not a
+            // slow answer.
+            return Self.within(deadline, channel, waiter.promise.futureResult).map { channel }
+        }
     }
 
-    /// Waits for the TLS handshake, within what is left of the connect timeout (a server that
-    /// accepts and then stalls the handshake is a connect timeout, not a slow answer).
-    private static func awaitHandshake(_ channel: any Channel, deadline: NIODeadline) -> EventLoopFuture<any Channel> {
-        guard let waiter = try? channel.pipeline.syncOperations.handler(type: TLSHandshakeWaiter.self) else {
-            return channel.eventLoop.makeSucceededFuture(channel)
+    /// TLS (when `https://`), HTTP/1.1 and the response handler.
+    private static func addProtocolHandlers(_ channel: any Channel, _ endpoint: UpstreamEndpoint) throws {
+        let pipeline = channel.pipeline.syncOperations
+        if let tls = endpoint.tls {
+            try pipeline.addHandler(try tls.makeHandler())
+            try pipeline.addHandler(TLSHandshakeWaiter(promise: channel.eventLoop.makePromise()))
+        } else {
+            try pipeline.addHandler(PlainPeerSniffer())
         }
-        let timer = channel.eventLoop.assumeIsolated().scheduleTask(deadline: deadline) {
-            waiter.fail(ChannelError.connectTimeout(.zero))
+        // No outbound header validation: every forwarded field was parsed from the client by
+        // llhttp (no CR, LF or NUL can survive that) and the ones the sidecar adds are its own
+        // or validated (request ids); checking each header again cost ~5% of the event loop.
+        try pipeline.addHTTPClientHandlers(enableOutboundHeaderValidation: false)
+        try pipeline.addHandler(UpstreamHandler(plain: endpoint.tls == nil))
+    }
+
+    /// `step`, failed as a connect timeout (and the channel closed) unless it ends by `deadline`.
+    private static func within(_ deadline: NIODeadline, _ channel: any Channel, _ step: EventLoopFuture<Void>) -> EventLoopFuture<Void> {
+        let promise = channel.eventLoop.makePromise(of: Void.self)
+        let timer = channel.eventLoop.scheduleTask(deadline: deadline) {
+            promise.fail(ChannelError.connectTimeout(.zero))
             channel.close(promise: nil)
         }
-        return waiter.promise.futureResult.map { _ in
+        step.whenComplete { result in
             timer.cancel()
-            return channel
-        }.flatMapErrorThrowing { error in
-            timer.cancel()
-            channel.close(promise: nil)
-            throw error
+            if case .failure = result { channel.close(promise: nil) }
+            promise.completeWith(result)
         }
+        return promise.futureResult
     }
 
     struct Failure: Equatable {
@@ -176,13 +204,14 @@ final class UpstreamPool {
             return Failure(kind: .refused)
         }
         if TLSHandshakeWaiter.isTLSFailure(error) { return Failure(kind: .tls, detail: UpstreamTLS.describe(error)) }
+        if let tunnelError = error as? ProxyTunnelHandler.TunnelError { return Failure(kind: .refused, detail: tunnelError.reason) }
         return Failure(kind: .refused)
     }
 
     /// Counts a TLS failure and logs a TLS or DNS one, once per distinct reason in a row.
     func noteFailure(_ failure: Failure) {
         if failure.kind == .tls { self.statistics.tlsFailures.add(1, ordering: .relaxed) }
-        guard failure.kind == .tls || failure.kind == .dns else { return }
+        guard failure.kind == .tls || failure.kind == .dns || failure.detail != nil else { return }
         let text = "\(failure.kind.rawValue): \(failure.detail ?? "")"
         guard text != self.loggedFailure else { return }
         self.loggedFailure = text

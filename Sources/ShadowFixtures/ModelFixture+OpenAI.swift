@@ -93,6 +93,12 @@ extension ModelFixture {
         }
         if let usage { chunks.append(chunk(choices: [], extra: [("usage", Self.usage(usage.0, usage.1))])) }
         chunks.append(Array("data: [DONE]\n\n".utf8))
+        return self.streamResponse(chunks, key: key, delay: delay)
+    }
+
+    /// Event-stream chunks sent at `token_rate` after the first-token delay; with
+    /// `stream_failure_rate`, some streams are cut halfway (the same prompts every run).
+    func streamResponse(_ chunks: [[UInt8]], key: UInt64, delay: Duration) -> FixtureResponse {
         let pause = Duration.nanoseconds(Int64(1e9 / self.spec.tokenRate))
         let headers = [("content-type", "text/event-stream"), ("cache-control", "no-cache")]
         let failing = self.spec.streamFailureRate > 0 && Self.unit(key &* 0x2545_F491_4F6C_DD1D) < self.spec.streamFailureRate
@@ -117,10 +123,13 @@ extension ModelFixture {
         }
     }
 
-    /// The call to the request's first tool, or `nil` without tools or with `tool_choice: none`.
+    /// The call to the request's first tool, or `nil` without tools or with `tool_choice` none
+    /// (OpenAI's `"none"`, Anthropic's `{"type": "none"}`). Tools are OpenAI's
+    /// `{function: {name}}` or Anthropic's `{name, input_schema}`.
     static func toolCall(_ document: JSONValue, key: UInt64, label: String, disagrees: Bool) -> ToolCall? {
-        guard case .array(let tools)? = document["tools"], let first = tools.first, document["tool_choice"] != .string("none"),
-            case .string(let name)? = first["function"]?["name"]
+        let choice = document["tool_choice"]
+        guard case .array(let tools)? = document["tools"], let first = tools.first, choice != .string("none"),
+            choice?["type"] != .string("none"), case .string(let name)? = first["function"]?["name"] ?? first["name"]
         else { return nil }
         let limit = 3 + (disagrees ? key >> 7 : key) % 5
         let arguments = JSONValue.object([("query", .string(disagrees ? "not " + label : label)), ("limit", .number(Double(limit)))])

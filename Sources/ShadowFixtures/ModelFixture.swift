@@ -85,6 +85,8 @@ public struct ModelFixture: Sendable {
             return .json(JSONValue.object([("predictions", .array([.array(shown.map { .number($0) })]))]).serialized, delay: delay)
         case .openAI:
             return self.chat(document, key: key, label: label, delay: delay)
+        case .anthropic:
+            return self.messages(document, key: key, label: label, delay: delay)
         }
     }
 
@@ -94,6 +96,7 @@ public struct ModelFixture: Sendable {
         case .kserveV2: ("/v2/models/\(self.spec.name)/infer", "inputs")
         case .tfServing: ("/v1/models/\(self.spec.name):predict", "instances")
         case .openAI: ("/v1/chat/completions", "messages")
+        case .anthropic: ("/v1/messages", "messages")
         }
     }
 

@@ -43,6 +43,9 @@ public struct ModelSpec: Sendable, Equatable {
         /// `POST /v1/chat/completions` (OpenAI-compatible; streams Server-Sent Events when the
         /// request says `"stream": true`).
         case openAI = "openai"
+        /// `POST /v1/messages` (Anthropic Messages API; streams its events when the request says
+        /// `"stream": true`).
+        case anthropic
     }
 
     public init(

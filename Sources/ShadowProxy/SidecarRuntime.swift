@@ -64,7 +64,7 @@ final class SidecarRuntime: Sendable {
                     return pattern
                 }(),
                 ramp: route.ramp == nil ? nil : ramp,
-                readsUsage: route.scorer.outputProtocol == .openAI || route.baseline.cost?.usesTokens == true
+                readsUsage: route.scorer.outputProtocol.isLLM || route.baseline.cost?.usesTokens == true
                     || route.candidates.contains { $0.cost?.usesTokens == true },
                 baselineHeaders: try UpstreamHeaders(route.baseline.headers, environment: environment),
                 targetHeaders: try route.mirrorTargets.map { target in

@@ -27,6 +27,16 @@ import Testing
                     path: "/v1/chat/completions",
                     body: Array(#"{"model":"m","messages":[{"role":"user","content":"describe picture \#(index)"}]}"#.utf8)
                 )
+            case .anthropic:
+                // Every other request streamed: both forms are reassembled and scored alike.
+                return ReplayRequest(
+                    method: "POST",
+                    path: "/v1/messages",
+                    body: Array(
+                        #"{"model":"m","max_tokens":64,"stream":\#(index % 2 == 0),"messages":[{"role":"user","content":"describe picture \#(index)"}]}"#
+                            .utf8
+                    )
+                )
             }
         }
     }
@@ -38,6 +48,7 @@ import Testing
         (ModelSpec.API.tfServing, ScorerConfiguration(kind: .distribution, outputProtocol: .tfServing)),
         (ModelSpec.API.openAI, ScorerConfiguration(kind: .text, outputProtocol: .openAI)),
         (ModelSpec.API.openAI, ScorerConfiguration(kind: .json, outputProtocol: .openAI, ignorePaths: ["$.usage", "$.model"])),
+        (ModelSpec.API.anthropic, ScorerConfiguration(kind: .text, outputProtocol: .anthropic)),
     ])
     func divergenceMatchesTheInjectedRate(api: ModelSpec.API, scorer: ScorerConfiguration) async throws {
         let baselineSpec = ModelSpec(version: "1", api: api)

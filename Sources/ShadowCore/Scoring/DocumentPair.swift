@@ -119,7 +119,7 @@ extension ValueScorer {
     func diverged(_ value: Double) -> Bool { value > self.configuration.threshold }
 
     /// The text scorer also compares fields beside the value (finish reason, tool calls).
-    var identicalValuesAreEqual: Bool { !(self is TextScorer && self.configuration.outputProtocol == .openAI) }
+    var identicalValuesAreEqual: Bool { !(self is TextScorer && self.configuration.outputProtocol.isLLM) }
 }
 
 extension JSONValue {

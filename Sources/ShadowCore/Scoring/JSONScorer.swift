@@ -198,9 +198,9 @@ private struct Diff {
             return
         }
         var remaining: [String: Int] = [:]
-        for element in b { remaining[OpenAIAgreement.canonical(element), default: 0] += 1 }
+        for element in b { remaining[LLMAgreement.canonical(element), default: 0] += 1 }
         for (index, element) in a.enumerated() {
-            let key = OpenAIAgreement.canonical(element)
+            let key = LLMAgreement.canonical(element)
             let count = Diff.leafCount(element)
             self.leaves += count
             if let left = remaining[key], left > 0 {
@@ -212,7 +212,7 @@ private struct Diff {
             }
         }
         for (index, element) in b.enumerated() {
-            let key = OpenAIAgreement.canonical(element)
+            let key = LLMAgreement.canonical(element)
             if let left = remaining[key], left > 0 {
                 remaining[key] = left - 1
                 let count = Diff.leafCount(element)

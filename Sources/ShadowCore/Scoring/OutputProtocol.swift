@@ -8,6 +8,11 @@ public enum OutputProtocol: String, Sendable, Equatable, CaseIterable {
     case tfServing = "tf_serving"
     /// OpenAI-compatible chat/completions: `choices[0].message.content` (or `choices[0].text`).
     case openAI = "openai"
+    /// Anthropic Messages API: the text blocks of `content`, `stop_reason`, `tool_use` blocks.
+    case anthropic
+
+    /// Whether answers are LLM messages (usage, tool calls, stop reasons, streams).
+    public var isLLM: Bool { self == .openAI || self == .anthropic }
 
     /// Fields that differ on every call by design (ids, timestamps), never compared by the
     /// `json` scorer.
@@ -17,6 +22,7 @@ public enum OutputProtocol: String, Sendable, Equatable, CaseIterable {
         case .kserveV2: ["$.id", "$.model_version"]
         case .tfServing: ["$.model_version"]
         case .openAI: ["$.id", "$.created", "$.system_fingerprint"]
+        case .anthropic: ["$.id"]
         }
     }
 
@@ -43,6 +49,13 @@ public enum OutputProtocol: String, Sendable, Equatable, CaseIterable {
                 return .string("")
             }
             return first["text"]
+        case .anthropic:
+            guard case .array(let blocks) = document["content"] ?? .null else { return nil }
+            let texts = blocks.compactMap { block -> String? in
+                guard block["type"] == .string("text"), case .string(let text)? = block["text"] else { return nil }
+                return text
+            }
+            return .string(texts.joined())
         }
     }
 }

@@ -39,8 +39,8 @@ public struct TextScorer: ValueScorer {
             if self.configuration.textMetric == .edit { explanation.append(("note", .string("too long for edit distance; used token Jaccard"))) }
         }
         var paths: [String] = value > 0 ? ["text"] : []
-        if self.configuration.outputProtocol == .openAI {
-            let agreement = OpenAIAgreement(documents.baseline, documents.candidate)
+        if self.configuration.outputProtocol.isLLM {
+            let agreement = LLMAgreement(documents.baseline, documents.candidate, protocol: self.configuration.outputProtocol)
             explanation.append(contentsOf: agreement.explanation)
             if !agreement.finishReasonsAgree || !agreement.toolCallsAgree {
                 value = 1
@@ -195,48 +195,62 @@ public struct TextScorer: ValueScorer {
 }
 
 /// What an OpenAI-compatible response says beyond its text: why it stopped and which tools it called.
-struct OpenAIAgreement {
+/// What two LLM answers agree on beyond their text: why they stopped and which tools they
+/// called with which arguments (either disagreement makes the pair diverge whatever the text).
+struct LLMAgreement {
     let finishReasonsAgree: Bool
     let toolCallsAgree: Bool
     let explanation: [(key: String, value: JSONValue)]
 
-    init(_ baseline: JSONValue, _ candidate: JSONValue) {
-        func firstChoice(_ document: JSONValue) -> JSONValue? {
-            if case .array(let choices) = document["choices"] ?? .null { return choices.first }
-            return nil
-        }
-        func toolCalls(_ choice: JSONValue?) -> [(String, String)] {
-            guard case .array(let calls) = choice?["message"]?["tool_calls"] ?? .null else { return [] }
-            return calls.map { call in
+    /// The parts of one answer, by protocol.
+    struct Parts {
+        var finish: JSONValue
+        /// Name and canonical arguments of each tool call, in order.
+        var tools: [(String, String)]
+        var completionTokens: JSONValue?
+
+        init(_ document: JSONValue, protocol outputProtocol: OutputProtocol) {
+            if outputProtocol == .anthropic {
+                self.finish = document["stop_reason"] ?? .null
+                let blocks: [JSONValue] = if case .array(let blocks) = document["content"] ?? .null { blocks } else { [] }
+                self.tools = blocks.filter { $0["type"] == .string("tool_use") }.map { block in
+                    (block["name"].map { $0.textContent } ?? "", LLMAgreement.canonical(block["input"] ?? .null))
+                }
+                self.completionTokens = document["usage"]?["output_tokens"]
+                return
+            }
+            let choice: JSONValue? = if case .array(let choices) = document["choices"] ?? .null { choices.first } else { nil }
+            self.finish = choice?["finish_reason"] ?? .null
+            let calls: [JSONValue] = if case .array(let calls) = choice?["message"]?["tool_calls"] ?? .null { calls } else { [] }
+            self.tools = calls.map { call in
                 let function = call["function"]
                 let name = function?["name"].map { $0.textContent } ?? ""
                 // Arguments are JSON text: compare them parsed, so spacing and key order don't count.
                 let arguments = function?["arguments"].map { $0.textContent } ?? ""
-                let canonical = (try? JSONParser().parse(arguments)).map { Self.canonical($0) } ?? arguments
-                return (name, canonical)
+                return (name, (try? JSONParser().parse(arguments)).map { LLMAgreement.canonical($0) } ?? arguments)
             }
+            self.completionTokens = document["usage"]?["completion_tokens"]
         }
-        let left = firstChoice(baseline)
-        let right = firstChoice(candidate)
-        let leftFinish = left?["finish_reason"] ?? .null
-        let rightFinish = right?["finish_reason"] ?? .null
-        let leftTools = toolCalls(left)
-        let rightTools = toolCalls(right)
-        self.finishReasonsAgree = leftFinish == rightFinish
-        let namesAgree = leftTools.map(\.0) == rightTools.map(\.0)
-        self.toolCallsAgree = namesAgree && leftTools.map(\.1) == rightTools.map(\.1)
+    }
+
+    init(_ baseline: JSONValue, _ candidate: JSONValue, protocol outputProtocol: OutputProtocol) {
+        let left = Parts(baseline, protocol: outputProtocol)
+        let right = Parts(candidate, protocol: outputProtocol)
+        self.finishReasonsAgree = left.finish == right.finish
+        let namesAgree = left.tools.map(\.0) == right.tools.map(\.0)
+        self.toolCallsAgree = namesAgree && left.tools.map(\.1) == right.tools.map(\.1)
         var explanation: [(key: String, value: JSONValue)] = [
-            ("finish_reason", .object([("baseline", leftFinish), ("candidate", rightFinish)]))
+            ("finish_reason", .object([("baseline", left.finish), ("candidate", right.finish)]))
         ]
-        if !leftTools.isEmpty || !rightTools.isEmpty {
+        if !left.tools.isEmpty || !right.tools.isEmpty {
             explanation.append(("tool_names_agree", .bool(namesAgree)))
             explanation.append(("tool_arguments_agree", .bool(self.toolCallsAgree)))
         }
         // Token usage, for cost comparison (not part of the score).
-        let leftUsage = baseline["usage"]?["completion_tokens"]
-        let rightUsage = candidate["usage"]?["completion_tokens"]
-        if leftUsage != nil || rightUsage != nil {
-            explanation.append(("completion_tokens", .object([("baseline", leftUsage ?? .null), ("candidate", rightUsage ?? .null)])))
+        if left.completionTokens != nil || right.completionTokens != nil {
+            explanation.append(
+                ("completion_tokens", .object([("baseline", left.completionTokens ?? .null), ("candidate", right.completionTokens ?? .null)]))
+            )
         }
         self.explanation = explanation
     }

@@ -29,23 +29,35 @@ extension ArmResult {
     public func figures(readUsage: Bool) -> ArmFigures {
         var figures = ArmFigures(scoringBody: self.body.bytes)
         if ServerSentEvents.isEventStream(contentType: self.contentType, body: self.body.bytes) {
-            let stream = OpenAIStream(ServerSentEvents.parse(self.body.bytes))
+            let events = ServerSentEvents.parse(self.body.bytes)
+            let stream: (document: JSONValue, events: Int, malformed: Int, first: Int?, last: Int?, ended: Bool, prompt: Double?, completion: Double?)
+            let finalEvent: String
+            if AnthropicStream.recognizes(events) {
+                let s = AnthropicStream(events)
+                stream = (s.document, s.events, s.malformed, s.firstContentOffset, s.lastContentOffset, s.sawStop, s.inputTokens, s.outputTokens)
+                finalEvent = "message_stop"
+            } else {
+                let s = OpenAIStream(events)
+                stream = (s.document, s.events, s.malformed, s.firstContentOffset, s.lastContentOffset, s.sawDone, s.promptTokens, s.completionTokens)
+                finalEvent = "[DONE]"
+            }
             figures.scoringBody = Array(stream.document.serialized.utf8)
             figures.events = stream.events
-            figures.firstTokenMicros = stream.firstContentOffset.flatMap { self.arrival(ofOffset: $0) }
-            figures.lastTokenMicros = stream.lastContentOffset.flatMap { self.arrival(ofOffset: $0) }
-            figures.promptTokens = stream.promptTokens
-            figures.completionTokens = stream.completionTokens
+            figures.firstTokenMicros = stream.first.flatMap { self.arrival(ofOffset: $0) }
+            figures.lastTokenMicros = stream.last.flatMap { self.arrival(ofOffset: $0) }
+            figures.promptTokens = stream.prompt
+            figures.completionTokens = stream.completion
             var notes: [String] = []
             if stream.malformed > 0 { notes.append("\(stream.malformed) event(s) not JSON") }
-            if !stream.sawDone, self.error == nil, !self.body.truncated { notes.append("no [DONE] event") }
+            if !stream.ended, self.error == nil, !self.body.truncated { notes.append("no \(finalEvent) event") }
             if self.body.truncated { notes.append("stream cut at storage.max_stored_body") }
             figures.note = notes.isEmpty ? nil : notes.joined(separator: "; ")
         } else if readUsage, self.body.bytes.first == UInt8(ascii: "{"), !self.body.truncated,
             let document = try? JSONParser(maximumDepth: 64).parse(self.body.bytes), let usage = document["usage"]
         {
-            if case .number(let prompt)? = usage["prompt_tokens"] { figures.promptTokens = prompt }
-            if case .number(let completion)? = usage["completion_tokens"] { figures.completionTokens = completion }
+            // OpenAI's names, or Anthropic's.
+            if case .number(let prompt)? = usage["prompt_tokens"] ?? usage["input_tokens"] { figures.promptTokens = prompt }
+            if case .number(let completion)? = usage["completion_tokens"] ?? usage["output_tokens"] { figures.completionTokens = completion }
         }
         if let price = self.price, self.error == nil {
             if !price.usesTokens || (figures.promptTokens != nil || figures.completionTokens != nil) {

@@ -146,6 +146,22 @@ public final class Sidecar: Sendable {
         self.current.withLock { $0 = configuration }
     }
 
+    /// Reads what a configuration needs from outside its file, as a start or reload would:
+    /// TLS certificates and keys, and the sources of header values (environment variables,
+    /// files, credentials). Nothing read is returned or printed.
+    ///
+    /// - Throws: ``ConfigurationError`` naming the key whose source is missing or unreadable.
+    public static func checkExternalSources(_ configuration: Configuration, environment: [String: String]) throws(ConfigurationError) {
+        for route in configuration.routes {
+            _ = try UpstreamEndpoint(url: route.baseline.url, tls: route.baseline.tls, environment: environment)
+            _ = try UpstreamHeaders(route.baseline.headers, environment: environment)
+            for target in route.mirrorTargets {
+                _ = try UpstreamEndpoint(url: target.url, tls: target.tls, environment: environment)
+                _ = try UpstreamHeaders(target.headers, environment: environment)
+            }
+        }
+    }
+
     /// The redactor for the configured paths, keyed by `SHADOWD_REDACT_KEY` (a random key per
     /// process without it: hashes then only join within one run).
     static func redactor(_ storage: StorageConfiguration, environment: [String: String], logger: Logger) -> Redactor? {

@@ -2,58 +2,17 @@
 
 Usage: openai_check.py SHADOWD_BINARY"""
 import asyncio
-import os
-import re
-import signal
-import sqlite3
-import subprocess
 import sys
-import tempfile
-import time
 
 import openai
 
+from common import query, serve, start, stop_all
+
 shadowd = sys.argv[1]
-workdir = tempfile.mkdtemp(prefix="shadowd-openai-")
-children = []
-
-
-def start(arguments, pattern):
-    """Starts shadowd with `arguments`, returns the port its output names after `pattern`."""
-    log = open(os.path.join(workdir, f"log-{len(children)}.txt"), "w+")
-    process = subprocess.Popen([shadowd] + arguments, stdout=log, stderr=subprocess.STDOUT)
-    children.append(process)
-    for _ in range(600):
-        log.seek(0)
-        found = re.search(pattern + r"(\d+)", log.read())
-        if found:
-            return int(found.group(1))
-        if process.poll() is not None:
-            break
-        time.sleep(0.05)
-    log.seek(0)
-    sys.exit(f"shadowd {' '.join(arguments)} did not start:\n{log.read()[-2000:]}")
-
-
-def stop_all():
-    for process in children:
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-    for process in children:
-        process.wait(timeout=30)
-
-
-baseline = start(["fixture-model", "--spec", "Fixtures/models/llm-baseline.yaml", "--port", "0"], r"listening on http://127\.0\.0\.1:")
-candidate = start(["fixture-model", "--spec", "Fixtures/models/llm-candidate.yaml", "--port", "0"], r"listening on http://127\.0\.0\.1:")
+baseline = start(shadowd, ["fixture-model", "--spec", "Fixtures/models/llm-baseline.yaml", "--port", "0"], r"listening on http://127\.0\.0\.1:")
+candidate = start(shadowd, ["fixture-model", "--spec", "Fixtures/models/llm-candidate.yaml", "--port", "0"], r"listening on http://127\.0\.0\.1:")
 with open("Fixtures/configs/llm.yaml") as source:
-    config = source.read()
-config = config.replace("127.0.0.1:9001", f"127.0.0.1:{baseline}").replace("127.0.0.1:9002", f"127.0.0.1:{candidate}")
-config = config.replace("listen: 127.0.0.1:8080", "listen: 127.0.0.1:0").replace("listen: 127.0.0.1:8081", "listen: 127.0.0.1:0")
-config_path = os.path.join(workdir, "llm.yaml")
-database = os.path.join(workdir, "llm.sqlite")
-with open(config_path, "w") as target:
-    target.write(config)
-sidecar = start(["serve", "--config", config_path, "--db", database], r"shadow\.listen=\S*?:")
+    sidecar, database = serve(shadowd, source.read(), {"127.0.0.1:9001": f"127.0.0.1:{baseline}", "127.0.0.1:9002": f"127.0.0.1:{candidate}"})
 
 PROMPTS = [f"question {n}: tell me about item {n * 7}" for n in range(6)]
 failures = []
@@ -151,21 +110,12 @@ async def run_async():
 asyncio.run(run_async())
 
 # Every request recorded as a compared pair, priced, with tokens per second for streams.
-rows = {}
-for _ in range(200):
-    try:
-        with sqlite3.connect(f"file:{database}?mode=ro", uri=True) as db:
-            rows = {
-                row[0]: row[1:]
-                for row in db.execute(
-                    "SELECT request_id, outcome, baseline_error, baseline_cost, baseline_events, baseline_tokens_per_second FROM pairs"
-                )
-            }
-    except sqlite3.OperationalError:
-        pass
-    if len(rows) >= len(expected_ids):
-        break
-    time.sleep(0.05)
+found = query(
+    database,
+    "SELECT request_id, outcome, baseline_error, baseline_cost, baseline_events, baseline_tokens_per_second FROM pairs",
+    lambda rows: len(rows) >= len(expected_ids),
+)
+rows = {row[0]: row[1:] for row in found}
 for request_id in expected_ids:
     row = rows.get(request_id)
     if row is None:
@@ -184,16 +134,12 @@ sample = 300
 with client(sidecar) as sampler:
     for n in range(sample):
         sampler.chat.completions.create(**request_args(f"sampled prompt {n}", False), extra_headers={"x-request-id": f"sample-{n}"})
-share = None
-for _ in range(200):
-    with sqlite3.connect(f"file:{database}?mode=ro", uri=True) as db:
-        compared, diverged = db.execute(
-            "SELECT count(*), sum(diverged) FROM pairs WHERE request_id LIKE 'sample-%' AND outcome = 'compared'"
-        ).fetchone()
-    if compared == sample:
-        share = diverged / compared
-        break
-    time.sleep(0.05)
+counts = query(
+    database,
+    "SELECT count(*), sum(diverged) FROM pairs WHERE request_id LIKE 'sample-%' AND outcome = 'compared'",
+    lambda rows: rows and rows[0][0] == sample,
+)
+share = counts[0][1] / counts[0][0] if counts and counts[0][0] == sample else None
 if share is None or not 0.09 <= share <= 0.21:
     failures.append(f"diverged share of {sample} sampled prompts: {share} (the candidate disagrees on 15%)")
 stop_all()

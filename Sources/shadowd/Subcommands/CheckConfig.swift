@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import ShadowCore
+import ShadowProxy
 
 extension ShadowdCommand {
     /// Validates a configuration file without starting anything.
@@ -15,6 +16,12 @@ extension ShadowdCommand {
 
         func run() async throws {
             let configuration = try loadConfiguration(self.file)
+            do {
+                // Certificates, keys and header secrets, read as `serve` would (never printed).
+                try Sidecar.checkExternalSources(configuration, environment: ProcessInfo.processInfo.environment)
+            } catch {
+                throw CleanExit.message("error: \(self.file): \(error)", code: 1)
+            }
             print("\(self.file): ok (revision \(configuration.revision))")
             for route in configuration.routes {
                 let candidates = route.candidates.map { "\($0.name) → \($0.url)" }.joined(separator: ", ")

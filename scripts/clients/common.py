@@ -1,0 +1,76 @@
+"""Shared by the real-client checks: start shadowd processes, wait for recorded pairs."""
+import os
+import re
+import signal
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+
+workdir = tempfile.mkdtemp(prefix="shadowd-client-")
+children = []
+
+
+def start(shadowd, arguments, pattern, env=None):
+    """Starts shadowd with `arguments`, returns the port its output names after `pattern`."""
+    log = open(os.path.join(workdir, f"log-{len(children)}.txt"), "w+")
+    process = subprocess.Popen([shadowd] + arguments, stdout=log, stderr=subprocess.STDOUT, env=env)
+    children.append(process)
+    for _ in range(600):
+        log.seek(0)
+        found = re.search(pattern + r"(\d+)", log.read())
+        if found:
+            return int(found.group(1))
+        if process.poll() is not None:
+            break
+        time.sleep(0.05)
+    log.seek(0)
+    sys.exit(f"shadowd {' '.join(arguments)} did not start:\n{log.read()[-2000:]}")
+
+
+def stop_all():
+    for process in children:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+    for process in children:
+        process.wait(timeout=30)
+
+
+def logs():
+    """Everything the started processes printed."""
+    text = ""
+    for name in sorted(os.listdir(workdir)):
+        if name.startswith("log-"):
+            with open(os.path.join(workdir, name)) as log:
+                text += log.read()
+    return text
+
+
+def serve(shadowd, config_text, replacements, env=None):
+    """Writes `config_text` with `replacements` and loopback port 0 listeners, starts
+    `shadowd serve` on it; returns (sidecar port, database path)."""
+    for old, new in replacements.items():
+        config_text = config_text.replace(old, new)
+    config_text = config_text.replace("listen: 127.0.0.1:8080", "listen: 127.0.0.1:0").replace("listen: 127.0.0.1:8081", "listen: 127.0.0.1:0")
+    config_path = os.path.join(workdir, "config.yaml")
+    database = os.path.join(workdir, "pairs.sqlite")
+    with open(config_path, "w") as target:
+        target.write(config_text)
+    port = start(shadowd, ["serve", "--config", config_path, "--db", database], r"shadow\.listen=\S*?:", env=env)
+    return port, database
+
+
+def query(database, sql, until, attempts=200):
+    """Runs `sql` read-only until `until(rows)` holds (the writer batches), returns the rows."""
+    rows = []
+    for _ in range(attempts):
+        try:
+            with sqlite3.connect(f"file:{database}?mode=ro", uri=True) as db:
+                rows = db.execute(sql).fetchall()
+        except sqlite3.OperationalError:
+            pass
+        if until(rows):
+            break
+        time.sleep(0.05)
+    return rows

@@ -82,6 +82,7 @@ public final class Sidecar: Sendable {
             ramp: self.ramp,
             redactor: Sidecar.redactor(configuration.storage, environment: environment, logger: logger),
             metrics: self.metrics.factory,
+            chargeCandidateCost: { [gating] route, cost in gating.existingLimiter(route: route)?.charge(cost) },
             logger: logger
         )
         self.retention = RetentionService(store: self.store, storage: configuration.storage, logger: logger)

@@ -85,12 +85,18 @@ struct CandidateAccumulator {
         var candidate = 0.0
         /// Per-request pairs, for the interval of the relative increase.
         var ratio = PairedRatio()
+        /// Per UTC day (days since the epoch): pairs and what each arm cost on them.
+        var days: [Int64: (pairs: Int, baseline: Double, candidate: Double)] = [:]
 
-        mutating func add(baseline: Double, candidate: Double) {
+        mutating func add(baseline: Double, candidate: Double, atMicros: Int64) {
             self.pairs += 1
             self.baseline += baseline
             self.candidate += candidate
             self.ratio.add(baseline: baseline, candidate: candidate)
+            let day = atMicros / 86_400_000_000
+            self.days[day, default: (0, 0, 0)].pairs += 1
+            self.days[day, default: (0, 0, 0)].baseline += baseline
+            self.days[day, default: (0, 0, 0)].candidate += candidate
         }
     }
 
@@ -126,11 +132,12 @@ struct CandidateAccumulator {
             let c = pair.candidateTokens ?? (0, 0)
             self.cost.add(
                 baseline: baselineCost.cost(promptTokens: b.prompt, completionTokens: b.completion),
-                candidate: candidateCost.cost(promptTokens: c.prompt, completionTokens: c.completion)
+                candidate: candidateCost.cost(promptTokens: c.prompt, completionTokens: c.completion),
+                atMicros: pair.receivedAtMicros
             )
         } else if let stored = pair.baselineCost, let candidate = pair.candidateCost {
             // Without prices given to the report, the costs the daemon stored.
-            self.cost.add(baseline: stored, candidate: candidate)
+            self.cost.add(baseline: stored, candidate: candidate, atMicros: pair.receivedAtMicros)
         }
     }
 

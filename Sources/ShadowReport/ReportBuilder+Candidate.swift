@@ -186,7 +186,15 @@ extension ReportBuilder {
             candidatePerRequest: candidate,
             baselinePer1000: baseline * 1000,
             candidatePer1000: candidate * 1000,
-            increase: baseline > 0 ? candidate / baseline - 1 : nil
+            increase: baseline > 0 ? candidate / baseline - 1 : nil,
+            days: cost.days.sorted { $0.key < $1.key }.map { day, spend in
+                CostSection.DaySpend(
+                    day: CostSection.civilDate(daysSinceEpoch: day),
+                    pairs: spend.pairs,
+                    baseline: spend.baseline,
+                    candidate: spend.candidate
+                )
+            }
         )
     }
 

@@ -18,7 +18,8 @@ extension PairStore {
         coverage: [CoverageCounter.Key: Int],
         noise: NoiseFloorTracker? = nil,
         events: [GatingEvent] = [],
-        redactor: Redactor? = nil
+        redactor: Redactor? = nil,
+        chargeCandidateCost: ((String, Double) -> Void)? = nil
     ) throws -> WriteSummary {
         // Bodies as they may be written (redacted paths hashed or removed; a body that cannot be
         // redacted is withheld, and its pairs' explanations say so).
@@ -31,11 +32,18 @@ extension PairStore {
         var totals: [PathKey: (compared: Int, diverged: Int)] = [:]
         var figures: [(baseline: ArmFigures, candidates: [ArmFigures])] = []
         figures.reserveCapacity(batch.count)
+        var tokenCosts: [String: Double] = [:]
         for (offset, record) in batch.enumerated() {
             Self.yieldNow(after: offset)
             let baselineFigures = record.baseline.figures(readUsage: record.readsUsage)
             let candidateFigures = record.candidates.map { $0.result.figures(readUsage: record.readsUsage) }
             figures.append((baselineFigures, candidateFigures))
+            for (candidate, candidateFigure) in zip(record.candidates, candidateFigures) {
+                // The per-request part was charged when the copy was sent; the tokens only now.
+                guard let cost = candidateFigure.cost, let price = candidate.result.price else { continue }
+                let tokenCost = cost - price.perRequest
+                if tokenCost > 0 { tokenCosts[record.route, default: 0] += tokenCost }
+            }
             let scores = zip(record.candidates, candidateFigures).map { candidate, candidateFigures -> Score? in
                 let scorer = noise?.scorer(for: record, candidate: candidate.name, cache: &scorers) ?? record.scorer
                 guard
@@ -73,6 +81,11 @@ extension PairStore {
                 )
                 coverage[key, default: 0] += 1
             }
+        }
+        // Charged before the rows commit (a reader that sees a pair knows its cost counted), and
+        // whether or not they do: the calls were made and paid for either way.
+        if let chargeCandidateCost {
+            for (route, cost) in tokenCosts { chargeCandidateCost(route, cost) }
         }
         try self.queue.writeWithoutTransaction { db in
             try db.inTransaction(.immediate) {

@@ -35,6 +35,9 @@ public final class RecordWriter: Service, Sendable {
     public let statistics = WriterStatistics()
     /// Each candidate's compared share over the last minute, fed with every written batch.
     let watch: Mutex<CoverageWatch>
+    /// Hears the token-priced cost of each candidate answer written (route, cost), for the
+    /// route's daily cost budget.
+    let chargeCandidateCost: (@Sendable (String, Double) -> Void)?
 
     public init(
         store: PairStore,
@@ -47,8 +50,10 @@ public final class RecordWriter: Service, Sendable {
         ramp: RampController? = nil,
         redactor: Redactor? = nil,
         metrics: (any MetricsFactory)? = nil,
+        chargeCandidateCost: (@Sendable (String, Double) -> Void)? = nil,
         logger: Logger
     ) {
+        self.chargeCandidateCost = chargeCandidateCost
         self.metrics = metrics
         self.store = store
         self.noise = noise
@@ -183,7 +188,14 @@ public final class RecordWriter: Service, Sendable {
                 )
             }
             let started = ContinuousClock.now
-            let summary = try self.store.write(batch, coverage: counts, noise: self.noise, events: events, redactor: self.redactor)
+            let summary = try self.store.write(
+                batch,
+                coverage: counts,
+                noise: self.noise,
+                events: events,
+                redactor: self.redactor,
+                chargeCandidateCost: self.chargeCandidateCost
+            )
             self.export(summary, batchSize: batch.count, took: ContinuousClock.now - started)
             self.ramp?.observe(batch, summary: summary)
             self.watchCoverage(summary.coverage)

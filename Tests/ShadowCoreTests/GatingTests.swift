@@ -58,6 +58,22 @@ import Testing
         let nextDay = budget.spend(1, nowMicros: 11 * day)
         #expect(nextDay)
     }
+
+    /// A cost known only after the call (tokens) counts too: once charged past the limit, the
+    /// budget admits nothing, even a copy whose up-front price is zero; the next day it is new.
+    @Test func aDailyBudgetChargedAfterTheFactStopsFurtherSpending() {
+        var budget = DailyBudget(limit: 1.0)
+        let day: Int64 = 86_400_000_000
+        let first = budget.spend(0, nowMicros: 3 * day)
+        budget.charge(0.7, nowMicros: 3 * day + 1)
+        let second = budget.spend(0, nowMicros: 3 * day + 2)
+        budget.charge(0.7, nowMicros: 3 * day + 3)
+        let third = budget.spend(0, nowMicros: 3 * day + 4)
+        #expect(first && second && !third, "1.4 charged against 1.0")
+        #expect(abs(budget.used - 1.4) < 1e-12)
+        let nextDay = budget.spend(0, nowMicros: 4 * day)
+        #expect(nextDay)
+    }
 }
 
 @Suite struct CircuitBreakerTests {

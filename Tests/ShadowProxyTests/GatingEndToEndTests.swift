@@ -351,4 +351,41 @@ final class Tally: Sendable {
             #expect(totals["budget_exhausted"] == 2 + 3 && totals["compared"] == 8, "\(totals)")
         }
     }
+
+    /// A paid LLM candidate priced per token: its answers' token cost counts against the route's
+    /// daily cost budget once known, so copies stop (`budget_exhausted`) when the day's spend is
+    /// reached, though each copy's up-front price is zero.
+    @Test func aTokenPricedCandidateIsCappedByTheDailyCostBudget() async throws {
+        let answer: FixtureServer.Responder = { _ in
+            .json(
+                #"{"choices":[{"index":0,"message":{"role":"assistant","content":"hi"},"finish_reason":"stop"}],"usage":{"prompt_tokens":0,"completion_tokens":400}}"#
+            )
+        }
+        try await withSidecar(
+            baseline: .responder(answer),
+            candidates: [("paid", .responder(answer))],
+            configure: { configuration in
+                configuration.routes[0].scorer = ScorerConfiguration(kind: .text, outputProtocol: .openAI)
+                // 400 completion tokens at 1.0 per 1k: 0.4 a call; the day allows 1.0.
+                configuration.routes[0].candidates[0].cost = CostConfiguration(per1kCompletionTokens: 1.0)
+                configuration.routes[0].rateLimit = RateLimitConfiguration(dailyCost: 1.0)
+            }
+        ) { sidecar, _, candidates in
+            let client = try await sidecar.client()
+            let queue = try DatabaseQueue(path: sidecar.databasePath)
+            // One at a time, each written (and charged) before the next is sent.
+            for _ in 1...5 {
+                #expect(try await client.send(method: .POST, path: "/v1/chat", body: Array("{}".utf8)).status == 200)
+                #expect(try await eventually { sidecar.shadowPending == 0 })
+                let mirrored = candidates[0]?.requestCount ?? 0
+                if mirrored > 0 { _ = try await waitForRows(queue, count: mirrored, sql: "SELECT 1 FROM pairs WHERE candidate_cost IS NOT NULL") }
+            }
+            try queue.close()
+            #expect(candidates[0]?.requestCount == 3, "0.4 + 0.4 + 0.4 reaches 1.0 on the third; nothing after")
+            await client.close()
+            await sidecar.stop()
+            let totals = try sidecar.openStore().coverageTotals()
+            #expect(totals["budget_exhausted"] == 2 && totals["compared"] == 3, "\(totals)")
+        }
+    }
 }

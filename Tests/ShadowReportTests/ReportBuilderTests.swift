@@ -170,12 +170,25 @@ import Testing
     @Test func costsStoredByTheDaemonAreUsedWithoutAConfiguration() async throws {
         try await withTemporaryDirectory { folder in
             let path = folder + "/priced.sqlite"
-            var traffic = Traffic(pairs: 500, divergeEvery: 0, candidateLatency: 10_000)
+            // 500 pairs an hour apart from 2025-11-30T00:00Z: 24 on that day, 24 the next, …
+            var traffic = Traffic(
+                pairs: 500,
+                divergeEvery: 0,
+                startMicros: 1_764_460_800_000_000,
+                spacingMicros: 3_600_000_000,
+                candidateLatency: 10_000
+            )
             traffic.usage = (prompt: 1_000, baseline: 200, candidate: 400)
             traffic.prices = (CostConfiguration(perRequest: 0.01), CostConfiguration(per1kCompletionTokens: 1))
             try traffic.write(to: path)
             let cost = try #require(try self.report([path]).routes.first?.candidates.first?.cost)
             #expect(abs(cost.baselinePerRequest - 0.01) < 1e-12 && abs(cost.candidatePerRequest - 0.4) < 1e-12)
+            // Spend per UTC day: what shadowing cost each day, beside the baseline's price of the same requests.
+            #expect(cost.days.count == 21 && cost.days.map(\.pairs).reduce(0, +) == 500)
+            #expect(cost.days.first?.day == "2025-11-30" && cost.days[1].day == "2025-12-01" && cost.days.last?.day == "2025-12-20")
+            #expect(cost.days[0].pairs == 24 && abs(cost.days[0].candidate - 24 * 0.4) < 1e-9 && abs(cost.days[0].baseline - 0.24) < 1e-9)
+            #expect(CostSection.civilDate(daysSinceEpoch: 0) == "1970-01-01" && CostSection.civilDate(daysSinceEpoch: 11_016) == "2000-02-29")
+            #expect(CostSection.civilDate(daysSinceEpoch: 20_788) == "2026-12-01")
         }
     }
 

@@ -38,13 +38,26 @@ public struct DailyBudget: Sendable, Equatable {
     /// Spends `amount` if it fits in today's budget.
     /// - Parameter nowMicros: wall-clock time, microseconds since the epoch.
     public mutating func spend(_ amount: Double, nowMicros: Int64) -> Bool {
+        self.roll(nowMicros)
+        // A budget charged to its limit (or past it, after the fact) admits nothing more,
+        // not even something priced at zero up front.
+        guard self.used < self.limit, self.used + amount <= self.limit else { return false }
+        self.used += amount
+        return true
+    }
+
+    /// Records `amount` already spent (known only after the fact, like a call's token cost):
+    /// it counts against today's budget even if it overshoots it.
+    public mutating func charge(_ amount: Double, nowMicros: Int64) {
+        self.roll(nowMicros)
+        self.used += amount
+    }
+
+    private mutating func roll(_ nowMicros: Int64) {
         let day = nowMicros / 86_400_000_000
         if day != self.day {
             self.day = day
             self.used = 0
         }
-        guard self.used + amount <= self.limit else { return false }
-        self.used += amount
-        return true
     }
 }

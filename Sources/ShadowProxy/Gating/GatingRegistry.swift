@@ -52,6 +52,11 @@ final class GatingRegistry: Sendable {
         }
     }
 
+    /// The route's limiter if it has one (never creates one).
+    func existingLimiter(route: String) -> RouteLimiter? {
+        self.limiters.withLock { $0[route] }
+    }
+
     /// Breaker states for `/stats`.
     var breakerStates: [(route: String, candidate: String, state: CircuitBreaker.State)] {
         self.breakers.withLock { $0.values.map { ($0.route, $0.candidate, $0.state) } }.sorted { ($0.route, $0.candidate) < ($1.route, $1.candidate) }

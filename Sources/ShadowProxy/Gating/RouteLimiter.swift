@@ -29,4 +29,14 @@ final class RouteLimiter: Sendable {
             return nil
         }
     }
+
+    /// Charges the token-priced part of a candidate's answer to the daily cost budget, once its
+    /// usage is known: a paid LLM API is capped by what it actually cost, not just per request.
+    /// Copies already in flight when the budget runs out still finish (the overshoot is at most
+    /// their cost).
+    func charge(_ cost: Double) {
+        guard cost > 0 else { return }
+        let wall = wallClockMicros()
+        self.state.withLock { state in state.costBudget?.charge(cost, nowMicros: wall) }
+    }
 }

@@ -150,6 +150,14 @@ public struct HTMLReportRenderer: ReportRenderer {
                 "<p><b>Cost.</b> Per request: baseline \(Units.fixed(cost.baselinePerRequest, decimals: 6)), candidate \(Units.fixed(cost.candidatePerRequest, decimals: 6)); per 1,000 requests \(Units.fixed(cost.baselinePer1000, decimals: 4)) vs \(Units.fixed(cost.candidatePer1000, decimals: 4))"
             out += cost.increase.map { " (\($0 >= 0 ? "+" : "")\(ReportText.percent($0)))" } ?? ""
             out += ".</p>\n"
+            if !cost.days.isEmpty {
+                out += "<table><tr><th>UTC day</th><th>Pairs</th><th>Baseline spend</th><th>Candidate spend</th></tr>\n"
+                for day in cost.days {
+                    out +=
+                        "<tr><td>\(day.day)</td><td>\(day.pairs)</td><td>\(Units.fixed(day.baseline, decimals: 4))</td><td>\(Units.fixed(day.candidate, decimals: 4))</td></tr>\n"
+                }
+                out += "</table>\n"
+            }
         }
 
         if !c.segments.isEmpty {

@@ -94,6 +94,12 @@ public struct MarkdownReportRenderer: ReportRenderer {
             out += "per 1,000: \(Units.fixed(cost.baselinePer1000, decimals: 4)) vs \(Units.fixed(cost.candidatePer1000, decimals: 4))"
             out += cost.increase.map { " (\($0 >= 0 ? "+" : "")\(ReportText.percent($0)))" } ?? ""
             out += ".\n"
+            if !cost.days.isEmpty {
+                out += "\nSpend per UTC day on recorded pairs:\n\n| Day | Pairs | Baseline | Candidate |\n|---|---:|---:|---:|\n"
+                for day in cost.days {
+                    out += "| \(day.day) | \(day.pairs) | \(Units.fixed(day.baseline, decimals: 4)) | \(Units.fixed(day.candidate, decimals: 4)) |\n"
+                }
+            }
         }
         if !c.segments.isEmpty {
             out +=

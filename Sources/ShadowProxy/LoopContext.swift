@@ -30,12 +30,14 @@ final class LoopContext {
         if let pool = self.baselinePools[key] {
             // After a reload the endpoint may carry re-read certificates.
             if pool.endpoint.tls !== route.baseline.tls { pool.update(route.baseline) }
+            pool.maxIdleTime = TimeAmount(baseline.idleTimeout)
             return pool
         }
         let pool = UpstreamPool(
             loop: self.loop,
             endpoint: route.baseline,
             maxIdle: baseline.maxIdleConnections,
+            maxIdleTime: TimeAmount(baseline.idleTimeout),
             statistics: self.shared.statistics,
             logger: self.shared.logger
         )
@@ -49,6 +51,7 @@ final class LoopContext {
         if let lane = self.lanes[key] {
             let endpoint = route.candidateEndpoints[index]
             if lane.pool.endpoint.tls !== endpoint.tls { lane.pool.update(endpoint) }
+            lane.pool.maxIdleTime = TimeAmount(candidate.idleTimeout)
             return lane
         }
         let concurrency = max(1, candidate.maxConcurrency / self.loopCount)
@@ -56,6 +59,7 @@ final class LoopContext {
             loop: self.loop,
             endpoint: route.candidateEndpoints[index],
             maxIdle: concurrency,
+            maxIdleTime: TimeAmount(candidate.idleTimeout),
             refusalBackoff: UpstreamPool.candidateRefusalBackoff,
             statistics: self.shared.statistics,
             logger: self.shared.logger

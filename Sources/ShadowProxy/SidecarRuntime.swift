@@ -10,6 +10,8 @@ final class SidecarRuntime: Sendable {
         let scorer: any Scorer
         /// The candidates, then the A/A replica if configured.
         let targets: [CandidateConfiguration]
+        /// The same targets as the mirror decision sees them.
+        let decisionTargets: [MirrorDecision.Target]
         let baseline: UpstreamEndpoint
         /// Per target (same order).
         let candidateEndpoints: [UpstreamEndpoint]
@@ -46,6 +48,9 @@ final class SidecarRuntime: Sendable {
                 configuration: route,
                 scorer: route.scorer.makeScorer(),
                 targets: route.mirrorTargets,
+                decisionTargets: route.mirrorTargets.map {
+                    MirrorDecision.Target(samplePercent: $0.samplePercent, perRequestCost: $0.cost?.perRequest ?? 0)
+                },
                 baseline: try UpstreamEndpoint(
                     url: route.baseline.url,
                     tls: route.baseline.tls,

@@ -147,12 +147,12 @@ struct WrkResult {
 
 /// Runs wrk on core 1 (GET without a script) and parses requests/s, latency percentiles (in µs)
 /// and errors.
-func wrk(port: Int, connections: Int, seconds: Int, script: String?) throws -> WrkResult {
+func wrk(port: Int, connections: Int, seconds: Int, script: String?, scheme: String = "http") throws -> WrkResult {
     let process = Process()
     process.executableURL = URL(fileURLWithPath: which("taskset")!)
     process.arguments =
         ["-c", "1", which("wrk")!, "-t1", "-c\(connections)", "-d\(seconds)s"] + (script.map { ["-s", $0] } ?? [])
-        + ["--latency", "http://127.0.0.1:\(port)/v2/models/m/infer"]
+        + ["--latency", "\(scheme)://127.0.0.1:\(port)/v2/models/m/infer"]
     let pipe = Pipe()
     process.standardOutput = pipe
     process.standardError = Pipe()

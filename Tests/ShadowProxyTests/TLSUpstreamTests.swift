@@ -80,6 +80,34 @@ import Testing
         }
     }
 
+    /// A host name, as hosted endpoints have: resolved when connecting (not at start), sent as
+    /// SNI and checked against the certificate's names; `server_name` overrides what is checked.
+    @Test func aHostNameIsResolvedAtConnectAndVerifiedByName() async throws {
+        let pki = try PKI()
+        defer { pki.remove() }
+        let byName = try pki.authority.issue(commonName: "models.internal", dnsNames: ["localhost", "models.internal"], ipAddresses: [])
+        try await withSidecar(
+            baseline: .tls(try pki.server(byName), Self.answer),
+            candidates: [("internal", .tls(try pki.server(byName), Self.answer))],
+            configure: { configuration in
+                Self.useTLS(&configuration, UpstreamTLSConfiguration(caFile: .path(pki.caFile)))
+                configuration.routes[0].baseline.url.host = "localhost"
+                // An address in the URL, the certificate's name to check.
+                configuration.routes[0].candidates[0].tls?.serverName = "models.internal"
+            }
+        ) { sidecar, baseline, candidates in
+            let client = try await sidecar.client()
+            #expect(try await client.send(method: .POST, path: "/infer", body: Array("{}".utf8)).status == 200)
+            await client.close()
+            #expect(baseline?.recentRequests.last?.header("host")?.hasPrefix("localhost:") == true)
+            let queue = try DatabaseQueue(path: sidecar.databasePath)
+            let row = try await waitForRow(queue, sql: "SELECT outcome FROM pairs")
+            try queue.close()
+            #expect(row["outcome"] as String? == "compared")
+            #expect(candidates[0]?.handshakeCount == 1)
+        }
+    }
+
     /// Mutual TLS to an internal model service: the server only talks to holders of a
     /// certificate its CA issued; the sidecar presents the one configured.
     @Test func aClientCertificateOpensMutualTLSAndAMissingOneIsNamed() async throws {

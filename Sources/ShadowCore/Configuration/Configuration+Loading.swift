@@ -295,6 +295,7 @@ extension BaselineConfiguration {
         self.timeout = try reader.duration("timeout", default: self.timeout)
         self.connectTimeout = try reader.duration("connect_timeout", default: self.connectTimeout)
         self.maxIdleConnections = try reader.int("max_idle_connections", default: self.maxIdleConnections, range: 0...10_000)
+        self.idleTimeout = try reader.duration("idle_timeout", default: self.idleTimeout)
         self.cost = try reader.cost("cost")
         if var headers = try reader.object("headers") {
             self.headers = try HeaderRewrite(reading: &headers)
@@ -313,6 +314,7 @@ extension CandidateConfiguration {
         self.connectTimeout = try reader.duration("connect_timeout", default: self.connectTimeout)
         self.queueCapacity = try reader.int("queue_capacity", default: self.queueCapacity, range: 0...1_000_000)
         self.maxConcurrency = try reader.int("max_concurrency", default: self.maxConcurrency, range: 1...10_000)
+        self.idleTimeout = try reader.duration("idle_timeout", default: self.idleTimeout)
         if reader.has("max_queue_wait") {
             self.maxQueueWait = try reader.duration("max_queue_wait", default: self.timeout, minimum: .milliseconds(1))
         }

@@ -303,6 +303,7 @@ public struct NoiseFloorConfiguration: Sendable, Equatable {
         // The baseline a second time: it is called as the baseline is, credentials included.
         target.forwardCredentials = true
         target.headers = baseline.headers
+        target.idleTimeout = baseline.idleTimeout
         if target.url.usesTLS { target.tls = baseline.tls ?? UpstreamTLSConfiguration() }
         return target
     }
@@ -318,6 +319,10 @@ public struct BaselineConfiguration: Sendable, Equatable {
     public var connectTimeout: Duration
     /// Keep-alive connections kept open per event loop.
     public var maxIdleConnections: Int
+    /// How long an idle pooled connection may be reused; keep it below the upstream's own
+    /// keep-alive timeout (uvicorn, behind vLLM and many Python servers, closes after 5 s).
+    /// Over TLS a longer one saves handshakes on bursts.
+    public var idleTimeout: Duration = .seconds(4)
     /// What a call costs, for the report's cost comparison.
     public var cost: CostConfiguration?
     /// Headers the baseline gets beyond the client's (its own credentials, for instance).
@@ -364,6 +369,8 @@ public struct CandidateConfiguration: Sendable, Equatable {
     public var headers = HeaderRewrite()
     /// Changes to this candidate's copy of a JSON request body (another model name, say).
     public var rewrite = BodyRewrite()
+    /// How long an idle pooled connection may be reused (see ``BaselineConfiguration/idleTimeout``).
+    public var idleTimeout: Duration = .seconds(4)
     /// Whether copies keep the client's credential headers (``Configuration/credentialHeaders``);
     /// off by default: a candidate at another provider must not receive the baseline's key.
     public var forwardCredentials = false

@@ -403,6 +403,7 @@ final class ProxyHandler: ChannelInboundHandler, UpstreamResponseDelegate {
             }
             return document ?? nil
         }
+        var admitted = true
         if !configuration.gates.isEmpty {
             let uri = request.head.uri
             let gateRequest = GateRequest(
@@ -412,59 +413,40 @@ final class ProxyHandler: ChannelInboundHandler, UpstreamResponseDelegate {
                 bodyBytes: bodySize,
                 body: body
             )
-            if !configuration.gates.admits(gateRequest) {
-                for target in targets { shared.coverage.add(route: configuration.name, candidate: target.name, reason: .gated, atMicros: at) }
-                return nil
-            }
+            admitted = configuration.gates.admits(gateRequest)
         }
-        // One draw for the route's sample: from the sampling key when there is one (the same key
-        // is always in or always out), else random. Targets with their own share (the A/A
-        // replica) draw apart.
-        var routeDraw = Double.random(in: 0..<100, using: &self.loopContext.random)
+        // The sampling key's position, when the route has one and the request carries it.
+        var keyPosition: Double?
         switch configuration.sampleKey {
         case .header(let name):
-            if let value = request.head.headers.first(name: name) { routeDraw = Sampler.position(key: value.utf8, salt: route.salt) * 100 }
+            if let value = request.head.headers.first(name: name) { keyPosition = Sampler.position(key: value.utf8, salt: route.salt) }
         case .field:
-            if let pattern = route.sampleField, let value = body().flatMap({ pattern.select(in: $0).first })?.gateText {
-                routeDraw = Sampler.position(key: value.utf8, salt: route.salt) * 100
+            if admitted, let pattern = route.sampleField, let value = body().flatMap({ pattern.select(in: $0).first })?.gateText {
+                keyPosition = Sampler.position(key: value.utf8, salt: route.salt)
             }
         case nil:
             break
         }
-        let tooLarge = bodySize > runtime.configuration.limits.mirrorMaxBody
-        // A ramping route mirrors its stage's share of the sample (nested: a keyed user in at 5%
-        // stays in at 20%).
-        let routePercent = configuration.samplePercent * (route.ramp?.percent(route: configuration.name) ?? 100) / 100
-        var sampled: [Int] = []
-        for (index, target) in targets.enumerated() {
-            let percent = target.samplePercent ?? routePercent
-            let draw = target.samplePercent == nil ? routeDraw : Double.random(in: 0..<100, using: &self.loopContext.random)
-            if percent < 100 && draw >= percent {
-                shared.coverage.add(route: configuration.name, candidate: target.name, reason: .notSampled, atMicros: at)
-            } else if tooLarge {
-                shared.coverage.add(route: configuration.name, candidate: target.name, reason: .bodyTooLarge, atMicros: at)
-            } else {
-                sampled.append(index)
+        let decision = MirrorDecision.decide(
+            targets: route.decisionTargets,
+            request: MirrorDecision.Request(
+                admittedByGates: admitted,
+                keyPosition: keyPosition,
+                bodyTooLarge: bodySize > runtime.configuration.limits.mirrorMaxBody
+            ),
+            samplePercent: configuration.samplePercent,
+            rampPercent: route.ramp?.percent(route: configuration.name),
+            random: &self.loopContext.random,
+            limiter: { cost in route.limiter?.take(cost: cost) },
+            breaker: { index, draw in
+                guard let breaker = route.breakers[index] else { return .none }
+                return breaker.admit(draw: draw).map { .admitted(epoch: $0) } ?? .refused
             }
+        )
+        for (index, reason) in decision.dropped {
+            shared.coverage.add(route: configuration.name, candidate: targets[index].name, reason: reason, atMicros: at)
         }
-        if !sampled.isEmpty, let limiter = route.limiter,
-            let reason = limiter.take(cost: sampled.reduce(0) { $0 + (targets[$1].cost?.perRequest ?? 0) })
-        {
-            for index in sampled { shared.coverage.add(route: configuration.name, candidate: targets[index].name, reason: reason, atMicros: at) }
-            return nil
-        }
-        var chosen: [(index: Int, epoch: UInt64)] = []
-        for index in sampled {
-            guard let breaker = route.breakers[index] else {
-                chosen.append((index, 0))
-                continue
-            }
-            if let epoch = breaker.admit(draw: Double.random(in: 0..<1, using: &self.loopContext.random)) {
-                chosen.append((index, epoch))
-            } else {
-                shared.coverage.add(route: configuration.name, candidate: targets[index].name, reason: .circuitOpen, atMicros: at)
-            }
-        }
+        let chosen = decision.chosen
         guard !chosen.isEmpty else { return nil }
         let storage = runtime.configuration.storage
         var storedRequest = CapturedBody(bytes: [], totalBytes: bodySize)

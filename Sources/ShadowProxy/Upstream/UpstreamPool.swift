@@ -17,7 +17,8 @@ final class UpstreamPool {
     private(set) var endpoint: UpstreamEndpoint
     var target: UpstreamURL { self.endpoint.url }
     private let maxIdle: Int
-    private let maxIdleTime: TimeAmount
+    /// Set again when a reload changes the upstream's `idle_timeout`.
+    var maxIdleTime: TimeAmount
     private var idle: [UpstreamConnection] = []
     private var all: [ObjectIdentifier: UpstreamConnection] = [:]
     /// Bumped when the endpoint changes (certificates re-read): older connections are not reused.

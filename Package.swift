@@ -16,6 +16,7 @@ let package = Package(
         .library(name: "ShadowProxy", targets: ["ShadowProxy"]),
         .library(name: "ShadowReport", targets: ["ShadowReport"]),
         .library(name: "ShadowFixtures", targets: ["ShadowFixtures"]),
+        .library(name: "ShadowParquet", targets: ["ShadowParquet"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.3"),
@@ -32,6 +33,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.37.6"),
         .package(url: "https://github.com/apple/swift-certificates", from: "1.21.1"),
         .package(url: "https://github.com/apple/swift-asn1", from: "1.7.4"),
+        .package(url: "https://github.com/adam-fowler/compress-nio", from: "1.5.0"),
     ],
     targets: [
         // No I/O: configuration, routing, header rules, JSON, scorers, the bounded record hand-off.
@@ -73,6 +75,15 @@ let package = Package(
                 .product(name: "Prometheus", package: "swift-prometheus"),
             ],
             swiftSettings: hotPath
+        ),
+        // A flat Parquet file writer (Thrift compact footer, PLAIN values, RLE levels, GZIP pages
+        // through the system zlib, statistics): no Swift Parquet library exists to depend on.
+        .target(
+            name: "ShadowParquet",
+            dependencies: [
+                .product(name: "CompressNIO", package: "compress-nio"),
+                .product(name: "NIOCore", package: "swift-nio"),
+            ]
         ),
         // The comparison report: one pass over the databases, statistics, verdict, renderers.
         .target(

@@ -85,6 +85,16 @@ let package = Package(
                 .product(name: "NIOCore", package: "swift-nio"),
             ]
         ),
+        // `shadowd export`: pairs and coverage as Hive-partitioned Parquet or NDJSON.
+        .target(
+            name: "ShadowExport",
+            dependencies: [
+                "ShadowCore",
+                "ShadowStore",
+                "ShadowParquet",
+                .product(name: "GRDB", package: "GRDB.swift"),
+            ]
+        ),
         // The comparison report: one pass over the databases, statistics, verdict, renderers.
         .target(
             name: "ShadowReport",
@@ -119,6 +129,7 @@ let package = Package(
                 "ShadowProxy",
                 "ShadowReport",
                 "ShadowFixtures",
+                "ShadowExport",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "Logging", package: "swift-log"),

@@ -227,22 +227,6 @@ public struct CostSection: Codable, Sendable {
         public var baseline: Double
         public var candidate: Double
     }
-
-    /// `YYYY-MM-DD` of a day counted from 1970-01-01 (proleptic Gregorian, as in
-    /// http://howardhinnant.github.io/date_algorithms.html#civil_from_days).
-    static func civilDate(daysSinceEpoch: Int64) -> String {
-        let z = daysSinceEpoch + 719_468
-        let era = (z >= 0 ? z : z - 146_096) / 146_097
-        let dayOfEra = z - era * 146_097
-        let yearOfEra = (dayOfEra - dayOfEra / 1460 + dayOfEra / 36524 - dayOfEra / 146_096) / 365
-        let dayOfYear = dayOfEra - (365 * yearOfEra + yearOfEra / 4 - yearOfEra / 100)
-        let monthIndex = (5 * dayOfYear + 2) / 153
-        let day = dayOfYear - (153 * monthIndex + 2) / 5 + 1
-        let month = monthIndex < 10 ? monthIndex + 3 : monthIndex - 9
-        let year = yearOfEra + era * 400 + (month <= 2 ? 1 : 0)
-        func two(_ value: Int64) -> String { value < 10 ? "0\(value)" : "\(value)" }
-        return "\(year)-\(two(month))-\(two(day))"
-    }
 }
 
 /// Whether the divergence rate is pinned down within the configured margin.

@@ -189,7 +189,7 @@ extension ReportBuilder {
             increase: baseline > 0 ? candidate / baseline - 1 : nil,
             days: cost.days.sorted { $0.key < $1.key }.map { day, spend in
                 CostSection.DaySpend(
-                    day: CostSection.civilDate(daysSinceEpoch: day),
+                    day: HTTPDate.isoDay(daysSince1970: day),
                     pairs: spend.pairs,
                     baseline: spend.baseline,
                     candidate: spend.candidate

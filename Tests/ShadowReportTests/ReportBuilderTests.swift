@@ -187,8 +187,8 @@ import Testing
             #expect(cost.days.count == 21 && cost.days.map(\.pairs).reduce(0, +) == 500)
             #expect(cost.days.first?.day == "2025-11-30" && cost.days[1].day == "2025-12-01" && cost.days.last?.day == "2025-12-20")
             #expect(cost.days[0].pairs == 24 && abs(cost.days[0].candidate - 24 * 0.4) < 1e-9 && abs(cost.days[0].baseline - 0.24) < 1e-9)
-            #expect(CostSection.civilDate(daysSinceEpoch: 0) == "1970-01-01" && CostSection.civilDate(daysSinceEpoch: 11_016) == "2000-02-29")
-            #expect(CostSection.civilDate(daysSinceEpoch: 20_788) == "2026-12-01")
+            #expect(HTTPDate.isoDay(daysSince1970: 0) == "1970-01-01" && HTTPDate.isoDay(daysSince1970: 11_016) == "2000-02-29")
+            #expect(HTTPDate.isoDay(daysSince1970: 20_788) == "2026-12-01")
         }
     }
 

@@ -15,6 +15,13 @@ public enum HTTPDate {
             + "\(two(secondOfDay / 3600)):\(two(secondOfDay / 60 % 60)):\(two(secondOfDay % 60)) GMT"
     }
 
+    /// `YYYY-MM-DD` (UTC) of a day count since 1970-01-01: report days and export partitions.
+    public static func isoDay(daysSince1970 days: Int64) -> String {
+        let (year, month, day) = Self.civil(fromDays: days)
+        func two(_ value: Int64) -> String { value < 10 ? "0\(value)" : "\(value)" }
+        return "\(year)-\(two(month))-\(two(day))"
+    }
+
     /// Year, month (1…12) and day (1…31) of a day count since 1970-01-01 (Howard Hinnant's
     /// `civil_from_days`).
     static func civil(fromDays days: Int64) -> (year: Int64, month: Int64, day: Int64) {

@@ -1,0 +1,34 @@
+/// What `shadowd export` writes, and where.
+public struct ExportOptions: Sendable {
+    public enum Format: String, Sendable, CaseIterable {
+        case parquet
+        case ndjson
+    }
+
+    /// Databases and the host name each is exported under.
+    public var databases: [(host: String, path: String)]
+    public var outputDirectory: String
+    public var format: Format
+    /// The window, microseconds since the epoch; widened to whole UTC days (a day's partition is
+    /// always rewritten whole). `nil` start: from the database's export cursor (the start of the
+    /// day it reached), or from the beginning.
+    public var fromMicros: Int64?
+    public var toMicros: Int64?
+    public var tables: [ExportTable]
+
+    public init(
+        databases: [(host: String, path: String)],
+        outputDirectory: String,
+        format: Format = .parquet,
+        fromMicros: Int64? = nil,
+        toMicros: Int64? = nil,
+        tables: [ExportTable] = [.pairs, .coverage]
+    ) {
+        self.databases = databases
+        self.outputDirectory = outputDirectory
+        self.format = format
+        self.fromMicros = fromMicros
+        self.toMicros = toMicros
+        self.tables = tables
+    }
+}

@@ -1,0 +1,51 @@
+import ShadowParquet
+
+/// A table the export writes, its columns and types (the query contract of the README).
+public struct ExportTable: Sendable {
+    public let name: String
+    /// The SQL source (a view) and its time column, in microseconds since the epoch.
+    let source: String
+    let timeExpression: String
+    public let columns: [ParquetColumn]
+    /// Columns read with a different expression than their name.
+    let expressions: [String: String]
+
+    public static let pairs = ExportTable(
+        name: "pairs",
+        source: "pairs",
+        timeExpression: "received_at_us",
+        columns: [
+            .init("request_id", .string), .init("route", .string), .init("candidate", .string), .init("received_at", .timestampMicros),
+            .init("received_at_us", .int64), .init("method", .string), .init("path", .string), .init("config_revision", .string),
+            .init("baseline_version", .string), .init("candidate_version", .string), .init("baseline_status", .int64),
+            .init("candidate_status", .int64), .init("baseline_latency_us", .int64), .init("candidate_latency_us", .int64),
+            .init("baseline_ttfb_us", .int64), .init("candidate_ttfb_us", .int64), .init("request_body", .bytes),
+            .init("baseline_body", .bytes), .init("candidate_body", .bytes), .init("baseline_error", .string),
+            .init("candidate_error", .string), .init("outcome", .string), .init("divergence", .double), .init("diverged", .int64),
+            .init("scorer", .string), .init("explanation", .string), .init("segment", .string), .init("differing_paths", .string),
+            .init("baseline_first_byte_us", .int64), .init("candidate_first_byte_us", .int64), .init("baseline_first_token_us", .int64),
+            .init("candidate_first_token_us", .int64), .init("baseline_events", .int64), .init("candidate_events", .int64),
+            .init("baseline_prompt_tokens", .double), .init("candidate_prompt_tokens", .double),
+            .init("baseline_completion_tokens", .double), .init("candidate_completion_tokens", .double),
+            .init("baseline_last_token_us", .int64), .init("candidate_last_token_us", .int64),
+            .init("baseline_tokens_per_second", .double), .init("candidate_tokens_per_second", .double), .init("baseline_cost", .double),
+            .init("candidate_cost", .double),
+        ],
+        expressions: ["received_at": "received_at_us"]
+    )
+
+    public static let coverage = ExportTable(
+        name: "coverage",
+        source: "coverage_counts",
+        timeExpression: "minute * 1000000",
+        columns: [
+            .init("minute", .timestampMicros), .init("route", .string), .init("candidate", .string), .init("reason", .string),
+            .init("count", .int64),
+        ],
+        expressions: ["minute": "minute * 1000000"]
+    )
+
+    var selectList: String {
+        self.columns.map { column in self.expressions[column.name].map { "\($0) AS \(column.name)" } ?? column.name }.joined(separator: ", ")
+    }
+}

@@ -1,0 +1,97 @@
+import ArgumentParser
+import Foundation
+import ShadowCore
+import ShadowExport
+import ShadowReport
+import ShadowStore
+
+extension ShadowdCommand {
+    /// Exports pairs and coverage as Hive-partitioned Parquet (or NDJSON) for warehouse engines.
+    struct Export: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "export",
+            abstract: "Write pairs and coverage as Parquet or NDJSON partitions (DIR/<table>/date=YYYY-MM-DD/host=NAME/) for DuckDB, Spark, Trino.",
+            discussion: """
+                Whole UTC days are rewritten atomically, so re-running a window never duplicates rows. Without \
+                --since/--from, each database's export cursor (stored in it) resumes where the last run stopped.
+                """
+        )
+
+        @Option(
+            name: .customLong("db"),
+            help: "A database file, or HOST=FILE to name its host partition; repeat for a fleet. Default host: this machine's name."
+        )
+        var databases: [String] = []
+
+        @Option(help: "The host partition name for databases given without one.")
+        var host: String?
+
+        @Option(help: "The directory to write under.")
+        var outDir: String
+
+        @Option(help: "parquet or ndjson.")
+        var format: String = "parquet"
+
+        @Option(help: "Only days touched by this much time before now (e.g. 24h, 7d).")
+        var since: String?
+
+        @Option(help: "Window start, ISO 8601 (widened to the start of its UTC day).")
+        var from: String?
+
+        @Option(help: "Window end (exclusive), ISO 8601 (widened to the end of its UTC day).")
+        var to: String?
+
+        @Option(help: "Tables to export: pairs, coverage.")
+        var table: [String] = []
+
+        func validate() throws {
+            if self.databases.isEmpty { throw ValidationError("give --db FILE (repeatable)") }
+            if self.since != nil, self.from != nil || self.to != nil { throw ValidationError("give --since or --from/--to, not both") }
+            if ExportOptions.Format(rawValue: self.format) == nil { throw ValidationError("--format: parquet or ndjson") }
+            if let bad = self.table.first(where: { $0 != "pairs" && $0 != "coverage" }) {
+                throw ValidationError("--table: pairs or coverage, got '\(bad)'")
+            }
+        }
+
+        func run() async throws {
+            let nowMicros = Int64(Date().timeIntervalSince1970 * 1_000_000)
+            let defaultHost = self.host ?? ProcessInfo.processInfo.hostName.split(separator: ".").first.map(String.init) ?? "localhost"
+            let databases = self.databases.map { argument -> (host: String, path: String) in
+                if let equals = argument.firstIndex(of: "="), !argument[..<equals].contains("/") {
+                    return (String(argument[..<equals]), String(argument[argument.index(after: equals)...]))
+                }
+                return (defaultHost, argument)
+            }
+            var options = ExportOptions(databases: databases, outputDirectory: self.outDir, format: ExportOptions.Format(rawValue: self.format)!)
+            if !self.table.isEmpty { options.tables = self.table.map { $0 == "pairs" ? .pairs : .coverage } }
+            do {
+                if let since = self.since {
+                    guard let duration = Units.parseDuration(since), duration > .zero else {
+                        throw ExportFailure("--since: expected a duration such as 24h, got '\(since)'")
+                    }
+                    options.fromMicros = nowMicros - duration.microseconds
+                }
+                options.fromMicros = try self.from.map { try Report.parseTime($0, option: "--from") } ?? options.fromMicros
+                options.toMicros = try self.to.map { try Report.parseTime($0, option: "--to") }
+                let summary = try Exporter(options: options).run(now: nowMicros)
+                let rows = summary.rows.sorted { $0.key < $1.key }.map { "\($0.value) \($0.key)" }.joined(separator: ", ")
+                print(
+                    "exported \(rows.isEmpty ? "nothing new" : rows) in \(summary.files) file(s), \(Units.fixed(Double(summary.bytes) / 1_048_576, decimals: 1)) MiB under \(self.outDir)"
+                )
+            } catch let error as StoreError {
+                throw CleanExit.message("error: \(error.message)", code: 1)
+            } catch let error as ReportError {
+                throw CleanExit.message("error: \(error.message)", code: 1)
+            } catch let error as ExportFailure {
+                throw CleanExit.message("error: \(error.message)", code: 1)
+            } catch {
+                throw CleanExit.message("error: export failed: \(error)", code: 1)
+            }
+        }
+    }
+}
+
+struct ExportFailure: Error {
+    let message: String
+    init(_ message: String) { self.message = message }
+}

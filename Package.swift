@@ -160,7 +160,8 @@ let package = Package(
         ),
         .testTarget(
             name: "ShadowStoreTests",
-            dependencies: ["ShadowCore", "ShadowStore", .product(name: "GRDB", package: "GRDB.swift")]
+            // The export reads what the store wrote: its tests share the store's record helpers.
+            dependencies: ["ShadowCore", "ShadowStore", "ShadowExport", "ShadowParquet", .product(name: "GRDB", package: "GRDB.swift")]
         ),
         .testTarget(
             name: "ShadowReportTests",

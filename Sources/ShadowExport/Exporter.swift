@@ -81,9 +81,18 @@ public struct Exporter {
         to: Int64,
         summary: inout Summary
     ) throws {
-        var day = from
-        while day < to {
+        // The days that have rows (the window may span years of empty days).
+        let days = try queue.read { db in
+            try Int64.fetchAll(
+                db,
+                sql:
+                    "SELECT DISTINCT (\(table.timeExpression)) / \(Self.day) FROM \(table.source) WHERE \(table.timeExpression) >= ? AND \(table.timeExpression) < ? ORDER BY 1",
+                arguments: [from, to]
+            )
+        }
+        for dayNumber in days {
             // One day at a time: each partition is its own file and its own read.
+            let day = dayNumber * Self.day
             let end = day + Self.day
             let directory = "\(self.options.outputDirectory)/\(table.name)/date=\(HTTPDate.isoDay(daysSince1970: day / Self.day))/host=\(host)"
             let file = directory + "/" + part + (self.options.format == .parquet ? ".parquet" : ".ndjson")
@@ -116,7 +125,6 @@ public struct Exporter {
                 summary.files += 1
                 summary.rows[table.name, default: 0] += rows
             }
-            day = end
         }
     }
 

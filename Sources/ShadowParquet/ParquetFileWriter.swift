@@ -188,6 +188,8 @@ public final class ParquetFileWriter {
                 group.i64(3, rowGroup.rows)
             }
             file.string(6, "shadowd")
+            // Type-defined order for every column: without it readers ignore min_value/max_value.
+            file.list(7, structs: self.columns) { order, _ in order.struct(1) { _ in } }
         }
     }
 }

@@ -95,6 +95,16 @@ let package = Package(
                 .product(name: "GRDB", package: "GRDB.swift"),
             ]
         ),
+        // `shadowd replay`: backtests a candidate on recorded traffic through the proxy's client.
+        .target(
+            name: "ShadowReplay",
+            dependencies: [
+                "ShadowCore",
+                "ShadowStore",
+                "ShadowProxy",
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
         // The comparison report: one pass over the databases, statistics, verdict, renderers.
         .target(
             name: "ShadowReport",
@@ -130,6 +140,7 @@ let package = Package(
                 "ShadowReport",
                 "ShadowFixtures",
                 "ShadowExport",
+                "ShadowReplay",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "Logging", package: "swift-log"),
@@ -170,7 +181,7 @@ let package = Package(
         .testTarget(
             name: "ShadowProxyTests",
             dependencies: [
-                "ShadowCore", "ShadowStore", "ShadowProxy", "ShadowFixtures",
+                "ShadowCore", "ShadowStore", "ShadowProxy", "ShadowFixtures", "ShadowReplay",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),

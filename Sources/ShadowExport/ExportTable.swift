@@ -29,7 +29,7 @@ public struct ExportTable: Sendable {
             .init("baseline_completion_tokens", .double), .init("candidate_completion_tokens", .double),
             .init("baseline_last_token_us", .int64), .init("candidate_last_token_us", .int64),
             .init("baseline_tokens_per_second", .double), .init("candidate_tokens_per_second", .double), .init("baseline_cost", .double),
-            .init("candidate_cost", .double),
+            .init("candidate_cost", .double), .init("source", .string),
         ],
         expressions: ["received_at": "received_at_us"]
     )

@@ -1,9 +1,31 @@
+import Foundation
 import GRDB
 
 extension PairStore {
     /// Each schema change is one step here, applied in order and recorded in `PRAGMA user_version`.
     /// Never edit a shipped step; add the next one.
-    static let migrations: [(version: Int, sql: String)] = [
+    static let migrations: [(version: Int, sql: String)] =
+        shippedMigrations + [
+            (
+                7,
+                // `source`: 'live' for what the sidecar recorded, 'replay' for `shadowd replay`'s
+                // backtests of recorded traffic. The view is version 6's with the column appended.
+                "ALTER TABLE exchanges ADD COLUMN source TEXT NOT NULL DEFAULT 'live';\nDROP VIEW pairs;\n"
+                    + PairStore.pairsView(of: 6).replacingOccurrences(
+                        of: "s.cost AS candidate_cost\n",
+                        with: "s.cost AS candidate_cost,\n    e.source\n"
+                    )
+            )
+        ]
+
+    /// The `CREATE VIEW pairs` statement of a shipped version.
+    static func pairsView(of version: Int) -> String {
+        let sql = shippedMigrations.first { $0.version == version }!.sql
+        return String(sql[sql.range(of: "CREATE VIEW pairs AS")!.lowerBound...])
+    }
+
+    /// Versions 1 to 6 as they shipped.
+    static let shippedMigrations: [(version: Int, sql: String)] = [
         (
             1,
             """

@@ -122,6 +122,7 @@ extension PairStore {
                     exchange.bind(b.completionTokens)
                     exchange.bind(b.cost)
                     exchange.bind(b.lastTokenMicros)
+                    exchange.bind(record.source)
                     try exchange.execute(in: db)
                     let exchangeID = db.lastInsertedRowID
                     for ((candidate, score), c) in zip(zip(record.candidates, scores), arms.candidates) {
@@ -247,9 +248,9 @@ extension PairStore {
             request_id, route, config_revision, received_at_us, method, path, request_body, request_body_bytes,
             baseline_version, baseline_status, baseline_latency_us, baseline_ttfb_us, baseline_content_type,
             baseline_body, baseline_body_bytes, baseline_error, segment, baseline_first_byte_us, baseline_first_token_us, baseline_events,
-            baseline_prompt_tokens, baseline_completion_tokens, baseline_cost, baseline_last_token_us
+            baseline_prompt_tokens, baseline_completion_tokens, baseline_cost, baseline_last_token_us, source
         ) VALUES (?1, ?2, ?3, ?4, ?5, ?6, \(bodyExpression(7)), ?8, ?9, ?10, ?11, ?12, ?13, \(bodyExpression(14)), ?15, ?16, ?17, ?18, ?19,
-            ?20, ?21, ?22, ?23, ?24)
+            ?20, ?21, ?22, ?23, ?24, ?25)
         """
 
     static let insertShadowSQL = """

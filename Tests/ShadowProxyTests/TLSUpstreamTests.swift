@@ -41,10 +41,13 @@ import Testing
         var route = configuration.routes[0]
         route.baseline.url.usesTLS = true
         route.baseline.tls = tls
+        // Handshakes on a loaded machine: generous, tests about timeouts set their own.
+        route.baseline.connectTimeout = .seconds(10)
         if candidatesToo {
             for index in route.candidates.indices {
                 route.candidates[index].url.usesTLS = true
                 route.candidates[index].tls = tls
+                route.candidates[index].connectTimeout = .seconds(10)
             }
         }
         configuration.routes[0] = route
@@ -194,8 +197,11 @@ import Testing
             candidates: [("hosted", .port(port))],
             configure: { configuration in
                 if tlsOnBothArms { Self.useTLS(&configuration, UpstreamTLSConfiguration(caFile: .path(pki.caFile))) }
-                configuration.routes[0].baseline.connectTimeout = .milliseconds(500)
-                configuration.routes[0].candidates[0].connectTimeout = .milliseconds(500)
+                // Only the stalling peer needs a short connect timeout (it is the failure under
+                // test); a handshake on a loaded machine can take longer than that.
+                let connectTimeout: Duration = peer.kind == "connect_timeout" ? .milliseconds(500) : .seconds(10)
+                configuration.routes[0].baseline.connectTimeout = connectTimeout
+                configuration.routes[0].candidates[0].connectTimeout = connectTimeout
             }
         ) { sidecar, _, _ in
             let client = try await sidecar.client()

@@ -20,6 +20,8 @@ public struct ExchangeRecord: Sendable {
     public var segment: String?
     /// Whether JSON bodies are read for `usage` token counts (OpenAI-compatible or token-priced routes).
     public var readsUsage: Bool = false
+    /// `live` for traffic the sidecar saw, `replay` for a backtest of recorded traffic.
+    public var source = "live"
 
     public init(
         requestID: String,

@@ -18,7 +18,6 @@ final class ShadowCall: UpstreamResponseDelegate {
     /// `shadowd_upstream_duration_seconds` for this candidate.
     private let latency: Metrics.Timer
     private let candidate: CandidateConfiguration
-    private let captureLimit: Int
     let breaker: CandidateBreaker?
     /// The breaker's epoch when this copy was admitted: its outcome counts in that epoch only.
     private let breakerEpoch: UInt64
@@ -26,10 +25,7 @@ final class ShadowCall: UpstreamResponseDelegate {
     private(set) var queueDeadline: NIODeadline = .distantFuture
     private var call: UpstreamCall?
     private weak var lane: ShadowLane?
-    private var started: NIODeadline = .now()
-    private var result: ArmResult
-    private var captured: [UInt8] = []
-    private var seenBytes = 0
+    private var answer: AnswerCapture
 
     init(
         candidateIndex: Int,
@@ -52,14 +48,12 @@ final class ShadowCall: UpstreamResponseDelegate {
         self.head = head
         self.body = body
         self.exchange = exchange
-        self.captureLimit = captureLimit
-        self.result = ArmResult(version: candidate.version)
-        self.result.price = candidate.cost
+        self.answer = AnswerCapture(version: candidate.version, price: candidate.cost, limit: captureLimit)
     }
 
     func start(pool: UpstreamPool, lane: ShadowLane) {
         self.lane = lane
-        self.started = .now()
+        self.answer.start()
         let call = UpstreamCall(delegate: self)
         self.call = call
         call.arm(timeout: TimeAmount(self.candidate.timeout), on: pool.loop, error: .timeout)
@@ -69,9 +63,8 @@ final class ShadowCall: UpstreamResponseDelegate {
 
     /// Never started (shutdown while queued).
     func abandon() {
-        self.result.error = .shutdown
         self.shared.statistics.shadowPending.subtract(1, ordering: .relaxed)
-        self.exchange.candidateFinished(self.candidateIndex, self.result)
+        self.exchange.candidateFinished(self.candidateIndex, self.answer.abandon(.shutdown))
     }
 
     /// Joined the lane's queue at `now`.
@@ -94,26 +87,12 @@ final class ShadowCall: UpstreamResponseDelegate {
         self.call?.cancel(with: .shutdown)
     }
 
-    private var elapsedMicros: Int64 {
-        (NIODeadline.now() - self.started).nanoseconds / 1000
-    }
-
     func upstreamHead(_ head: HTTPResponseHead) {
-        self.result.status = Int(head.status.code)
-        self.result.timeToHeadMicros = self.elapsedMicros
-        self.result.contentType = head.headers.first(name: "content-type")
+        self.answer.head(head)
     }
 
     func upstreamBody(_ buffer: ByteBuffer) {
-        self.seenBytes += buffer.readableBytes
-        self.result.noteChunk(bytesSoFar: self.seenBytes, micros: self.elapsedMicros)
-        let room = self.captureLimit - self.captured.count
-        if buffer.readableBytes > room {
-            self.captured.append(contentsOf: buffer.readableBytesView.prefix(room))
-            self.call?.cancel(with: .tooLarge)
-            return
-        }
-        self.captured.append(contentsOf: buffer.readableBytesView)
+        if !self.answer.body(buffer) { self.call?.cancel(with: .tooLarge) }
     }
 
     func upstreamReadComplete() {}
@@ -128,16 +107,13 @@ final class ShadowCall: UpstreamResponseDelegate {
 
     private func finish(error: ArmError?) {
         self.call = nil
-        self.result.latencyMicros = self.elapsedMicros
-        self.result.body = CapturedBody(bytes: self.captured, totalBytes: self.seenBytes)
-        self.result.error = error
-        self.captured = []
+        let result = self.answer.finish(error: error)
         self.shared.statistics.shadowPending.subtract(1, ordering: .relaxed)
-        if error == nil, let latency = self.result.latencyMicros {
+        if error == nil, let latency = result.latencyMicros {
             self.latency.recordNanoseconds(latency * 1000)
         }
-        self.breaker?.record(self.result, epoch: self.breakerEpoch)
+        self.breaker?.record(result, epoch: self.breakerEpoch)
         self.lane?.callFinished(self)
-        self.exchange.candidateFinished(self.candidateIndex, self.result)
+        self.exchange.candidateFinished(self.candidateIndex, result)
     }
 }

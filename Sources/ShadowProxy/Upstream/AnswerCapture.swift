@@ -1,0 +1,60 @@
+import NIOCore
+import NIOHTTP1
+import ShadowCore
+
+/// An upstream's answer as a record keeps it: status, time to head, chunk arrivals and the body
+/// up to a cap. Shared by the live shadow call and the replay client.
+struct AnswerCapture {
+    private(set) var result: ArmResult
+    private let limit: Int
+    private var captured: [UInt8] = []
+    private var seenBytes = 0
+    private var started: NIODeadline = .now()
+
+    init(version: String, price: CostConfiguration?, limit: Int) {
+        self.result = ArmResult(version: version)
+        self.result.price = price
+        self.limit = limit
+    }
+
+    /// The call starts now (timings count from here).
+    mutating func start() {
+        self.started = .now()
+    }
+
+    var elapsedMicros: Int64 { (NIODeadline.now() - self.started).nanoseconds / 1000 }
+
+    mutating func head(_ head: HTTPResponseHead) {
+        self.result.status = Int(head.status.code)
+        self.result.timeToHeadMicros = self.elapsedMicros
+        self.result.contentType = head.headers.first(name: "content-type")
+    }
+
+    /// Keeps the chunk; `false` when it went past the cap (the caller cuts the call short).
+    mutating func body(_ buffer: ByteBuffer) -> Bool {
+        self.seenBytes += buffer.readableBytes
+        self.result.noteChunk(bytesSoFar: self.seenBytes, micros: self.elapsedMicros)
+        let room = self.limit - self.captured.count
+        if buffer.readableBytes > room {
+            self.captured.append(contentsOf: buffer.readableBytesView.prefix(room))
+            return false
+        }
+        self.captured.append(contentsOf: buffer.readableBytesView)
+        return true
+    }
+
+    /// The finished answer (the captured bytes move into it).
+    mutating func finish(error: ArmError?) -> ArmResult {
+        self.result.latencyMicros = self.elapsedMicros
+        self.result.body = CapturedBody(bytes: self.captured, totalBytes: self.seenBytes)
+        self.result.error = error
+        self.captured = []
+        return self.result
+    }
+
+    /// Marks an answer that never started (shutdown while queued).
+    mutating func abandon(_ error: ArmError) -> ArmResult {
+        self.result.error = error
+        return self.result
+    }
+}

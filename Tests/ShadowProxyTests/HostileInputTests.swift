@@ -45,7 +45,7 @@ import Testing
                 configuration.limits.maxHeaderBytes = 2048
             }
         ) { sidecar, baseline, candidates in
-            let (response, closed) = rawExchange(port: sidecar.port, testCase.bytes)
+            let (response, closed) = await rawExchange(port: sidecar.port, testCase.bytes)
             #expect(response.hasPrefix("HTTP/1.1 \(testCase.status)"), "\(testCase.name): got \(response.prefix(80))")
             #expect(closed, "\(testCase.name): the connection must be closed")
             await sidecar.stop()
@@ -59,7 +59,7 @@ import Testing
 
     @Test func theDaemonKeepsServingAfterHostileInput() async throws {
         try await withSidecar(baseline: .responder { _ in .json(#"{"ok":true}"#) }, configure: { $0.limits.maxHeaderBytes = 2048 }) { sidecar, _, _ in
-            for testCase in Self.cases { _ = rawExchange(port: sidecar.port, testCase.bytes, timeout: .seconds(2)) }
+            for testCase in Self.cases { _ = await rawExchange(port: sidecar.port, testCase.bytes, timeout: .seconds(2)) }
             let client = try await sidecar.client()
             #expect(try await client.send(path: "/fine").text == #"{"ok":true}"#)
             await client.close()
@@ -77,7 +77,7 @@ import Testing
             let connection = try RawConnection(port: sidecar.port, timeout: .seconds(30))
             connection.send("GET /x HTTP/1.1\r\nHost: a\r\nX-Slow: ")
             let dribbled = dribble(connection, every: .milliseconds(100), bytes: 100)
-            let (response, closed) = connection.receiveUntilClosed()
+            let (response, closed) = await connection.receiveUntilClosed()
             #expect(closed)
             #expect(dribbled.stop() < 100, "cut while the client was still sending")
             #expect(response.isEmpty || response.hasPrefix("HTTP/1.1 408"), "\(response.prefix(80))")
@@ -88,7 +88,7 @@ import Testing
     @Test func expectContinueIsAnswered() async throws {
         try await withSidecar(baseline: .responder { request in .json(#"{"got":\#(request.body.count)}"#) }) { sidecar, _, _ in
             let head = "POST /x HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\nExpect: 100-continue\r\nConnection: close\r\n\r\nabc"
-            let (response, _) = rawExchange(port: sidecar.port, Self.request(head))
+            let (response, _) = await rawExchange(port: sidecar.port, Self.request(head))
             #expect(response.hasPrefix("HTTP/1.1 100 Continue"))
             #expect(response.contains(#"{"got":3}"#))
         }
@@ -106,7 +106,7 @@ import Testing
             // The sidecar has registered all five before the sixth arrives.
             #expect(try await eventually { sidecar.sidecar.statistics.snapshot.openConnections == 5 })
             // The sixth is closed at once, before any request is answered.
-            let extra = rawExchange(port: sidecar.port, Array("GET /x HTTP/1.1\r\nhost: x\r\n\r\n".utf8), timeout: .seconds(2))
+            let extra = await rawExchange(port: sidecar.port, Array("GET /x HTTP/1.1\r\nhost: x\r\n\r\n".utf8), timeout: .seconds(2))
             #expect(extra.closed && extra.response.isEmpty, "\(extra)")
             for client in clients {
                 #expect(try await client.send(path: "/x").status == 200)

@@ -99,7 +99,7 @@ import Testing
             connection.send("GET /stream HTTP/1.1\r\nhost: x\r\n\r\n")
             var received = ""
             while !received.contains(first) {
-                let bytes = connection.receiveSome()
+                let bytes = await connection.receiveSome()
                 guard !bytes.isEmpty else { break }
                 received += String(decoding: bytes, as: UTF8.self)
             }
@@ -107,7 +107,7 @@ import Testing
             #expect(!received.contains(last) && !received.hasSuffix("0\r\n\r\n"))
             gate.open()
             while !received.hasSuffix("0\r\n\r\n") {
-                let bytes = connection.receiveSome()
+                let bytes = await connection.receiveSome()
                 guard !bytes.isEmpty else { break }
                 received += String(decoding: bytes, as: UTF8.self)
             }

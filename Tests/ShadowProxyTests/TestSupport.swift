@@ -160,7 +160,9 @@ func withSidecar(
                 url: UpstreamURL(host: "127.0.0.1", port: port),
                 version: "\(name)-v",
                 timeout: .seconds(5),
-                connectTimeout: .seconds(2)
+                // A full parallel run loads both cores: a connect (through a test proxy, with a
+                // TLS handshake) can take seconds. Tests about connect timeouts set their own.
+                connectTimeout: .seconds(10)
             )
         )
     }
@@ -172,7 +174,12 @@ func withSidecar(
             RouteConfiguration(
                 name: "models",
                 prefix: "/",
-                baseline: BaselineConfiguration(url: UpstreamURL(host: "127.0.0.1", port: baselinePort), version: "base-v", timeout: .seconds(5)),
+                baseline: BaselineConfiguration(
+                    url: UpstreamURL(host: "127.0.0.1", port: baselinePort),
+                    version: "base-v",
+                    timeout: .seconds(5),
+                    connectTimeout: .seconds(10)
+                ),
                 candidates: candidateConfigurations
             )
         ],
@@ -208,10 +215,20 @@ func withSidecar(
 
 /// Sends raw bytes on a fresh TCP connection and reads until the server closes it (or `timeout`).
 /// Returns what the server sent and whether it closed the connection.
-func rawExchange(port: Int, _ request: [UInt8], timeout: Duration = .seconds(5)) -> (response: String, closed: Bool) {
-    guard let connection = try? RawConnection(port: port, timeout: timeout) else { return ("connect failed", false) }
-    connection.send(request)
-    return connection.receiveUntilClosed()
+func rawExchange(port: Int, _ request: [UInt8], timeout: Duration = .seconds(5)) async -> (response: String, closed: Bool) {
+    await offPool {
+        guard let connection = try? RawConnection(port: port, timeout: timeout) else { return ("connect failed", false) }
+        connection.send(request)
+        return connection.blockingReceiveUntilClosed()
+    }
+}
+
+/// Runs a blocking call (a socket read with a timeout) on its own thread: on the test pool's
+/// two threads, two tests blocked in reads would stall every other test's awaits for seconds.
+func offPool<T: Sendable>(_ body: @escaping @Sendable () -> T) async -> T {
+    await withCheckedContinuation { continuation in
+        Thread.detachNewThread { continuation.resume(returning: body()) }
+    }
 }
 
 /// A client TCP connection driven byte by byte: for uploads sent in pieces and clients that
@@ -258,14 +275,24 @@ final class RawConnection {
     }
 
     /// Reads whatever arrives next (at most `limit` bytes); empty when the peer closed.
-    func receiveSome(limit: Int = 4096) -> [UInt8] {
+    func receiveSome(limit: Int = 4096) async -> [UInt8] {
+        let box = UncheckedBox(self)
+        return await offPool { box.value.blockingReceiveSome(limit: limit) }
+    }
+
+    /// Reads until the peer closes (or the receive timeout); says whether it closed.
+    func receiveUntilClosed() async -> (response: String, closed: Bool) {
+        let box = UncheckedBox(self)
+        return await offPool { box.value.blockingReceiveUntilClosed() }
+    }
+
+    private func blockingReceiveSome(limit: Int) -> [UInt8] {
         var buffer = [UInt8](repeating: 0, count: limit)
         let count = recv(self.descriptor, &buffer, limit, 0)
         return count > 0 ? Array(buffer[0..<count]) : []
     }
 
-    /// Reads until the peer closes (or the receive timeout); says whether it closed.
-    func receiveUntilClosed() -> (response: String, closed: Bool) {
+    fileprivate func blockingReceiveUntilClosed() -> (response: String, closed: Bool) {
         var received: [UInt8] = []
         var buffer = [UInt8](repeating: 0, count: 65536)
         while true {

@@ -39,7 +39,7 @@ import Testing
             #expect(streamed, "the baseline saw \(baseline?.bodyBytesReceived ?? 0) bytes before the upload ended")
             #expect(candidates[0]?.bodyBytesReceived == 0, "the candidate must wait for the whole request")
             connection.send(Self.chunk(second) + Array("0\r\n\r\n".utf8))
-            let (response, _) = connection.receiveUntilClosed()
+            let (response, _) = await connection.receiveUntilClosed()
             #expect(response.hasPrefix("HTTP/1.1 200"))
             #expect(response.hasSuffix(#"{"bytes":32768,"hash":"\#(StableHash.fnv1a64(whole))"}"#))
             await sidecar.stop()
@@ -72,7 +72,7 @@ import Testing
         ) { sidecar, baseline, candidates in
             let connection = try RawConnection(port: sidecar.port)
             connection.send(Array(Self.head.utf8) + Self.chunk(first) + Self.chunk(second) + Array("0\r\n\r\n".utf8))
-            let (response, _) = connection.receiveUntilClosed()
+            let (response, _) = await connection.receiveUntilClosed()
             #expect(response.hasSuffix(#"{"bytes":32768,"hash":"\#(StableHash.fnv1a64(first + second))"}"#))
             await sidecar.stop()
             #expect(candidates[0]?.requestCount == 0)
@@ -95,7 +95,7 @@ import Testing
             connection.send(Array(Self.head.utf8) + Self.chunk([UInt8](repeating: 0x61, count: 8_192)))
             #expect(try await eventually { (baseline?.bodyBytesReceived ?? 0) >= 8_192 })
             connection.send(Self.chunk([UInt8](repeating: 0x61, count: 12_000)))
-            let (response, closed) = connection.receiveUntilClosed()
+            let (response, closed) = await connection.receiveUntilClosed()
             #expect(response.hasPrefix("HTTP/1.1 413"), "got \(response.prefix(80))")
             #expect(response.contains("max_request_body") || response.contains("body_too_large"))
             #expect(closed)
@@ -131,7 +131,7 @@ import Testing
             // One byte (a one-byte chunk) every third of the timeout: the upload is still cut,
             // while the client keeps sending (the timeout is not re-armed by each read).
             let dribbled = dribble(connection, every: .milliseconds(166), bytes: 60) { _ in Self.chunk(Array(" ".utf8)) }
-            let (response, closed) = connection.receiveUntilClosed()
+            let (response, closed) = await connection.receiveUntilClosed()
             #expect(dribbled.stop() < 60, "cut while the client was still sending")
             #expect(response.hasPrefix("HTTP/1.1 408"), "got \(response.prefix(80))")
             #expect(closed)

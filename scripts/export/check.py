@@ -2,6 +2,7 @@
 
 Usage: check.py SHADOWD_BINARY"""
 import glob
+import json
 import os
 import sqlite3
 import subprocess
@@ -16,9 +17,9 @@ work = tempfile.mkdtemp(prefix="shadowd-export-")
 failures = []
 
 
-def run(*arguments):
+def run(*arguments, ok=(0,)):
     result = subprocess.run([shadowd, *arguments], capture_output=True, text=True)
-    if result.returncode != 0:
+    if result.returncode not in ok:
         sys.exit(f"shadowd {' '.join(arguments)} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
     return result.stdout
 
@@ -82,6 +83,24 @@ text = "\n".join(str(cell) for row in plan for cell in row)
 if "host-b" in text and "Total Files Read: 2" in text:
     failures.append("the host filter did not prune host-b's files")
 
+# Fixtures/sql/headline.duckdb.sql gives the report's divergence rate and Wilson interval.
+con.execute(f"SET VARIABLE export_dir = '{out}'")
+sql = "\n".join(line for line in open("Fixtures/sql/headline.duckdb.sql").read().splitlines() if not line.strip().startswith("--"))
+statements = [statement for statement in sql.split(";") if statement.strip()]
+for statement in statements[:2]:
+    con.execute(statement)
+headline = con.execute(statements[2].replace("FROM pairs WHERE", "FROM pairs WHERE host = 'host-a' AND")).fetchall()
+for statement in statements[3:]:
+    con.execute(statement).fetchall()
+# (exit 3 is a reject verdict: the demo's candidate is built to fail)
+report = json.loads(run("report", "--db", databases[0][1], "--format", "json", ok=(0, 3)))
+divergence = report["routes"][0]["candidates"][0]["divergence"]
+route, candidate, compared, diverged, rate, low, high = headline[0]
+if (compared, diverged) != (divergence["compared"], divergence["diverged"]) or abs(rate - divergence["rate"]) > 1e-4 \
+        or abs(low - divergence["interval"][0]) > 1e-4 or abs(high - divergence["interval"][1]) > 1e-4:
+    failures.append(f"headline SQL {headline[0]} != the report's {divergence['compared']}, {divergence['diverged']}, "
+                    f"{divergence['rate']}, {divergence['interval']}")
+
 # A second run rewrites today's partitions whole: nothing duplicated.
 before = con.execute(f"SELECT count(*) FROM {pairs}").fetchone()[0]
 run(*arguments)
@@ -93,7 +112,8 @@ if leftovers:
     failures.append(f"temporary files left: {leftovers}")
 
 print(f"duckdb {duckdb.__version__}, pyarrow: {rows} pairs from {len(databases)} hosts in {len(files)} file(s); "
-      f"{len(EXPECTED_TYPES)} column types, every column's NULLs, counts, sums and body bytes checked against SQLite")
+      f"{len(EXPECTED_TYPES)} column types, every column's NULLs, counts, sums and body bytes checked against SQLite; "
+      f"headline SQL = the report's divergence {headline[0][4]} [{headline[0][5]}, {headline[0][6]}]")
 if failures:
     print("\n".join(failures))
     sys.exit(1)

@@ -90,11 +90,29 @@ final class ProxyHandler: ChannelInboundHandler, UpstreamResponseDelegate {
                 )
             }
             self.state = .closed
-            context.close(promise: nil)
+            // The initializer adds this handler before the channel is registered and active;
+            // a close issued then can fail, leaving the connection open and counted. Close it
+            // once it is active.
+            if context.channel.isActive {
+                context.close(promise: nil)
+            } else {
+                self.refusedBeforeActive = true
+            }
             return
         }
         self.armRequestTimer()
     }
+
+    func channelActive(context: ChannelHandlerContext) {
+        if self.refusedBeforeActive {
+            context.close(promise: nil)
+            return
+        }
+        context.fireChannelActive()
+    }
+
+    /// Over `server.max_connections` when added: closed as soon as it is active.
+    private var refusedBeforeActive = false
 
     func handlerRemoved(context: ChannelHandlerContext) {
         self.requestTimer?.cancel()

@@ -14,7 +14,7 @@ try:  # the HTTP library the client is built on (httpx2 in its 2.x releases)
 except ImportError:
     import httpx
 
-from common import logs, query, serve, start, stop_all, workdir
+from common import check_recorded, diverged_share, logs, serve, start, stop_all, workdir
 
 shadowd = sys.argv[1]
 pki = os.path.join(workdir, "pki")
@@ -111,37 +111,13 @@ async def run_async():
 
 asyncio.run(run_async())
 
-found = query(
-    database,
-    "SELECT request_id, outcome, baseline_error, baseline_cost, candidate_cost, baseline_events, baseline_tokens_per_second FROM pairs",
-    lambda rows: len(rows) >= len(expected_ids),
-)
-rows = {row[0]: row[1:] for row in found}
-for request_id in expected_ids:
-    row = rows.get(request_id)
-    if row is None:
-        failures.append(f"{request_id}: not recorded")
-        continue
-    outcome, baseline_error, baseline_cost, candidate_cost, events, tokens_per_second = row
-    if outcome != "compared" or baseline_error is not None:
-        failures.append(f"{request_id}: outcome {outcome}, baseline_error {baseline_error}")
-    if baseline_cost is None or candidate_cost is None:
-        failures.append(f"{request_id}: baseline_cost {baseline_cost}, candidate_cost {candidate_cost}")
-    if "stream" in request_id and (not events or not tokens_per_second):
-        failures.append(f"{request_id}: events {events}, tokens/s {tokens_per_second}")
+rows = check_recorded(database, expected_ids, failures, priced=("baseline_cost", "candidate_cost"))
 
 sample = 300
 with through_client() as sampler:
     for n in range(sample):
         sampler.messages.create(**args(f"sampled prompt {n}", False), extra_headers={"x-request-id": f"sample-{n}"})
-counts = query(
-    database,
-    "SELECT count(*), sum(diverged) FROM pairs WHERE request_id LIKE 'sample-%' AND outcome = 'compared'",
-    lambda rows: rows and rows[0][0] == sample,
-)
-share = counts[0][1] / counts[0][0] if counts and counts[0][0] == sample else None
-if share is None or not 0.09 <= share <= 0.21:
-    failures.append(f"diverged share of {sample} sampled prompts: {share} (the candidate disagrees on 15%)")
+share = diverged_share(database, "sample-", sample, failures)
 stop_all()
 
 # The keys the sidecar held appear in no log and no database file.

@@ -74,3 +74,42 @@ def query(database, sql, until, attempts=200):
             break
         time.sleep(0.05)
     return rows
+
+
+def check_recorded(database, expected_ids, failures, priced=("baseline_cost",)):
+    """Every request recorded as a compared pair, priced (each column in `priced`), with events
+    and tokens per second for streams; returns the rows by request id."""
+    found = query(
+        database,
+        "SELECT request_id, outcome, baseline_error, baseline_events, baseline_tokens_per_second, "
+        + ", ".join(priced) + " FROM pairs",
+        lambda rows: len(rows) >= len(expected_ids),
+    )
+    rows = {row[0]: row[1:] for row in found}
+    for request_id in expected_ids:
+        row = rows.get(request_id)
+        if row is None:
+            failures.append(f"{request_id}: not recorded")
+            continue
+        outcome, baseline_error, events, tokens_per_second, *costs = row
+        if outcome != "compared" or baseline_error is not None:
+            failures.append(f"{request_id}: outcome {outcome}, baseline_error {baseline_error}")
+        for column, cost in zip(priced, costs):
+            if cost is None:
+                failures.append(f"{request_id}: {column} is NULL")
+        if "stream" in request_id and (not events or not tokens_per_second):
+            failures.append(f"{request_id}: events {events}, tokens/s {tokens_per_second}")
+    return rows
+
+
+def diverged_share(database, prefix, sample, failures, expected=(0.09, 0.21)):
+    """The share of `sample` compared pairs with ids starting `prefix` that diverged."""
+    counts = query(
+        database,
+        f"SELECT count(*), sum(diverged) FROM pairs WHERE request_id LIKE '{prefix}%' AND outcome = 'compared'",
+        lambda rows: rows and rows[0][0] == sample,
+    )
+    share = counts[0][1] / counts[0][0] if counts and counts[0][0] == sample else None
+    if share is None or not expected[0] <= share <= expected[1]:
+        failures.append(f"diverged share of {sample} sampled prompts: {share} (the candidate disagrees on 15%)")
+    return share

@@ -6,7 +6,7 @@ import sys
 
 import openai
 
-from common import query, serve, start, stop_all
+from common import check_recorded, diverged_share, serve, start, stop_all
 
 shadowd = sys.argv[1]
 baseline = start(shadowd, ["fixture-model", "--spec", "Fixtures/models/llm-baseline.yaml", "--port", "0"], r"listening on http://127\.0\.0\.1:")
@@ -110,38 +110,14 @@ async def run_async():
 asyncio.run(run_async())
 
 # Every request recorded as a compared pair, priced, with tokens per second for streams.
-found = query(
-    database,
-    "SELECT request_id, outcome, baseline_error, baseline_cost, baseline_events, baseline_tokens_per_second FROM pairs",
-    lambda rows: len(rows) >= len(expected_ids),
-)
-rows = {row[0]: row[1:] for row in found}
-for request_id in expected_ids:
-    row = rows.get(request_id)
-    if row is None:
-        failures.append(f"{request_id}: not recorded")
-        continue
-    outcome, baseline_error, cost, events, tokens_per_second = row
-    if outcome != "compared" or baseline_error is not None:
-        failures.append(f"{request_id}: outcome {outcome}, baseline_error {baseline_error}")
-    if cost is None:
-        failures.append(f"{request_id}: baseline_cost is NULL")
-    if "stream" in request_id and (not events or not tokens_per_second):
-        failures.append(f"{request_id}: events {events}, tokens/s {tokens_per_second}")
+rows = check_recorded(database, expected_ids, failures)
 
 # The example's candidate answers differently on 15% of prompts: the pairs show it.
 sample = 300
 with client(sidecar) as sampler:
     for n in range(sample):
         sampler.chat.completions.create(**request_args(f"sampled prompt {n}", False), extra_headers={"x-request-id": f"sample-{n}"})
-counts = query(
-    database,
-    "SELECT count(*), sum(diverged) FROM pairs WHERE request_id LIKE 'sample-%' AND outcome = 'compared'",
-    lambda rows: rows and rows[0][0] == sample,
-)
-share = counts[0][1] / counts[0][0] if counts and counts[0][0] == sample else None
-if share is None or not 0.09 <= share <= 0.21:
-    failures.append(f"diverged share of {sample} sampled prompts: {share} (the candidate disagrees on 15%)")
+share = diverged_share(database, "sample-", sample, failures)
 stop_all()
 print(f"openai {openai.__version__}: {len(expected_ids)} requests (sync and async, streamed and not, with and without tools), "
       f"{sum(1 for i in expected_ids if i in rows and rows[i][0] == 'compared')} recorded as compared; "

@@ -254,8 +254,10 @@ import Testing
                 configuration.server.threads = 1
                 configuration.routes[0].candidates[0].maxConcurrency = 1
                 configuration.routes[0].candidates[0].queueCapacity = 2
-                // Longer than the test, so the slot never frees up while requests arrive.
-                configuration.routes[0].candidates[0].timeout = .seconds(5)
+                // Far longer than the test, even on a loaded machine (a full parallel run took 65 s
+                // and let a 5 s timeout free the slot): the slot never frees up while requests
+                // arrive; shutdown records what is still pending.
+                configuration.routes[0].candidates[0].timeout = .seconds(300)
             }
         ) { sidecar, _, _ in
             let client = try await sidecar.client()

@@ -247,16 +247,19 @@ import Testing
     }
 
     @Test func queueOverflowIsDroppedAndCounted() async throws {
+        // The hung candidate sits behind a link the test resets once the requests are in, so
+        // the one call in flight ends then, however long the requests took on a loaded machine.
+        let hung = try await FixtureServer.start { _ in FixtureResponse(mode: .hang) }
+        let link = try await FaultyLink.start(targetPort: hung.port)
         try await withSidecar(
             baseline: .responder { _ in .json("{}") },
-            candidates: [("stuck", .responder { _ in FixtureResponse(mode: .hang) })],
+            candidates: [("stuck", .port(link.port))],
             configure: { configuration in
                 configuration.server.threads = 1
                 configuration.routes[0].candidates[0].maxConcurrency = 1
                 configuration.routes[0].candidates[0].queueCapacity = 2
                 // Far longer than the test, even on a loaded machine (a full parallel run took 65 s
-                // and let a 5 s timeout free the slot): the slot never frees up while requests
-                // arrive; shutdown records what is still pending.
+                // and let a 5 s timeout free the slot): the slot frees only when the link resets.
                 configuration.routes[0].candidates[0].timeout = .seconds(300)
             }
         ) { sidecar, _, _ in
@@ -265,6 +268,7 @@ import Testing
                 #expect(try await client.send(path: "/infer").status == 200)
             }
             await client.close()
+            link.set(.reset)
             await sidecar.stop()
             let store = try sidecar.openStore()
             defer { try? store.close() }
@@ -279,6 +283,8 @@ import Testing
             #expect((3...5).contains(waited), "totals: \(totals), errors: \(errors)")
             #expect(totals.values.reduce(0, +) == 20, "every request is accounted for")
         }
+        try await link.stop()
+        try await hung.stop()
     }
 
     /// What holds memory is bounded by construction: copies queued or in flight (at most the

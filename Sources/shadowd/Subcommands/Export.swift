@@ -65,14 +65,7 @@ extension ShadowdCommand {
             var options = ExportOptions(databases: databases, outputDirectory: self.outDir, format: ExportOptions.Format(rawValue: self.format)!)
             if !self.table.isEmpty { options.tables = self.table.map { $0 == "pairs" ? .pairs : .coverage } }
             do {
-                if let since = self.since {
-                    guard let duration = Units.parseDuration(since), duration > .zero else {
-                        throw ExportFailure("--since: expected a duration such as 24h, got '\(since)'")
-                    }
-                    options.fromMicros = nowMicros - duration.microseconds
-                }
-                options.fromMicros = try self.from.map { try Report.parseTime($0, option: "--from") } ?? options.fromMicros
-                options.toMicros = try self.to.map { try Report.parseTime($0, option: "--to") }
+                (options.fromMicros, options.toMicros) = try Report.window(since: self.since, from: self.from, to: self.to, nowMicros: nowMicros)
                 let summary = try Exporter(options: options).run(now: nowMicros)
                 let rows = summary.rows.sorted { $0.key < $1.key }.map { "\($0.value) \($0.key)" }.joined(separator: ", ")
                 print(
@@ -82,16 +75,9 @@ extension ShadowdCommand {
                 throw CleanExit.message("error: \(error.message)", code: 1)
             } catch let error as ReportError {
                 throw CleanExit.message("error: \(error.message)", code: 1)
-            } catch let error as ExportFailure {
-                throw CleanExit.message("error: \(error.message)", code: 1)
             } catch {
                 throw CleanExit.message("error: export failed: \(error)", code: 1)
             }
         }
     }
-}
-
-struct ExportFailure: Error {
-    let message: String
-    init(_ message: String) { self.message = message }
 }

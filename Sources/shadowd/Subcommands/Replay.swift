@@ -102,14 +102,7 @@ extension ShadowdCommand {
             options.maxConsecutiveFailures = self.maxConsecutiveFailures
             let nowMicros = Int64(Date().timeIntervalSince1970 * 1_000_000)
             do {
-                if let since = self.since {
-                    guard let duration = Units.parseDuration(since), duration > .zero else {
-                        throw ReportError("--since: expected a duration such as 24h, got '\(since)'")
-                    }
-                    options.fromMicros = nowMicros - duration.microseconds
-                }
-                options.fromMicros = try self.from.map { try Report.parseTime($0, option: "--from") } ?? options.fromMicros
-                options.toMicros = try self.to.map { try Report.parseTime($0, option: "--to") }
+                (options.fromMicros, options.toMicros) = try Report.window(since: self.since, from: self.from, to: self.to, nowMicros: nowMicros)
                 let summary = try await self.replay(options, configuration: configuration)
                 print(Self.describe(summary, name: candidate.name, out: self.out ?? "replay-\(candidate.name).sqlite"))
                 if summary.stopped != nil { throw ExitCode(1) }

@@ -166,6 +166,20 @@ extension ShadowdCommand {
             return "no pairs: \(scope)nothing recorded from \(window); \(spans.joined(separator: "; "))"
         }
 
+        /// The window `--since` or `--from/--to` give, microseconds since the epoch (shared by
+        /// export and replay).
+        static func window(since: String?, from: String?, to: String?, nowMicros: Int64) throws -> (from: Int64?, to: Int64?) {
+            var start: Int64?
+            if let since {
+                guard let duration = Units.parseDuration(since), duration > .zero else {
+                    throw ReportError("--since: expected a duration such as 24h, got '\(since)'")
+                }
+                start = nowMicros - duration.microseconds
+            }
+            start = try from.map { try Self.parseTime($0, option: "--from") } ?? start
+            return (start, try to.map { try Self.parseTime($0, option: "--to") })
+        }
+
         static func parseTime(_ text: String, option: String) throws -> Int64 {
             let formatter = ISO8601DateFormatter()
             for options: ISO8601DateFormatter.Options in [[.withInternetDateTime], [.withInternetDateTime, .withFractionalSeconds], [.withFullDate]] {

@@ -76,8 +76,9 @@ let package = Package(
             ],
             swiftSettings: hotPath
         ),
-        // A flat Parquet file writer (Thrift compact footer, PLAIN values, RLE levels, GZIP pages
-        // through the system zlib, statistics): no Swift Parquet library exists to depend on.
+        // A flat Parquet file writer (Thrift compact footer, PLAIN and dictionary values, RLE levels,
+        // ZSTD pages through the system libzstd or GZIP through zlib, statistics): no Swift Parquet
+        // library exists to depend on.
         .target(
             name: "ShadowParquet",
             dependencies: [
@@ -93,6 +94,7 @@ let package = Package(
                 "ShadowStore",
                 "ShadowParquet",
                 .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "GRDBSQLite", package: "GRDB.swift"),
             ]
         ),
         // `shadowd replay`: backtests a candidate on recorded traffic through the proxy's client.
@@ -140,6 +142,7 @@ let package = Package(
                 "ShadowReport",
                 "ShadowFixtures",
                 "ShadowExport",
+                "ShadowParquet",
                 "ShadowReplay",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
@@ -172,7 +175,11 @@ let package = Package(
         .testTarget(
             name: "ShadowStoreTests",
             // The export reads what the store wrote: its tests share the store's record helpers.
-            dependencies: ["ShadowCore", "ShadowStore", "ShadowExport", "ShadowParquet", .product(name: "GRDB", package: "GRDB.swift")]
+            dependencies: ["ShadowCore", "ShadowStore", "ShadowExport", .product(name: "GRDB", package: "GRDB.swift")]
+        ),
+        .testTarget(
+            name: "ShadowParquetTests",
+            dependencies: ["ShadowParquet", .product(name: "CompressNIO", package: "compress-nio"), .product(name: "NIOCore", package: "swift-nio")]
         ),
         .testTarget(
             name: "ShadowReportTests",

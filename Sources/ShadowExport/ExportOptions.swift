@@ -1,3 +1,5 @@
+import ShadowParquet
+
 /// What `shadowd export` writes, and where.
 public struct ExportOptions: Sendable {
     public enum Format: String, Sendable, CaseIterable {
@@ -9,6 +11,8 @@ public struct ExportOptions: Sendable {
     public var databases: [(host: String, path: String)]
     public var outputDirectory: String
     public var format: Format
+    /// Parquet page compression.
+    public var compression: ParquetCompression
     /// The window, microseconds since the epoch; widened to whole UTC days (a day's partition is
     /// always rewritten whole). `nil` start: from the database's export cursor (the start of the
     /// day it reached), or from the beginning.
@@ -20,6 +24,7 @@ public struct ExportOptions: Sendable {
         databases: [(host: String, path: String)],
         outputDirectory: String,
         format: Format = .parquet,
+        compression: ParquetCompression = .preferred,
         fromMicros: Int64? = nil,
         toMicros: Int64? = nil,
         tables: [ExportTable] = [.pairs, .coverage]
@@ -27,6 +32,7 @@ public struct ExportOptions: Sendable {
         self.databases = databases
         self.outputDirectory = outputDirectory
         self.format = format
+        self.compression = compression
         self.fromMicros = fromMicros
         self.toMicros = toMicros
         self.tables = tables

@@ -1,4 +1,5 @@
 import GRDB
+import GRDBSQLite
 import ShadowCore
 import ShadowParquet
 import ShadowStore
@@ -107,15 +108,23 @@ public struct Exporter {
                 let output = try PartitionFile(path: file)
                 let sink: any RowSink =
                     self.options.format == .parquet
-                    ? try ParquetSink(file: output, columns: table.columns) : NDJSONSink(file: output, columns: table.columns)
-                let cursor = try Row.fetchCursor(
-                    db,
+                    ? try ParquetSink(file: output, columns: table.columns, compression: self.options.compression)
+                    : NDJSONSink(file: output, columns: table.columns)
+                // Stepped on the C API, as the report's scan is: GRDB's Row decodes each value
+                // through generic conversions that were a quarter of an export's time.
+                let statement = try db.makeStatement(
                     sql:
-                        "SELECT \(table.selectList) FROM \(table.source) WHERE \(table.timeExpression) >= ? AND \(table.timeExpression) < ? ORDER BY \(table.timeExpression)",
-                    arguments: [day, end]
+                        "SELECT \(table.selectList) FROM \(table.source) WHERE \(table.timeExpression) >= ? AND \(table.timeExpression) < ? ORDER BY \(table.timeExpression)"
                 )
-                while let row = try cursor.next() {
-                    try sink.append(table.columns.indices.map { Self.value(row, $0, table.columns[$0].kind) })
+                try statement.setArguments([day, end])
+                let handle = statement.sqliteStatement
+                while true {
+                    let code = sqlite3_step(handle)
+                    if code == SQLITE_DONE { break }
+                    guard code == SQLITE_ROW else {
+                        throw DatabaseError(resultCode: ResultCode(rawValue: code), message: String(cString: sqlite3_errmsg(db.sqliteConnection)))
+                    }
+                    try sink.append(table.columns.indices.map { Self.value(handle, Int32($0), table.columns[$0].kind) })
                 }
                 try sink.commit()
                 summary.bytes += output.bytesWritten
@@ -128,14 +137,21 @@ public struct Exporter {
         }
     }
 
-    static func value(_ row: Row, _ index: Int, _ kind: ParquetColumn.Kind) -> ParquetValue {
-        let database = row[index] as DatabaseValue
-        switch database.storage {
-        case .null: return .null
-        case .int64(let number): return kind == .double ? .double(Double(number)) : .int(number)
-        case .double(let number): return kind == .double ? .double(number) : .int(Int64(number))
-        case .string(let text): return .bytes(Array(text.utf8))
-        case .blob(let data): return .bytes(Array(data))
+    static func value(_ statement: OpaquePointer, _ index: Int32, _ kind: ParquetColumn.Kind) -> ParquetValue {
+        switch sqlite3_column_type(statement, index) {
+        case SQLITE_NULL: return .null
+        case SQLITE_INTEGER:
+            let number = sqlite3_column_int64(statement, index)
+            return kind == .double ? .double(Double(number)) : .int(number)
+        case SQLITE_FLOAT:
+            let number = sqlite3_column_double(statement, index)
+            return kind == .double ? .double(number) : .int(Int64(number))
+        default:
+            // Text or blob: the bytes as stored (text is UTF-8 in these databases).
+            let bytes = sqlite3_column_blob(statement, index)
+            let count = Int(sqlite3_column_bytes(statement, index))
+            guard let bytes, count > 0 else { return .bytes([]) }
+            return .bytes(Array(UnsafeRawBufferPointer(start: bytes, count: count)))
         }
     }
 }

@@ -12,9 +12,9 @@ final class ParquetSink: RowSink {
     private let file: PartitionFile
     private var writer: ParquetFileWriter!
 
-    init(file: PartitionFile, columns: [ParquetColumn]) throws {
+    init(file: PartitionFile, columns: [ParquetColumn], compression: ParquetCompression) throws {
         self.file = file
-        self.writer = try ParquetFileWriter(columns: columns) { [file] bytes in try file.write(bytes) }
+        self.writer = try ParquetFileWriter(columns: columns, compression: compression) { [file] bytes in try file.write(bytes) }
     }
 
     func append(_ row: [ParquetValue]) throws { try self.writer.append(row) }

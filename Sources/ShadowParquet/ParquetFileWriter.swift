@@ -2,8 +2,9 @@ import CompressNIO
 import NIOCore
 
 /// Writes a flat Parquet file (https://parquet.apache.org/docs/file-format/): row groups of
-/// bounded size, one v1 data page per column chunk, PLAIN values, RLE definition levels, GZIP or
-/// no compression, min/max/null-count statistics per column chunk, and the Thrift compact footer.
+/// bounded size, one v1 data page per column chunk (after a dictionary page when the column's
+/// values repeat), PLAIN or RLE_DICTIONARY values, RLE definition levels, ZSTD, GZIP or no
+/// compression, min/max/null-count statistics per column chunk, and the Thrift compact footer.
 /// Memory is bounded by the row group, not the file: rows are buffered until `rowGroupRows` or
 /// `rowGroupBytes`, then written out.
 public final class ParquetFileWriter {
@@ -20,7 +21,9 @@ public final class ParquetFileWriter {
 
     struct ColumnChunkMetadata {
         var column: ParquetColumn
+        var fileOffset: Int64
         var dataPageOffset: Int64
+        var dictionaryPageOffset: Int64?
         var values: Int64
         var uncompressedSize: Int64
         var compressedSize: Int64
@@ -73,7 +76,32 @@ public final class ParquetFileWriter {
         var chunks: [ColumnChunkMetadata] = []
         var uncompressedTotal: Int64 = 0
         for buffer in self.buffers {
-            let page = buffer.encodedDefinitionLevels + buffer.values
+            let chunkOffset = self.offset
+            var dictionaryPageOffset: Int64?
+            var sizes = (uncompressed: Int64(0), compressed: Int64(0))
+            let valuesEncoding: Int32
+            let page: [UInt8]
+            if let dictionary = buffer.dictionaryEncoding {
+                dictionaryPageOffset = chunkOffset
+                let body = try self.compress(dictionary.values)
+                let header = ThriftCompactWriter.message { header in
+                    header.i32(1, 2)  // DICTIONARY_PAGE
+                    header.i32(2, Int32(dictionary.values.count))
+                    header.i32(3, Int32(body.count))
+                    header.struct(7) { page in
+                        page.i32(1, Int32(dictionary.entries))
+                        page.i32(2, 0)  // PLAIN
+                    }
+                }
+                try self.emit(header)
+                try self.emit(body)
+                sizes = (Int64(header.count + dictionary.values.count), Int64(header.count + body.count))
+                valuesEncoding = 8  // RLE_DICTIONARY
+                page = buffer.encodedDefinitionLevels + dictionary.indices
+            } else {
+                valuesEncoding = 0  // PLAIN
+                page = buffer.encodedDefinitionLevels + buffer.values
+            }
             let body = try self.compress(page)
             let header = ThriftCompactWriter.message { header in
                 header.i32(1, 0)  // DATA_PAGE
@@ -81,7 +109,7 @@ public final class ParquetFileWriter {
                 header.i32(3, Int32(body.count))
                 header.struct(5) { data in
                     data.i32(1, Int32(rows))
-                    data.i32(2, 0)  // PLAIN
+                    data.i32(2, valuesEncoding)
                     data.i32(3, 3)  // RLE definition levels
                     data.i32(4, 3)  // RLE repetition levels (none: a flat schema)
                 }
@@ -89,15 +117,18 @@ public final class ParquetFileWriter {
             let pageOffset = self.offset
             try self.emit(header)
             try self.emit(body)
-            let uncompressed = Int64(header.count + page.count)
-            uncompressedTotal += uncompressed
+            sizes.uncompressed += Int64(header.count + page.count)
+            sizes.compressed += Int64(header.count + body.count)
+            uncompressedTotal += sizes.uncompressed
             chunks.append(
                 ColumnChunkMetadata(
                     column: buffer.column,
+                    fileOffset: chunkOffset,
                     dataPageOffset: pageOffset,
+                    dictionaryPageOffset: dictionaryPageOffset,
                     values: Int64(rows),
-                    uncompressedSize: uncompressed,
-                    compressedSize: Int64(header.count + body.count),
+                    uncompressedSize: sizes.uncompressed,
+                    compressedSize: sizes.compressed,
                     statistics: buffer.statistics
                 )
             )
@@ -111,6 +142,9 @@ public final class ParquetFileWriter {
         switch self.compression {
         case .uncompressed:
             return page
+        case .zstd:
+            guard let zstd = SystemZstd.available else { throw ParquetError("zstd compression needs libzstd.so.1 (apt-get install libzstd1)") }
+            return try zstd.compress(page, level: 3)
         case .gzip:
             var input = ByteBuffer(bytes: page)
             let compressor = CompressionAlgorithm.gzip().compressor
@@ -167,16 +201,18 @@ public final class ParquetFileWriter {
             file.i64(3, self.totalRows)
             file.list(4, structs: self.rowGroups) { group, rowGroup in
                 group.list(1, structs: rowGroup.columns) { chunk, metadata in
-                    chunk.i64(2, metadata.dataPageOffset)
+                    chunk.i64(2, metadata.fileOffset)
                     chunk.struct(3) { meta in
                         meta.i32(1, metadata.column.physicalType)
-                        meta.list(2, i32: [0, 3])  // PLAIN, RLE
+                        // PLAIN (values or the dictionary), RLE (levels), RLE_DICTIONARY (indices).
+                        meta.list(2, i32: metadata.dictionaryPageOffset == nil ? [0, 3] : [0, 3, 8])
                         meta.list(3, strings: [metadata.column.name])
                         meta.i32(4, self.compression.codec)
                         meta.i64(5, metadata.values)
                         meta.i64(6, metadata.uncompressedSize)
                         meta.i64(7, metadata.compressedSize)
                         meta.i64(9, metadata.dataPageOffset)
+                        if let dictionaryOffset = metadata.dictionaryPageOffset { meta.i64(11, dictionaryOffset) }
                         meta.struct(12) { statistics in
                             statistics.i64(3, metadata.statistics.nullCount)
                             if let maximum = metadata.statistics.maximum { statistics.binary(5, maximum) }

@@ -42,16 +42,29 @@ public enum ParquetValue: Sendable, Equatable {
 }
 
 /// Page compression.
-public enum ParquetCompression: Sendable, Equatable {
-    case uncompressed
+public enum ParquetCompression: String, Sendable, Equatable, CaseIterable {
+    case uncompressed = "none"
     /// GZIP (zlib's deflate in a gzip frame), codec 2 in the spec.
     case gzip
+    /// ZSTD through the system's libzstd (level 3, its default), codec 6 in the spec.
+    case zstd
 
     var codec: Int32 {
         switch self {
         case .uncompressed: 0
         case .gzip: 2
+        case .zstd: 6
         }
+    }
+
+    /// Whether this machine can write it: ZSTD needs `libzstd.so.1`.
+    public var isAvailable: Bool {
+        self != .zstd || SystemZstd.available != nil
+    }
+
+    /// ZSTD where the system library is present, GZIP otherwise.
+    public static var preferred: ParquetCompression {
+        ParquetCompression.zstd.isAvailable ? .zstd : .gzip
     }
 }
 

@@ -73,6 +73,15 @@ public final class Backtest: Sendable {
         var pending: [ExchangeRecord] = []
         var failuresInARow = 0
         let concurrency = max(1, self.options.candidate.maxConcurrency)
+        // Whatever ends the run (Ctrl-C cancels it), the answers already collected are written,
+        // so a rerun resumes after them instead of sending them again.
+        defer {
+            if !pending.isEmpty {
+                do { _ = try self.output.write(pending, coverage: [:]) } catch {
+                    self.logger.error("writing the last \(pending.count) replayed pair(s) failed: \(error)")
+                }
+            }
+        }
         try await withThrowingTaskGroup(of: ExchangeRecord.self) { group in
             var inFlight = 0
             func collect(_ record: ExchangeRecord) throws {
@@ -131,7 +140,10 @@ public final class Backtest: Sendable {
             }
             while let record = try await group.next() { try collect(record) }
         }
-        if !pending.isEmpty { _ = try self.output.write(pending, coverage: [:]) }
+        if !pending.isEmpty {
+            _ = try self.output.write(pending, coverage: [:])
+            pending.removeAll()
+        }
         return summary
     }
 

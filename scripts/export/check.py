@@ -1,39 +1,23 @@
-"""Exports a demo database (two hosts), then checks it with DuckDB and pyarrow against SQLite.
+"""Exports a demo database (two hosts), then checks it with DuckDB and pyarrow against SQLite:
+every cell, every column's type and NULLs, the headline SQL, pruning, an idempotent rerun, GZIP
+as well as ZSTD pages; then a 1 M-pair synthetic database round-trips.
 
-Usage: check.py SHADOWD_BINARY"""
+Usage: check.py SHADOWD_BINARY SHADOWD_BENCH_BINARY"""
 import glob
-import json
 import os
 import sqlite3
 import subprocess
 import sys
-import tempfile
 
 import duckdb
 import pyarrow.parquet as pq
 
-shadowd = sys.argv[1]
-work = tempfile.mkdtemp(prefix="shadowd-export-")
+from fleet import Fleet, sql_statements
+
+bench = sys.argv[2]
+fleet = Fleet(sys.argv[1])
+work, out, databases, run, arguments = fleet.work, fleet.out, fleet.databases, fleet.run, fleet.export_arguments
 failures = []
-
-
-def run(*arguments, ok=(0,)):
-    result = subprocess.run([shadowd, *arguments], capture_output=True, text=True)
-    if result.returncode not in ok:
-        sys.exit(f"shadowd {' '.join(arguments)} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
-    return result.stdout
-
-
-databases = []
-for host in ("host-a", "host-b"):
-    path = os.path.join(work, f"{host}.sqlite")
-    run("demo", "--db", path, "--requests", "600")
-    databases.append((host, path))
-out = os.path.join(work, "export")
-arguments = ["export", "--out-dir", out]
-for host, path in databases:
-    arguments += ["--db", f"{host}={path}"]
-print(run(*arguments).strip())
 
 con = duckdb.connect()
 pairs = f"read_parquet('{out}/pairs/*/*/*.parquet', hive_partitioning=true)"
@@ -64,6 +48,36 @@ for host, path in databases:
         if got_nulls != nulls:
             failures.append(f"{host}.{column}: {nulls} NULLs in SQLite, {got_nulls} in the export")
 
+# pyarrow: every cell equals SQLite's, row for row (bodies as bytes, text as str).
+def normalise(value):
+    return value.encode() if isinstance(value, str) else value
+
+
+for host, path in databases:
+    table = pq.read_table(glob.glob(f"{out}/pairs/*/host={host}/*.parquet")).sort_by([("received_at_us", "ascending"), ("request_id", "ascending")])
+    with sqlite3.connect(path) as db:
+        cursor = db.execute("SELECT * FROM pairs ORDER BY received_at_us, request_id")
+        names = [d[0] for d in cursor.description]
+        expected_rows = cursor.fetchall()
+    exported = {name: table.column(name).to_pylist() for name in names if name != "received_at"}
+    mismatches = [
+        f"{host} row {index} {name}: SQLite {row[i]!r} != Parquet {exported[name][index]!r}"
+        for index, row in enumerate(expected_rows)
+        for i, name in enumerate(names)
+        if name in exported and normalise(row[i]) != normalise(exported[name][index])
+    ]
+    if len(expected_rows) != table.num_rows or mismatches:
+        failures.append(f"{host}: {len(expected_rows)} rows in SQLite, {table.num_rows} exported; {len(mismatches)} cells differ: {mismatches[:3]}")
+
+# GZIP pages (the fallback where libzstd is missing) read the same.
+gzip_out = os.path.join(work, "export-gzip")
+run("export", "--compression", "gzip", "--out-dir", gzip_out, "--db", f"{databases[0][0]}={databases[0][1]}")
+gzip_files = glob.glob(f"{gzip_out}/pairs/*/*/*.parquet")
+codecs = {pq.ParquetFile(f).metadata.row_group(0).column(0).compression for f in gzip_files}
+same_rows = pq.read_table(gzip_files).num_rows == con.execute(f"SELECT count(*) FROM {pairs} WHERE host = ?", [databases[0][0]]).fetchone()[0]
+if codecs != {"GZIP"} or not same_rows:
+    failures.append(f"--compression gzip: codecs {codecs}, same rows: {same_rows}")
+
 # pyarrow: the schema's types, and every file readable on its own.
 files = sorted(glob.glob(f"{out}/pairs/*/*/*.parquet"))
 schema = pq.read_schema(files[0])
@@ -85,16 +99,13 @@ if "host-b" in text and "Total Files Read: 2" in text:
 
 # Fixtures/sql/headline.duckdb.sql gives the report's divergence rate and Wilson interval.
 con.execute(f"SET VARIABLE export_dir = '{out}'")
-sql = "\n".join(line for line in open("Fixtures/sql/headline.duckdb.sql").read().splitlines() if not line.strip().startswith("--"))
-statements = [statement for statement in sql.split(";") if statement.strip()]
+statements = sql_statements("Fixtures/sql/headline.duckdb.sql")
 for statement in statements[:2]:
     con.execute(statement)
 headline = con.execute(statements[2].replace("FROM pairs WHERE", "FROM pairs WHERE host = 'host-a' AND")).fetchall()
 for statement in statements[3:]:
     con.execute(statement).fetchall()
-# (exit 3 is a reject verdict: the demo's candidate is built to fail)
-report = json.loads(run("report", "--db", databases[0][1], "--format", "json", ok=(0, 3)))
-divergence = report["routes"][0]["candidates"][0]["divergence"]
+divergence = fleet.report_divergence()
 route, candidate, compared, diverged, rate, low, high = headline[0]
 if (compared, diverged) != (divergence["compared"], divergence["diverged"]) or abs(rate - divergence["rate"]) > 1e-4 \
         or abs(low - divergence["interval"][0]) > 1e-4 or abs(high - divergence["interval"][1]) > 1e-4:
@@ -110,6 +121,34 @@ if before != after:
 leftovers = glob.glob(f"{out}/**/.*.tmp", recursive=True)
 if leftovers:
     failures.append(f"temporary files left: {leftovers}")
+
+# 1 M pairs (the report benchmark's synthetic database): counts, sums and NULLs equal, row groups
+# in time order with statistics that let engines skip them.
+million = os.path.join(work, "million.sqlite")
+subprocess.run([bench, "generate", "--pairs", "1000000", "--db", million], check=True)
+million_out = os.path.join(work, "export-million")
+run("export", "--db", f"big={million}", "--out-dir", million_out, "--from", "2020-01-01T00:00:00Z", "--to", "2040-01-01T00:00:00Z")
+BIG = ("count(*), sum(diverged), sum(baseline_latency_us), sum(candidate_latency_us), count(candidate_error), count(divergence), "
+       "sum(divergence), sum({len}(baseline_body)), sum({len}(candidate_body)), count(differing_paths), count(DISTINCT segment)")
+with sqlite3.connect(million) as db:
+    expected_big = db.execute("SELECT " + BIG.format(len="length").replace("length(baseline_body)", "length(CAST(baseline_body AS BLOB))")
+                              .replace("length(candidate_body)", "length(CAST(candidate_body AS BLOB))") + " FROM pairs").fetchone()
+big = f"read_parquet('{million_out}/pairs/*/*/*.parquet', hive_partitioning=true)"
+got_big = con.execute(f"SELECT {BIG.format(len='octet_length')} FROM {big}").fetchone()
+if any((abs(a - b) > 1e-6 * max(1, abs(a))) if isinstance(a, float) else a != b for a, b in zip(expected_big, got_big)):
+    failures.append(f"1M pairs: SQLite {expected_big} != DuckDB {got_big}")
+million_files = sorted(glob.glob(f"{million_out}/pairs/*/*/*.parquet"))
+bounds = []
+for f in million_files:
+    metadata = pq.ParquetFile(f).metadata
+    index = pq.read_schema(f).get_field_index("received_at_us")
+    bounds += [(metadata.row_group(g).column(index).statistics.min, metadata.row_group(g).column(index).statistics.max) for g in range(metadata.num_row_groups)]
+bounds.sort()
+if len(bounds) < 2 or any(left[1] >= right[0] for left, right in zip(bounds, bounds[1:])):
+    failures.append(f"1M pairs: row groups' received_at_us ranges overlap or are missing: {bounds[:4]}")
+sqlite_bytes = os.path.getsize(million)
+parquet_bytes = sum(os.path.getsize(f) for f in million_files)
+print(f"1M pairs: {len(bounds)} row groups in {len(million_files)} file(s); {parquet_bytes / 1e6:.1f} MB of Parquet for {sqlite_bytes / 1e6:.0f} MB of SQLite; sums equal")
 
 print(f"duckdb {duckdb.__version__}, pyarrow: {rows} pairs from {len(databases)} hosts in {len(files)} file(s); "
       f"{len(EXPECTED_TYPES)} column types, every column's NULLs, counts, sums and body bytes checked against SQLite; "

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import ShadowCore
 import ShadowExport
+import ShadowParquet
 import ShadowReport
 import ShadowStore
 
@@ -32,6 +33,9 @@ extension ShadowdCommand {
         @Option(help: "parquet or ndjson.")
         var format: String = "parquet"
 
+        @Option(help: "Parquet page compression: zstd (the system libzstd; the default where it is installed), gzip or none.")
+        var compression: String?
+
         @Option(help: "Only days touched by this much time before now (e.g. 24h, 7d).")
         var since: String?
 
@@ -48,6 +52,10 @@ extension ShadowdCommand {
             if self.databases.isEmpty { throw ValidationError("give --db FILE (repeatable)") }
             if self.since != nil, self.from != nil || self.to != nil { throw ValidationError("give --since or --from/--to, not both") }
             if ExportOptions.Format(rawValue: self.format) == nil { throw ValidationError("--format: parquet or ndjson") }
+            if let compression = self.compression {
+                guard let codec = ParquetCompression(rawValue: compression) else { throw ValidationError("--compression: zstd, gzip or none") }
+                if !codec.isAvailable { throw ValidationError("--compression zstd needs the system libzstd (apt-get install libzstd1)") }
+            }
             if let bad = self.table.first(where: { $0 != "pairs" && $0 != "coverage" }) {
                 throw ValidationError("--table: pairs or coverage, got '\(bad)'")
             }
@@ -63,6 +71,7 @@ extension ShadowdCommand {
                 return (defaultHost, argument)
             }
             var options = ExportOptions(databases: databases, outputDirectory: self.outDir, format: ExportOptions.Format(rawValue: self.format)!)
+            if let compression = self.compression.flatMap(ParquetCompression.init(rawValue:)) { options.compression = compression }
             if !self.table.isEmpty { options.tables = self.table.map { $0 == "pairs" ? .pairs : .coverage } }
             do {
                 (options.fromMicros, options.toMicros) = try Report.window(since: self.since, from: self.from, to: self.to, nowMicros: nowMicros)

@@ -1,10 +1,7 @@
 import ArgumentParser
+import Foundation
 import ShadowCore
 import ShadowStore
-
-#if canImport(Glibc)
-import Glibc
-#endif
 
 extension ShadowdCommand {
     /// One retention pass by hand (safe while the daemon runs: short transactions, busy timeout).
@@ -37,9 +34,8 @@ extension ShadowdCommand {
             } catch {
                 throw CleanExit.message("error: \(error)", code: 1)
             }
-            var spec = timespec()
-            clock_gettime(CLOCK_REALTIME, &spec)
-            let cutoff = self.days.map { Int64(spec.tv_sec) * 1_000_000 - Int64($0 * 86_400 * 1_000_000) }
+            let now = Int64(Date().timeIntervalSince1970)
+            let cutoff = self.days.map { now * 1_000_000 - Int64($0 * 86_400 * 1_000_000) }
             let result = try store.prune(olderThanMicros: cutoff, maxBytes: maxBytes)
             try store.close()
             print("deleted \(result.exchangesDeleted) exchanges; \(self.db): \(result.bytesBefore) → \(result.bytesAfter) bytes")

@@ -1,0 +1,45 @@
+"""What the export checks share: running shadowd, and a two-host fleet of demo databases exported
+to one directory."""
+import atexit
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+
+
+class Fleet:
+    def __init__(self, shadowd, requests=600):
+        self.shadowd = shadowd
+        self.work = tempfile.mkdtemp(prefix="shadowd-export-")
+        atexit.register(shutil.rmtree, self.work, ignore_errors=True)
+        self.databases = []
+        for host in ("host-a", "host-b"):
+            path = os.path.join(self.work, f"{host}.sqlite")
+            self.run("demo", "--db", path, "--requests", str(requests))
+            self.databases.append((host, path))
+        self.out = os.path.join(self.work, "export")
+        self.export_arguments = ["export", "--out-dir", self.out]
+        for host, path in self.databases:
+            self.export_arguments += ["--db", f"{host}={path}"]
+        print(self.run(*self.export_arguments).strip())
+
+    def run(self, *arguments, ok=(0,)):
+        result = subprocess.run([self.shadowd, *arguments], capture_output=True, text=True)
+        if result.returncode not in ok:
+            sys.exit(f"shadowd {' '.join(arguments)} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
+        return result.stdout
+
+    def report_divergence(self, host_index=0):
+        """The report's divergence figures for one host's database (exit 3: the demo's candidate
+        is built to be rejected)."""
+        import json
+
+        report = json.loads(self.run("report", "--db", self.databases[host_index][1], "--format", "json", ok=(0, 3)))
+        return report["routes"][0]["candidates"][0]["divergence"]
+
+
+def sql_statements(path):
+    """A .sql file's statements, comments dropped."""
+    text = "\n".join(line for line in open(path).read().splitlines() if not line.strip().startswith("--"))
+    return [statement for statement in text.split(";") if statement.strip()]

@@ -7,6 +7,9 @@ struct BenchCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "shadowd-bench",
         abstract: "shadowd benchmarks (run with -c release).",
-        subcommands: [Recorder.self, Scorers.self, Proxy.self, HTTPS.self, ReportScan.self, Generate.self, Stream.self, Soak.self, Upstream.self]
+        subcommands: [
+            Recorder.self, Scorers.self, Proxy.self, HTTPS.self, ReportScan.self, Generate.self, ExportBench.self, Stream.self, Soak.self,
+            Upstream.self,
+        ]
     )
 }

@@ -77,4 +77,38 @@ import Testing
             #expect((totals["compared"] ?? 0) + (totals["write_failed"] ?? 0) == 400, "every request accounted for: \(totals)")
         }
     }
+
+    /// `shadowd export` onto a full filesystem: exit 1 with the reason, no partial or temporary
+    /// file left, and the partition an earlier run wrote there untouched.
+    @Test(.enabled(if: canMount))
+    func anExportOntoAFullDiskLeavesNoPartialFileAndKeepsEarlierPartitions() async throws {
+        let directory = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let small = directory + "/small.sqlite"
+        let large = directory + "/large.sqlite"
+        #expect(try await runShadowd(["demo", "--db", small, "--requests", "50"]).status == 0)
+        #expect(try await runShadowd(["demo", "--db", large, "--requests", "3000"]).status == 0)
+        let out = directory + "/out"
+        try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
+        #expect(Self.mount(["-t", "tmpfs", "-o", "size=64k,mode=0755", "tmpfs", out]))
+        defer { _ = try? runBlocking("/bin/umount", ["-l", out]) }
+        func files() -> [String: Data] {
+            let paths = FileManager.default.enumerator(atPath: out)?.compactMap { $0 as? String } ?? []
+            return paths.reduce(into: [:]) { files, path in
+                var isDirectory: ObjCBool = false
+                if FileManager.default.fileExists(atPath: out + "/" + path, isDirectory: &isDirectory), !isDirectory.boolValue {
+                    files[path] = FileManager.default.contents(atPath: out + "/" + path)
+                }
+            }
+        }
+        let first = try await runShadowd(["export", "--db", "h=\(small)", "--out-dir", out, "--table", "pairs"])
+        #expect(first.status == 0, "\(first.stderr)")
+        let before = files()
+        #expect(before.count == 1 && before.keys.allSatisfy { $0.hasSuffix(".parquet") }, "\(before.keys)")
+
+        let full = try await runShadowd(["export", "--db", "h=\(large)", "--out-dir", out, "--table", "pairs", "--compression", "none"])
+        #expect(full.status == 1)
+        #expect(full.stderr.contains("No space left on device"), "\(full.stderr)")
+        #expect(files() == before, "only the earlier partition remains, unchanged: \(files().keys)")
+    }
 }

@@ -253,6 +253,11 @@ extension RouteConfiguration {
             guardrails = try GuardrailConfiguration(reading: &guardrailReader, defaults: defaults)
             try guardrailReader.finish()
         }
+        var experiment: ExperimentConfiguration?
+        if var experimentReader = try reader.object("experiment") {
+            experiment = try ExperimentConfiguration(reading: &experimentReader, candidates: candidates)
+            try experimentReader.finish()
+        }
         self.init(
             name: name,
             prefix: prefix,
@@ -270,6 +275,7 @@ extension RouteConfiguration {
         self.circuitBreaker = breaker
         self.rateLimit = rateLimit
         self.ramp = ramp
+        self.experiment = experiment
     }
 }
 
@@ -391,25 +397,26 @@ extension GuardrailConfiguration {
     init(reading reader: inout YAMLReader, defaults: GuardrailConfiguration) throws(ConfigurationError) {
         self = defaults
         self.maxDivergenceAboveNoise = try reader.double("max_divergence_above_noise", default: self.maxDivergenceAboveNoise, range: 0...1)
-        if let text = try reader.string("max_p99_regression") {
-            let trimmed = text.trimmingSpaces()
-            if trimmed.hasSuffix("%"), let percent = Double(trimmed.dropLast().trimmingSpaces()), percent >= 0, percent.isFinite {
-                self.maxP99Regression = .relative(percent / 100)
-            } else if let duration = Units.parseDuration(trimmed) {
-                self.maxP99Regression = .absolute(duration)
-            } else {
-                throw reader.fail(
-                    "max_p99_regression",
-                    "expected a duration such as 25ms or a share of the baseline's p99 such as 20%, got '\(text)'"
-                )
-            }
-        }
+        if let limit = try reader.latencyLimit("max_p99_regression") { self.maxP99Regression = limit }
         self.maxErrorRateIncrease = try reader.double("max_error_rate_increase", default: self.maxErrorRateIncrease, range: 0...1)
         if reader.has("max_cost_increase") {
             self.maxCostIncrease = try reader.double("max_cost_increase", default: 0, range: 0...1_000)
         }
         self.minPairs = try reader.int("min_pairs", default: self.minPairs, range: 1...1_000_000_000)
         self.margin = try reader.double("margin", default: self.margin, range: 0.0001...0.5)
+    }
+}
+
+extension YAMLReader {
+    /// A latency allowance: a duration (`25ms`) or a share of the reference p99 (`20%`).
+    mutating func latencyLimit(_ key: String) throws(ConfigurationError) -> GuardrailConfiguration.LatencyLimit? {
+        guard let text = try self.string(key) else { return nil }
+        let trimmed = text.trimmingSpaces()
+        if trimmed.hasSuffix("%"), let percent = Double(trimmed.dropLast().trimmingSpaces()), percent >= 0, percent.isFinite {
+            return .relative(percent / 100)
+        }
+        if let duration = Units.parseDuration(trimmed) { return .absolute(duration) }
+        throw self.fail(key, "expected a duration such as 25ms or a share of the reference p99 such as 20%, got '\(text)'")
     }
 }
 

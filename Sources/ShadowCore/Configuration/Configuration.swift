@@ -182,6 +182,8 @@ public struct RouteConfiguration: Sendable, Equatable {
     public var rateLimit: RateLimitConfiguration?
     /// Staged exposure: the share of the sample mirrored grows while the guardrails hold.
     public var ramp: RampConfiguration?
+    /// A live A/B experiment: a sticky share of users served by one candidate.
+    public var experiment: ExperimentConfiguration?
     /// The limits the report's verdict checks.
     public var guardrails: GuardrailConfiguration
 

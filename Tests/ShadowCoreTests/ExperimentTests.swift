@@ -13,33 +13,40 @@ import Testing
         return configuration
     }
 
-    static func arm(_ user: Int, percent: Double, salt: String = "ab-1") -> ExperimentArm {
+    static func arm(_ user: Int, percent: Double, salt: String = "ab-1") -> ExperimentArm? {
         ServingDecision.decide(keyPosition: Sampler.position(key: "user-\(user)".utf8, salt: salt), treatmentPercent: percent).arm
     }
 
-    /// 100,000 keys at each stage: the treatment count within 4 binomial standard deviations,
-    /// and every stage's treatment users still in treatment at the next (growth only adds).
-    @Test func assignmentMatchesTheAllocationAndGrowingOnlyAddsUsers() {
+    /// 100,000 keys at each stage: each arm's count within 4 binomial standard deviations, and
+    /// every enrolled user still in the same arm at the next stage (growth only enrols more).
+    @Test func assignmentMatchesTheAllocationAndGrowingOnlyEnrolsMoreUsers() {
         let users = 100_000
-        var previous: Set<Int> = []
+        var previous: [Int: ExperimentArm] = [:]
         for percent in [1.0, 5, 20, 50] {
-            let treated = Set((0..<users).filter { Self.arm($0, percent: percent) == .treatment })
+            let arms = (0..<users).reduce(into: [Int: ExperimentArm]()) { arms, user in arms[user] = Self.arm(user, percent: percent) }
             let expected = Double(users) * percent / 100
             let sd = (expected * (1 - percent / 100)).squareRoot()
-            #expect(abs(Double(treated.count) - expected) <= 4 * sd, "\(percent)%: \(treated.count) vs \(expected) ± \(4 * sd)")
-            #expect(previous.isSubset(of: treated), "a user left treatment when it grew to \(percent)%")
-            previous = treated
+            for arm in ExperimentArm.allCases {
+                let count = arms.values.filter { $0 == arm }.count
+                #expect(abs(Double(count) - expected) <= 4 * sd, "\(arm) at \(percent)%: \(count) vs \(expected) ± \(4 * sd)")
+            }
+            #expect(previous.allSatisfy { arms[$0.key] == $0.value }, "a user changed arm when the share grew to \(percent)%")
+            previous = arms
         }
+        #expect(previous.count == users, "at 50% every keyed user is enrolled")
         // The same key, the same arm: the hash is pinned (hosts and restarts agree).
         #expect((0..<1_000).allSatisfy { Self.arm($0, percent: 20) == Self.arm($0, percent: 20) })
         // Another salt draws another sample.
+        let treated = Set(previous.filter { $0.value == .treatment }.keys)
         let other = Set((0..<users).filter { Self.arm($0, percent: 50, salt: "ab-2") == .treatment })
-        #expect(Double(other.intersection(previous).count) / Double(users) < 0.27)
+        #expect(Double(other.intersection(treated).count) / Double(users) < 0.27)
     }
 
     @Test func aRequestWithoutAKeyOrAStoppedExperimentIsServedByControl() {
-        #expect(ServingDecision.decide(keyPosition: nil, treatmentPercent: 50) == ServingDecision(arm: .control, reason: .noKey))
-        #expect((0..<10_000).allSatisfy { Self.arm($0, percent: 0) == .control })
+        #expect(ServingDecision.decide(keyPosition: nil, treatmentPercent: 50) == ServingDecision(arm: nil, reason: .noKey))
+        #expect(ServingDecision.decide(keyPosition: 0.5, treatmentPercent: 20) == ServingDecision(arm: nil, reason: .notEnrolled))
+        #expect(ServingDecision.decide(keyPosition: 0.5, treatmentPercent: 20).servedBy == .control)
+        #expect((0..<10_000).allSatisfy { Self.arm($0, percent: 0) == nil })
         var run = ExperimentRun(configuration: Self.configuration(), stage: 3, enteredAtMicros: 0)
         #expect(run.treatmentPercent == 50)
         #expect(run.stop(reason: "by hand", nowMicros: 1) == .stopped(reason: "by hand"))
@@ -190,6 +197,7 @@ import Testing
             ("name: e\ntreatment: v2", "routes[0].experiment.key: is required"),
             ("name: e\ntreatment: v2\nkey: {field: $.user}", "routes[0].experiment.key: a body field cannot choose the arm"),
             ("name: e\ntreatment: v2\nkey: {header: u}\nallocation: [20, 5]", "routes[0].experiment.allocation[1]: stages must grow"),
+            ("name: e\ntreatment: v2\nkey: {header: u}\nallocation: [50, 80]", "routes[0].experiment.allocation: each stage is the share of users in each arm, at most 50"),
             ("name: e\ntreatment: v2\nkey: {header: u}\nprimary: sales", "routes[0].experiment.primary: 'sales' is not one of the metrics"),
             ("name: e\ntreatment: v2\nkey: {header: u}\nmde: lots", "routes[0].experiment.mde: expected a share"),
             ("name: e\ntreatment: v2\nkey: {header: u}\nguardrails: {revenue: {max_decrease: 2%}}", "routes[0].experiment.guardrails.revenue: unknown key"),

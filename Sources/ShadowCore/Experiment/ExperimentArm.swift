@@ -11,14 +11,14 @@ public struct ExperimentExposure: Sendable, Equatable {
     public var experiment: String
     /// The assignment key's value; `nil` for a request without one (served by control, counted).
     public var key: String?
-    /// The arm the user is assigned to.
-    public var arm: ExperimentArm
+    /// The arm the user is assigned to; `nil` when not enrolled (recorded only with a pair).
+    public var arm: ExperimentArm?
     /// The arm whose answer the client got: control for a fallback or a stopped experiment.
     public var servedBy: ExperimentArm
     /// Treatment failed and the control's answer was sent instead.
     public var fallback: Bool
 
-    public init(experiment: String, key: String?, arm: ExperimentArm, servedBy: ExperimentArm, fallback: Bool = false) {
+    public init(experiment: String, key: String?, arm: ExperimentArm?, servedBy: ExperimentArm, fallback: Bool = false) {
         self.experiment = experiment
         self.key = key
         self.arm = arm

@@ -30,6 +30,12 @@ extension ExperimentConfiguration {
         self.salt = try reader.string("salt") ?? name
         if reader.has("allocation") {
             self.allocation = try reader.percentages("allocation")
+            if let last = self.allocation.last, last > ServingDecision.maxTreatmentPercent {
+                throw reader.fail(
+                    "allocation",
+                    "each stage is the share of users in each arm, at most 50 (treatment and an equal control), got \(Units.fixed(last, decimals: 1))"
+                )
+            }
         }
         self.stageMinDuration = try reader.duration("stage_min_duration", default: self.stageMinDuration)
         self.stageMinRequests = try reader.int("stage_min_requests", default: self.stageMinRequests, range: 0...1_000_000_000)

@@ -77,7 +77,8 @@ public struct ExperimentConfiguration: Sendable, Equatable {
     public var key: RequestKey
     /// Mixed into the key's hash; the experiment's name by default.
     public var salt: String
-    /// Percent of keyed users in treatment per stage, growing (`[1, 5, 20, 50]`).
+    /// Percent of keyed users in each arm per stage, growing, at most 50 (`[1, 5, 20, 50]`): at
+    /// 5%, 5% of users are in treatment and another 5% in control.
     public var allocation: [Double]
     /// A stage lasts at least this long and this many treatment requests before the next.
     public var stageMinDuration: Duration
@@ -133,7 +134,7 @@ public struct ExperimentConfiguration: Sendable, Equatable {
         return [self.mode.rawValue, self.treatment, key, self.salt].joined(separator: "\u{1F}")
     }
 
-    /// The treatment share (0...100) at a stage.
+    /// The share of users in each arm (0...50) at a stage.
     public func percent(stage: Int) -> Double {
         self.allocation[min(max(0, stage), self.allocation.count - 1)]
     }

@@ -13,8 +13,9 @@ public final class Sidecar: Sendable {
     /// The configuration the daemon started with.
     public let configuration: Configuration
     /// The configuration in force now (changes on reload).
-    public var activeConfiguration: Configuration { self.current.withLock { $0 } }
-    private let current: Mutex<Configuration>
+    public var activeConfiguration: Configuration { self.currentBox.value.withLock { $0 } }
+    /// Shared with the admin listener, which reads the declared outcome metrics from it.
+    private let currentBox: ConfigurationBox
     let contexts: [NIOLoopBound<LoopContext>]
     public let store: PairStore
     public let writer: RecordWriter
@@ -41,6 +42,11 @@ public final class Sidecar: Sendable {
     let gating: GatingRegistry
     /// The routes' staged ramps.
     public let ramp: RampController
+    /// The routes' live experiments.
+    public let experiments: ExperimentController
+    /// The admin listener's own thread: operator calls and outcome batches never run on the
+    /// request path's event loops.
+    let adminGroup: MultiThreadedEventLoopGroup
 
     /// Builds the daemon from a validated configuration.
     ///
@@ -52,17 +58,25 @@ public final class Sidecar: Sendable {
     public init(configuration: Configuration, logger: Logger, environment: [String: String] = [:]) async throws {
         self.environment = environment
         self.configuration = configuration
-        self.current = Mutex(configuration)
+        self.currentBox = ConfigurationBox(configuration)
         self.metrics = SidecarMetrics()
         let events = GatingEventLog()
         self.gating = GatingRegistry(events: events, factory: self.metrics.factory, logger: logger)
         self.store = try PairStore(path: configuration.storage.path, synchronous: configuration.storage.synchronous)
         self.ramp = try RampController(routes: configuration.routes, store: self.store, events: events, factory: self.metrics.factory, logger: logger)
+        self.experiments = try ExperimentController(
+            routes: configuration.routes,
+            store: self.store,
+            events: events,
+            factory: self.metrics.factory,
+            logger: logger
+        )
         let runtime = try SidecarRuntime(
             configuration: configuration,
             metrics: self.metrics,
             gating: self.gating,
             ramp: self.ramp,
+            experiments: self.experiments,
             environment: self.environment
         )
         let records = RecordQueue<ExchangeRecord>(capacity: configuration.storage.queueCapacity)
@@ -80,6 +94,7 @@ public final class Sidecar: Sendable {
             coverageAlertPercent: configuration.limits.coverageAlertPercent,
             noise: noise,
             ramp: self.ramp,
+            experiments: self.experiments,
             redactor: Sidecar.redactor(configuration.storage, environment: environment, logger: logger),
             metrics: self.metrics.factory,
             chargeCandidateCost: { [gating] route, cost in gating.existingLimiter(route: route)?.charge(cost) },
@@ -99,9 +114,11 @@ public final class Sidecar: Sendable {
         self.contexts = contexts
         self.proxy = ProxyServer(group: self.group, contexts: contexts, configuration: configuration, shared: shared, logger: logger)
         self.notifier = SystemdNotifier(environment: environment, proxy: self.proxy, writer: self.writer, logger: logger)
+        self.adminGroup = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         if let listen = configuration.admin.listen {
+            let current = self.currentBox
             self.admin = AdminServer(
-                group: self.group,
+                group: self.adminGroup,
                 listen: listen,
                 status: AdminStatus(
                     proxy: self.proxy,
@@ -109,7 +126,11 @@ public final class Sidecar: Sendable {
                     shared: shared,
                     gating: self.gating,
                     ramp: self.ramp,
-                    token: environment["SHADOWD_ADMIN_TOKEN"].flatMap { $0.isEmpty ? nil : $0 }
+                    experiments: self.experiments,
+                    store: self.store,
+                    outcomeParser: { OutcomeBatchParser(routes: current.value.withLock { $0.routes }) },
+                    token: environment["SHADOWD_ADMIN_TOKEN"].flatMap { $0.isEmpty ? nil : $0 },
+                    outcomesToken: environment["SHADOWD_OUTCOMES_TOKEN"].flatMap { $0.isEmpty ? nil : $0 }
                 ),
                 logger: logger
             )
@@ -132,19 +153,22 @@ public final class Sidecar: Sendable {
         if configuration.storage != current.storage { refused.append("storage") }
         if configuration.limits.maxHeaderBytes != current.limits.maxHeaderBytes { refused.append("limits.max_header_bytes") }
         guard refused.isEmpty else { throw ReloadError(keys: refused) }
+        try self.experiments.validate(configuration.routes)
         let runtime = try SidecarRuntime(
             configuration: configuration,
             metrics: self.metrics,
             gating: self.gating,
             ramp: self.ramp,
+            experiments: self.experiments,
             environment: self.environment
         )
         self.writer.noise?.update(routes: configuration.routes)
         try self.ramp.apply(configuration.routes)
+        try self.experiments.apply(configuration.routes)
         for bound in self.contexts {
             try await bound.eventLoop.submit { bound.value.runtime = runtime }.get()
         }
-        self.current.withLock { $0 = configuration }
+        self.currentBox.value.withLock { $0 = configuration }
     }
 
     /// Reads what a configuration needs from outside its file, as a start or reload would:
@@ -176,6 +200,7 @@ public final class Sidecar: Sendable {
     /// Stops the event loops and closes the database; call after the service group returned.
     public func shutdown() async throws {
         try await self.group.shutdownGracefully()
+        try await self.adminGroup.shutdownGracefully()
         try self.store.close()
     }
 }
@@ -184,4 +209,13 @@ public final class Sidecar: Sendable {
 public struct ReloadError: Error, CustomStringConvertible {
     public let keys: [String]
     public var description: String { "\(self.keys.joined(separator: ", ")) cannot change on reload; restart shadowd to apply" }
+}
+
+/// The configuration in force, behind a lock, shareable by reference.
+final class ConfigurationBox: Sendable {
+    let value: Mutex<Configuration>
+
+    init(_ configuration: Configuration) {
+        self.value = Mutex(configuration)
+    }
 }

@@ -32,6 +32,17 @@ final class SidecarRuntime: Sendable {
         /// Per target (same order): its rewrite, with the client's credential headers stripped
         /// unless it forwards credentials.
         let targetHeaders: [UpstreamHeaders]
+        /// The route's live experiment, if it has one.
+        let experiment: Experiment?
+    }
+
+    /// A route's experiment as the request path needs it.
+    struct Experiment: Sendable {
+        let configuration: ExperimentConfiguration
+        /// The treatment's index among the route's targets.
+        let treatmentIndex: Int
+        /// The current share per arm, read once per request.
+        let controller: ExperimentController
     }
 
     let configuration: Configuration
@@ -40,7 +51,14 @@ final class SidecarRuntime: Sendable {
     /// Metric handles for requests that match no route.
     let unroutedMetrics: SidecarMetrics.RouteHandles
 
-    init(configuration: Configuration, metrics: SidecarMetrics, gating: GatingRegistry, ramp: RampController, environment: [String: String]) throws {
+    init(
+        configuration: Configuration,
+        metrics: SidecarMetrics,
+        gating: GatingRegistry,
+        ramp: RampController,
+        experiments: ExperimentController,
+        environment: [String: String]
+    ) throws {
         self.configuration = configuration
         self.table = RouteTable(routes: configuration.routes)
         self.routes = try configuration.routes.map { route in
@@ -78,6 +96,11 @@ final class SidecarRuntime: Sendable {
                         stripping: target.forwardCredentials ? [] : configuration.credentialHeaders,
                         environment: environment
                     )
+                },
+                experiment: route.experiment.flatMap { experiment in
+                    route.mirrorTargets.firstIndex { $0.name == experiment.treatment }.map {
+                        Experiment(configuration: experiment, treatmentIndex: $0, controller: experiments)
+                    }
                 }
             )
         }

@@ -10,13 +10,77 @@ extension PairStore {
                 7,
                 // `source`: 'live' for what the sidecar recorded, 'replay' for `shadowd replay`'s
                 // backtests of recorded traffic. The view is version 6's with the column appended.
-                "ALTER TABLE exchanges ADD COLUMN source TEXT NOT NULL DEFAULT 'live';\nDROP VIEW pairs;\n"
-                    + PairStore.pairsView(of: 6).replacingOccurrences(
-                        of: "s.cost AS candidate_cost\n",
-                        with: "s.cost AS candidate_cost,\n    e.source\n"
+                "ALTER TABLE exchanges ADD COLUMN source TEXT NOT NULL DEFAULT 'live';\nDROP VIEW pairs;\n" + PairStore.version7PairsView
+            ),
+            (
+                8,
+                // Live experiments: each enrolled request's experiment, assignment key, assigned
+                // and serving arm and fallback on `exchanges` (an enrolled request is recorded
+                // even without a pair); business outcomes; the experiments' persisted state; one
+                // row per enrolled user.
+                """
+                ALTER TABLE exchanges ADD COLUMN experiment TEXT;
+                ALTER TABLE exchanges ADD COLUMN experiment_key TEXT;
+                ALTER TABLE exchanges ADD COLUMN arm TEXT;
+                ALTER TABLE exchanges ADD COLUMN served_by TEXT;
+                ALTER TABLE exchanges ADD COLUMN fallback INTEGER;
+                CREATE INDEX exchanges_by_experiment ON exchanges(experiment, experiment_key) WHERE experiment IS NOT NULL;
+                DROP VIEW pairs;
+
+                """
+                    + PairStore.version7PairsView.replacingOccurrences(
+                        of: "    e.source\n",
+                        with: "    e.source,\n    e.experiment,\n    e.arm,\n    e.served_by,\n    e.fallback\n"
                     )
-            )
+                    + """
+
+                    CREATE TABLE outcomes (
+                        id INTEGER PRIMARY KEY,
+                        event_id TEXT UNIQUE,
+                        request_id TEXT,
+                        key TEXT,
+                        metric TEXT NOT NULL,
+                        value REAL NOT NULL,
+                        at_us INTEGER NOT NULL,
+                        received_at_us INTEGER NOT NULL,
+                        CHECK (request_id IS NOT NULL OR key IS NOT NULL)
+                    );
+                    CREATE INDEX outcomes_by_request_id ON outcomes(request_id) WHERE request_id IS NOT NULL;
+                    CREATE INDEX outcomes_by_key ON outcomes(key) WHERE key IS NOT NULL;
+                    CREATE TABLE experiment_state (
+                        experiment TEXT PRIMARY KEY,
+                        route TEXT NOT NULL,
+                        signature TEXT NOT NULL,
+                        stage INTEGER NOT NULL,
+                        percent REAL NOT NULL,
+                        started_at_us INTEGER NOT NULL,
+                        entered_at_us INTEGER NOT NULL,
+                        stopped_reason TEXT,
+                        stopped_at_us INTEGER,
+                        updated_at_us INTEGER NOT NULL
+                    );
+                    CREATE VIEW experiment_users AS
+                    SELECT
+                        experiment,
+                        experiment_key AS key,
+                        max(arm) AS arm,
+                        count(DISTINCT arm) AS arms,
+                        min(CASE WHEN arm IS NOT NULL THEN received_at_us END) AS first_exposed_us,
+                        max(received_at_us) AS last_seen_us,
+                        sum(arm IS NOT NULL) AS requests,
+                        sum(coalesce(fallback, 0)) AS fallbacks
+                    FROM exchanges
+                    WHERE experiment IS NOT NULL AND experiment_key IS NOT NULL
+                    GROUP BY experiment, experiment_key;
+                    """
+            ),
         ]
+
+    /// Version 7's `pairs` view: version 6's with `source` appended.
+    static let version7PairsView = PairStore.pairsView(of: 6).replacingOccurrences(
+        of: "s.cost AS candidate_cost\n",
+        with: "s.cost AS candidate_cost,\n    e.source\n"
+    )
 
     /// The `CREATE VIEW pairs` statement of a shipped version.
     static func pairsView(of version: Int) -> String {

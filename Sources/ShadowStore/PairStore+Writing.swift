@@ -123,6 +123,11 @@ extension PairStore {
                     exchange.bind(b.cost)
                     exchange.bind(b.lastTokenMicros)
                     exchange.bind(record.source)
+                    exchange.bind(record.exposure?.experiment)
+                    exchange.bind(record.exposure?.key)
+                    exchange.bind(record.exposure?.arm?.rawValue)
+                    exchange.bind(record.exposure?.servedBy.rawValue)
+                    exchange.bind(record.exposure.map { $0.fallback ? 1 : 0 })
                     try exchange.execute(in: db)
                     let exchangeID = db.lastInsertedRowID
                     for ((candidate, score), c) in zip(zip(record.candidates, scores), arms.candidates) {
@@ -248,9 +253,10 @@ extension PairStore {
             request_id, route, config_revision, received_at_us, method, path, request_body, request_body_bytes,
             baseline_version, baseline_status, baseline_latency_us, baseline_ttfb_us, baseline_content_type,
             baseline_body, baseline_body_bytes, baseline_error, segment, baseline_first_byte_us, baseline_first_token_us, baseline_events,
-            baseline_prompt_tokens, baseline_completion_tokens, baseline_cost, baseline_last_token_us, source
+            baseline_prompt_tokens, baseline_completion_tokens, baseline_cost, baseline_last_token_us, source,
+            experiment, experiment_key, arm, served_by, fallback
         ) VALUES (?1, ?2, ?3, ?4, ?5, ?6, \(bodyExpression(7)), ?8, ?9, ?10, ?11, ?12, ?13, \(bodyExpression(14)), ?15, ?16, ?17, ?18, ?19,
-            ?20, ?21, ?22, ?23, ?24, ?25)
+            ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28, ?29, ?30)
         """
 
     static let insertShadowSQL = """

@@ -18,6 +18,7 @@ public final class RecordWriter: Service, Sendable {
     public let events: GatingEventLog
     /// Fed with every written batch.
     let ramp: RampController?
+    let experiments: ExperimentController?
     /// Applied to everything written.
     let redactor: Redactor?
     let store: PairStore
@@ -48,6 +49,7 @@ public final class RecordWriter: Service, Sendable {
         coverageAlertPercent: Double = 50,
         noise: NoiseFloorTracker? = nil,
         ramp: RampController? = nil,
+        experiments: ExperimentController? = nil,
         redactor: Redactor? = nil,
         metrics: (any MetricsFactory)? = nil,
         chargeCandidateCost: (@Sendable (String, Double) -> Void)? = nil,
@@ -61,6 +63,7 @@ public final class RecordWriter: Service, Sendable {
         self.coverage = coverage
         self.events = events
         self.ramp = ramp
+        self.experiments = experiments
         self.redactor = redactor?.isActive == true ? redactor : nil
         self.batchSize = storage.batchSize
         self.flushInterval = storage.flushInterval
@@ -198,6 +201,7 @@ public final class RecordWriter: Service, Sendable {
             )
             self.export(summary, batchSize: batch.count, took: ContinuousClock.now - started)
             self.ramp?.observe(batch, summary: summary)
+            self.experiments?.observe(batch)
             self.watchCoverage(summary.coverage)
             if self.statistics.snapshot().lastBatchFailed {
                 self.logger.notice("recording resumed")

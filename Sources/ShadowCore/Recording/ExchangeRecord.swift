@@ -22,6 +22,9 @@ public struct ExchangeRecord: Sendable {
     public var readsUsage: Bool = false
     /// `live` for traffic the sidecar saw, `replay` for a backtest of recorded traffic.
     public var source = "live"
+    /// Set on a route with an experiment: the request's arm and who answered it. An enrolled
+    /// request is recorded even when no copy made a pair (its exposure counts).
+    public var exposure: ExperimentExposure?
 
     public init(
         requestID: String,

@@ -22,6 +22,15 @@ public enum HTTPDate {
         return "\(year)-\(two(month))-\(two(day))"
     }
 
+    /// `2026-12-01T10:00:00Z` (UTC, whole seconds) of a time in microseconds since 1970.
+    public static func iso8601(micros: Int64) -> String {
+        let seconds = micros >= 0 ? micros / 1_000_000 : (micros - 999_999) / 1_000_000
+        let days = seconds >= 0 ? seconds / 86_400 : (seconds - 86_399) / 86_400
+        let secondOfDay = seconds - days * 86_400
+        func two(_ value: Int64) -> String { value < 10 ? "0\(value)" : "\(value)" }
+        return "\(Self.isoDay(daysSince1970: days))T\(two(secondOfDay / 3600)):\(two(secondOfDay / 60 % 60)):\(two(secondOfDay % 60))Z"
+    }
+
     /// Year, month (1…12) and day (1…31) of a day count since 1970-01-01 (Howard Hinnant's
     /// `civil_from_days`).
     static func civil(fromDays days: Int64) -> (year: Int64, month: Int64, day: Int64) {

@@ -51,7 +51,8 @@ final class PendingExchange {
             guard let result = self.results[index] else { return nil }
             return CandidateResult(name: self.record.candidates[index].name, result: result)
         }
-        guard !self.record.candidates.isEmpty else { return }
+        // An enrolled experiment request is recorded without a pair too: its exposure counts.
+        guard !self.record.candidates.isEmpty || self.record.exposure?.arm != nil else { return }
         if !self.shared.records.offer(self.record) {
             for candidate in self.record.candidates {
                 self.shared.coverage.add(

@@ -10,6 +10,8 @@ final class LoopContext {
     let loopCount: Int
     var runtime: SidecarRuntime
     private var baselinePools: [String: UpstreamPool] = [:]
+    /// Pools of experiment treatments that answer clients, by candidate URL.
+    private var servingPools: [String: UpstreamPool] = [:]
     private var lanes: [String: ShadowLane] = [:]
     private var handlers: [ObjectIdentifier: ProxyHandler] = [:]
     private(set) var shuttingDown = false
@@ -43,6 +45,64 @@ final class LoopContext {
         )
         self.baselinePools[key] = pool
         return pool
+    }
+
+    /// The pool for an experiment's treatment answering clients: apart from its shadow lane's
+    /// (client requests never wait behind shadow copies' call slots).
+    func servingPool(for route: SidecarRuntime.Route, candidate index: Int) -> UpstreamPool {
+        let candidate = route.targets[index]
+        let endpoint = route.candidateEndpoints[index]
+        let key = candidate.url.description
+        if let pool = self.servingPools[key] {
+            if pool.endpoint.tls !== endpoint.tls { pool.update(endpoint) }
+            pool.maxIdleTime = TimeAmount(candidate.idleTimeout)
+            return pool
+        }
+        let pool = UpstreamPool(
+            loop: self.loop,
+            endpoint: endpoint,
+            maxIdle: route.configuration.baseline.maxIdleConnections,
+            maxIdleTime: TimeAmount(candidate.idleTimeout),
+            statistics: self.shared.statistics,
+            logger: self.shared.logger
+        )
+        self.servingPools[key] = pool
+        return pool
+    }
+
+    /// The lane for an experiment's copies to the baseline of requests treatment answered: the
+    /// treatment's queue and concurrency limits, the baseline's endpoint and timeout.
+    func controlLane(for route: SidecarRuntime.Route, treatment index: Int) -> ShadowLane {
+        let key = "\(route.configuration.name)\u{0}\u{0}control\u{0}\(route.configuration.baseline.url)"
+        if let lane = self.lanes[key] {
+            if lane.pool.endpoint.tls !== route.baseline.tls { lane.pool.update(route.baseline) }
+            return lane
+        }
+        var control = route.targets[index]
+        control.name = "control"
+        control.url = route.configuration.baseline.url
+        control.version = route.configuration.baseline.version
+        control.timeout = route.configuration.baseline.timeout
+        control.connectTimeout = route.configuration.baseline.connectTimeout
+        control.cost = route.configuration.baseline.cost
+        control.tls = route.configuration.baseline.tls
+        let concurrency = max(1, control.maxConcurrency / self.loopCount)
+        let pool = UpstreamPool(
+            loop: self.loop,
+            endpoint: route.baseline,
+            maxIdle: concurrency,
+            maxIdleTime: TimeAmount(route.configuration.baseline.idleTimeout),
+            statistics: self.shared.statistics,
+            logger: self.shared.logger
+        )
+        let lane = ShadowLane(
+            candidate: control,
+            pool: pool,
+            queueCapacity: control.queueCapacity == 0 ? 0 : max(1, control.queueCapacity / self.loopCount),
+            maxConcurrency: concurrency
+        )
+        self.lanes[key] = lane
+        return lane
     }
 
     func lane(for route: SidecarRuntime.Route, candidate index: Int) -> ShadowLane {
@@ -110,6 +170,7 @@ final class LoopContext {
 
     func closeUpstreams() {
         for pool in self.baselinePools.values { pool.closeAll() }
+        for pool in self.servingPools.values { pool.closeAll() }
         for lane in self.lanes.values { lane.pool.closeAll() }
     }
 }

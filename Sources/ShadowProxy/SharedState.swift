@@ -41,6 +41,8 @@ public final class ProxyStatistics: Sendable {
     let tlsHandshakes = Atomic<Int>(0)
     /// Upstream connections that failed in the TLS handshake.
     let tlsFailures = Atomic<Int>(0)
+    /// Experiment requests whose treatment failed and control answered.
+    let experimentFallbacks = Atomic<Int>(0)
 
     /// A point-in-time copy.
     public var snapshot: Snapshot {
@@ -53,7 +55,8 @@ public final class ProxyStatistics: Sendable {
             openConnections: self.openConnections.load(ordering: .relaxed),
             shadowPending: self.shadowPending.load(ordering: .relaxed),
             tlsHandshakes: self.tlsHandshakes.load(ordering: .relaxed),
-            tlsFailures: self.tlsFailures.load(ordering: .relaxed)
+            tlsFailures: self.tlsFailures.load(ordering: .relaxed),
+            experimentFallbacks: self.experimentFallbacks.load(ordering: .relaxed)
         )
     }
 
@@ -67,5 +70,6 @@ public final class ProxyStatistics: Sendable {
         public var shadowPending: Int
         public var tlsHandshakes: Int
         public var tlsFailures: Int
+        public var experimentFallbacks: Int
     }
 }

@@ -101,7 +101,12 @@ public final class ExperimentController: Sendable {
                 }
                 if let saved = persisted[configuration.name] {
                     let stopped = saved.stoppedReason.map { ($0, saved.stoppedAtMicros ?? now) }
-                    let run = ExperimentRun(configuration: configuration, stage: saved.stage, enteredAtMicros: saved.enteredAtMicros, stopped: stopped)
+                    let run = ExperimentRun(
+                        configuration: configuration,
+                        stage: saved.stage,
+                        enteredAtMicros: saved.enteredAtMicros,
+                        stopped: stopped
+                    )
                     next[configuration.name] = Entry(route: route.name, run: run, startedAtMicros: saved.startedAtMicros)
                 } else {
                     let entry = Entry(route: route.name, run: ExperimentRun(configuration: configuration, enteredAtMicros: now), startedAtMicros: now)
@@ -222,8 +227,22 @@ public final class ExperimentController: Sendable {
             case .resumed(let stage):
                 (.notice, "experiment resumed", "stopped", "\(allocation[stage])%", "resumed by hand")
             }
-        self.logger.log(level: level, "\(message)", metadata: ["shadow.experiment": "\(name)", "shadow.route": "\(entry.route)", "reason": "\(reason)"])
-        self.events.append(GatingEvent(atMicros: now, route: entry.route, candidate: entry.run.configuration.treatment, kind: "experiment", from: from, to: to, reason: reason))
+        self.logger.log(
+            level: level,
+            "\(message)",
+            metadata: ["shadow.experiment": "\(name)", "shadow.route": "\(entry.route)", "reason": "\(reason)"]
+        )
+        self.events.append(
+            GatingEvent(
+                atMicros: now,
+                route: entry.route,
+                candidate: entry.run.configuration.treatment,
+                kind: "experiment",
+                from: from,
+                to: to,
+                reason: reason
+            )
+        )
         self.gauge(name, entry.route, entry.run.treatmentPercent)
         if case .stopped = transition, let factory = self.factory {
             Counter(label: "shadowd_experiment_stops_total", dimensions: [("experiment", name)], factory: factory).increment()

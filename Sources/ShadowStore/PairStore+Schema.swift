@@ -32,47 +32,47 @@ extension PairStore {
                         of: "    e.source\n",
                         with: "    e.source,\n    e.experiment,\n    e.arm,\n    e.served_by,\n    e.fallback\n"
                     )
-                    + """
+                        + """
 
-                    CREATE TABLE outcomes (
-                        id INTEGER PRIMARY KEY,
-                        event_id TEXT UNIQUE,
-                        request_id TEXT,
-                        key TEXT,
-                        metric TEXT NOT NULL,
-                        value REAL NOT NULL,
-                        at_us INTEGER NOT NULL,
-                        received_at_us INTEGER NOT NULL,
-                        CHECK (request_id IS NOT NULL OR key IS NOT NULL)
-                    );
-                    CREATE INDEX outcomes_by_request_id ON outcomes(request_id) WHERE request_id IS NOT NULL;
-                    CREATE INDEX outcomes_by_key ON outcomes(key) WHERE key IS NOT NULL;
-                    CREATE TABLE experiment_state (
-                        experiment TEXT PRIMARY KEY,
-                        route TEXT NOT NULL,
-                        signature TEXT NOT NULL,
-                        stage INTEGER NOT NULL,
-                        percent REAL NOT NULL,
-                        started_at_us INTEGER NOT NULL,
-                        entered_at_us INTEGER NOT NULL,
-                        stopped_reason TEXT,
-                        stopped_at_us INTEGER,
-                        updated_at_us INTEGER NOT NULL
-                    );
-                    CREATE VIEW experiment_users AS
-                    SELECT
-                        experiment,
-                        experiment_key AS key,
-                        max(arm) AS arm,
-                        count(DISTINCT arm) AS arms,
-                        min(CASE WHEN arm IS NOT NULL THEN received_at_us END) AS first_exposed_us,
-                        max(received_at_us) AS last_seen_us,
-                        sum(arm IS NOT NULL) AS requests,
-                        sum(coalesce(fallback, 0)) AS fallbacks
-                    FROM exchanges
-                    WHERE experiment IS NOT NULL AND experiment_key IS NOT NULL
-                    GROUP BY experiment, experiment_key;
-                    """
+                        CREATE TABLE outcomes (
+                            id INTEGER PRIMARY KEY,
+                            event_id TEXT UNIQUE,
+                            request_id TEXT,
+                            key TEXT,
+                            metric TEXT NOT NULL,
+                            value REAL NOT NULL,
+                            at_us INTEGER NOT NULL,
+                            received_at_us INTEGER NOT NULL,
+                            CHECK (request_id IS NOT NULL OR key IS NOT NULL)
+                        );
+                        CREATE INDEX outcomes_by_request_id ON outcomes(request_id) WHERE request_id IS NOT NULL;
+                        CREATE INDEX outcomes_by_key ON outcomes(key) WHERE key IS NOT NULL;
+                        CREATE TABLE experiment_state (
+                            experiment TEXT PRIMARY KEY,
+                            route TEXT NOT NULL,
+                            signature TEXT NOT NULL,
+                            stage INTEGER NOT NULL,
+                            percent REAL NOT NULL,
+                            started_at_us INTEGER NOT NULL,
+                            entered_at_us INTEGER NOT NULL,
+                            stopped_reason TEXT,
+                            stopped_at_us INTEGER,
+                            updated_at_us INTEGER NOT NULL
+                        );
+                        CREATE VIEW experiment_users AS
+                        SELECT
+                            experiment,
+                            experiment_key AS key,
+                            max(arm) AS arm,
+                            count(DISTINCT arm) AS arms,
+                            min(CASE WHEN arm IS NOT NULL THEN received_at_us END) AS first_exposed_us,
+                            max(received_at_us) AS last_seen_us,
+                            sum(arm IS NOT NULL) AS requests,
+                            sum(coalesce(fallback, 0)) AS fallbacks
+                        FROM exchanges
+                        WHERE experiment IS NOT NULL AND experiment_key IS NOT NULL
+                        GROUP BY experiment, experiment_key;
+                        """
             ),
         ]
 

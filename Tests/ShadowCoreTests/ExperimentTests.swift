@@ -197,10 +197,16 @@ import Testing
             ("name: e\ntreatment: v2", "routes[0].experiment.key: is required"),
             ("name: e\ntreatment: v2\nkey: {field: $.user}", "routes[0].experiment.key: a body field cannot choose the arm"),
             ("name: e\ntreatment: v2\nkey: {header: u}\nallocation: [20, 5]", "routes[0].experiment.allocation[1]: stages must grow"),
-            ("name: e\ntreatment: v2\nkey: {header: u}\nallocation: [50, 80]", "routes[0].experiment.allocation: each stage is the share of users in each arm, at most 50"),
+            (
+                "name: e\ntreatment: v2\nkey: {header: u}\nallocation: [50, 80]",
+                "routes[0].experiment.allocation: each stage is the share of users in each arm, at most 50"
+            ),
             ("name: e\ntreatment: v2\nkey: {header: u}\nprimary: sales", "routes[0].experiment.primary: 'sales' is not one of the metrics"),
             ("name: e\ntreatment: v2\nkey: {header: u}\nmde: lots", "routes[0].experiment.mde: expected a share"),
-            ("name: e\ntreatment: v2\nkey: {header: u}\nguardrails: {revenue: {max_decrease: 2%}}", "routes[0].experiment.guardrails.revenue: unknown key"),
+            (
+                "name: e\ntreatment: v2\nkey: {header: u}\nguardrails: {revenue: {max_decrease: 2%}}",
+                "routes[0].experiment.guardrails.revenue: unknown key"
+            ),
         ]
         for (block, expected) in cases {
             #expect(throws: ConfigurationError.self) { try load(block) }

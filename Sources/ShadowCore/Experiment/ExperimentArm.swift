@@ -17,6 +17,9 @@ public struct ExperimentExposure: Sendable, Equatable {
     public var servedBy: ExperimentArm
     /// Treatment failed and the control's answer was sent instead.
     public var fallback: Bool
+    /// The treatment's answer when it served and no control copy made a pair with it (in
+    /// memory only: the guardrails read it; the database has the exposure without a pair).
+    public var unpairedTreatment: ArmResult?
 
     public init(experiment: String, key: String?, arm: ExperimentArm?, servedBy: ExperimentArm, fallback: Bool = false) {
         self.experiment = experiment

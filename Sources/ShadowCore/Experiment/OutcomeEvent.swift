@@ -132,7 +132,9 @@ public struct OutcomeBatchParser: Sendable {
         switch fields["at"] {
         case nil, .null?: break
         case .string(let string)?:
-            guard let micros = RFC3339.micros(string) else { return .failure(Reason("at must be an RFC 3339 time such as 2026-12-01T10:00:00Z, got '\(string)'")) }
+            guard let micros = RFC3339.micros(string) else {
+                return .failure(Reason("at must be an RFC 3339 time such as 2026-12-01T10:00:00Z, got '\(string)'"))
+            }
             at = micros
         default: return .failure(Reason("at must be an RFC 3339 time string"))
         }

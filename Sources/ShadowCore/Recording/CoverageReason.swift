@@ -31,6 +31,9 @@ public enum CoverageReason: String, Sendable, Hashable, CaseIterable {
     case recorderFull = "recorder_full"
     /// Mirrored, but the record could not be written (disk full, I/O error).
     case writeFailed = "write_failed"
+    /// Not mirrored: the route's experiment served this request from its treatment, and other
+    /// candidates are compared against control's answers only.
+    case servedByTreatment = "served_by_treatment"
     /// The route has no candidates.
     case noCandidates = "no_candidates"
     /// No route matched the path (the client got 404).

@@ -107,6 +107,7 @@ struct AdminStatus: Sendable {
             ("open_connections", .number(Double(proxy.openConnections))),
             ("upstream_tls_handshakes", .number(Double(proxy.tlsHandshakes))),
             ("upstream_tls_failures", .number(Double(proxy.tlsFailures))),
+            ("experiment_fallbacks", .number(Double(proxy.experimentFallbacks))),
             ("record_queue_depth", .number(Double(self.shared.records.depth))),
             ("records_refused", .number(Double(totals.refused))),
             ("records_written", .number(Double(writer.written))),
@@ -232,16 +233,34 @@ private final class AdminHandler: ChannelInboundHandler {
     private func receiveOutcomes(_ head: HTTPRequestHead, context: ChannelHandlerContext) {
         let json = "application/json"
         guard self.status.mayPostOutcomes(head.headers) else {
-            return self.respond(.unauthorized, #"{"error":"POST /outcomes needs Authorization: Bearer <SHADOWD_OUTCOMES_TOKEN>"}"#, head: head, contentType: json, context: context)
+            return self.respond(
+                .unauthorized,
+                #"{"error":"POST /outcomes needs Authorization: Bearer <SHADOWD_OUTCOMES_TOKEN>"}"#,
+                head: head,
+                contentType: json,
+                context: context
+            )
         }
         guard !self.bodyTooLarge else {
             let message = "the batch is over \(Self.maxBody >> 20) MiB: send it in smaller batches"
-            return self.respond(.payloadTooLarge, JSONValue.object([("error", .string(message))]).serialized, head: head, contentType: json, context: context)
+            return self.respond(
+                .payloadTooLarge,
+                JSONValue.object([("error", .string(message))]).serialized,
+                head: head,
+                contentType: json,
+                context: context
+            )
         }
         let type = (head.headers.first(name: "content-type") ?? "").split(separator: ";").first.map { $0.filter { $0 != " " }.lowercased() } ?? ""
         guard ["application/json", "application/x-ndjson", "application/ndjson", ""].contains(type) else {
             let message = "content-type \(type) is not accepted: send application/x-ndjson (an event a line) or application/json (an array)"
-            return self.respond(.unsupportedMediaType, JSONValue.object([("error", .string(message))]).serialized, head: head, contentType: json, context: context)
+            return self.respond(
+                .unsupportedMediaType,
+                JSONValue.object([("error", .string(message))]).serialized,
+                head: head,
+                contentType: json,
+                context: context
+            )
         }
         let events: [OutcomeEvent]
         switch self.status.outcomeParser().parse(self.body.readableBytesView, nowMicros: wallClockMicros()) {
@@ -267,7 +286,8 @@ private final class AdminHandler: ChannelInboundHandler {
             } catch {
                 (status, body) = (
                     .serviceUnavailable,
-                    JSONValue.object([("error", .string("storing the batch failed, nothing of it was kept: \(error)")), ("stored", .number(0))]).serialized
+                    JSONValue.object([("error", .string("storing the batch failed, nothing of it was kept: \(error)")), ("stored", .number(0))])
+                        .serialized
                 )
             }
             bound.eventLoop.execute {

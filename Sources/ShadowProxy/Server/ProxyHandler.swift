@@ -38,11 +38,13 @@ final class ProxyHandler: ChannelInboundHandler, UpstreamResponseDelegate {
 
     let loopContext: LoopContext
     private var state = State.idle
+    /// The route of the request being forwarded.
+    var route: SidecarRuntime.Route?
     /// The request while its body is still arriving; nil once it ended.
     private var upload: IncomingRequest?
     /// Reading from the client is paused because the baseline cannot take the upload faster.
     private var uploadPaused = false
-    private var context: ChannelHandlerContext?
+    var context: ChannelHandlerContext?
     /// A request (or the rest of one) must arrive before this; nil while the baseline has it all.
     private var requestTimer: LoopDeadline?
     /// A baseline call waiting for the end of the current read burst to be dispatched.
@@ -50,20 +52,22 @@ final class ProxyHandler: ChannelInboundHandler, UpstreamResponseDelegate {
     private var closeWhenDone = false
 
     // The exchange being forwarded.
-    private var call: UpstreamCall?
-    private var exchange: PendingExchange?
+    var call: UpstreamCall?
+    var exchange: PendingExchange?
     private var keepAlive = true
     private var clientVersion = HTTPVersion.http1_1
-    private var responseStarted = false
-    private var baselineStarted = NIODeadline.now()
-    private var baselineResult = ArmResult(version: "")
+    var responseStarted = false
+    var baselineStarted = NIODeadline.now()
+    var baselineResult = ArmResult(version: "")
     private var captureLimit = 0
-    private var captured: [UInt8] = []
-    private var seenBytes = 0
-    private var requestID = ""
-    private var baselineTimeout = TimeAmount.seconds(30)
+    var captured: [UInt8] = []
+    var seenBytes = 0
+    var requestID = ""
+    var baselineTimeout = TimeAmount.seconds(30)
     /// Metric handles of the request's route (the unrouted ones before one matched).
     private var routeMetrics: SidecarMetrics.RouteHandles?
+    /// The request's place in its route's experiment, if the route has one.
+    var serving: Serving?
 
     init(loopContext: LoopContext) {
         self.loopContext = loopContext
@@ -215,6 +219,9 @@ final class ProxyHandler: ChannelInboundHandler, UpstreamResponseDelegate {
             context.writeAndFlush(Self.wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: .continue))), promise: nil)
         }
         self.routeMetrics = route.metrics
+        self.route = route
+        self.serving = route.experiment.map { Self.serving(head, experiment: $0, route: route) }
+        self.serving?.relay?.target = self
         let request = IncomingRequest(head: head, route: route, receivedAtMicros: now)
         self.state = .forwarding
         self.upload = request
@@ -353,28 +360,35 @@ final class ProxyHandler: ChannelInboundHandler, UpstreamResponseDelegate {
             } else {
                 .length(0)
             }
+        let treatment = self.serving?.treatmentIndex
+        let target = treatment.map { request.route.targets[$0] }
         var baselineHead = Self.upstreamHead(
             request.head,
-            target: configuration.baseline.url,
+            target: target?.url ?? configuration.baseline.url,
             requestID: self.requestID,
             peer: context.channel.remoteAddress?.ipAddress,
             framing: framing,
             shadow: false
         )
-        if !request.route.baselineHeaders.isEmpty { request.route.baselineHeaders.apply(to: &baselineHead) }
+        if let treatment {
+            request.route.targetHeaders[treatment].apply(to: &baselineHead)
+        } else if !request.route.baselineHeaders.isEmpty {
+            request.route.baselineHeaders.apply(to: &baselineHead)
+        }
         self.responseStarted = false
         self.captured = []
         self.seenBytes = 0
         self.captureLimit = 0
-        self.baselineResult = ArmResult(version: configuration.baseline.version)
-        self.baselineResult.price = configuration.baseline.cost
+        self.baselineResult = ArmResult(version: target?.version ?? configuration.baseline.version)
+        self.baselineResult.price = target.map { $0.cost } ?? configuration.baseline.cost
         self.baselineStarted = .now()
-        self.baselineTimeout = TimeAmount(configuration.baseline.timeout)
-        let call = UpstreamCall(delegate: self)
+        self.baselineTimeout = TimeAmount(target?.timeout ?? configuration.baseline.timeout)
+        let call = UpstreamCall(delegate: self.serving?.relay ?? self)
         self.call = call
         call.write(.head(baselineHead))
-        let pool = self.loopContext.baselinePool(for: request.route)
-        let connectTimeout = TimeAmount(configuration.baseline.connectTimeout)
+        let pool =
+            treatment.map { self.loopContext.servingPool(for: request.route, candidate: $0) } ?? self.loopContext.baselinePool(for: request.route)
+        let connectTimeout = TimeAmount(target?.connectTimeout ?? configuration.baseline.connectTimeout)
         if case .length(0) = framing {
             pool.execute(call, connectTimeout: connectTimeout)
         } else {
@@ -398,6 +412,7 @@ final class ProxyHandler: ChannelInboundHandler, UpstreamResponseDelegate {
         self.baselineStarted = .now()
         call.arm(timeout: self.baselineTimeout, on: context.eventLoop, error: .timeout)
         let runtime = self.loopContext.runtime
+        self.serving?.keepForFallback(request, limits: self.limits)
         self.exchange = self.mirror(request, route: request.route, runtime: runtime, peer: context.channel.remoteAddress?.ipAddress)
         self.captureLimit = self.exchange == nil ? 0 : runtime.configuration.storage.maxStoredBody
     }
@@ -410,6 +425,9 @@ final class ProxyHandler: ChannelInboundHandler, UpstreamResponseDelegate {
         guard !targets.isEmpty else {
             shared.coverage.add(route: configuration.name, reason: .noCandidates, atMicros: at)
             return nil
+        }
+        if let serving = self.serving, let treatment = serving.treatmentIndex {
+            return self.mirrorServedByTreatment(request, route: route, runtime: runtime, peer: peer, treatment: treatment)
         }
         let bodySize = request.bodySize
         // The request body as JSON, parsed at most once and only if a gate or the sampling key
@@ -445,8 +463,13 @@ final class ProxyHandler: ChannelInboundHandler, UpstreamResponseDelegate {
         case nil:
             break
         }
+        var decisionTargets = route.decisionTargets
+        if let serving = self.serving, serving.exposure.arm == .control {
+            // Control answers an enrolled user: the treatment gets every copy, or none.
+            decisionTargets[serving.experiment.treatmentIndex].samplePercent = serving.experiment.configuration.shadowOtherArm ? 100 : 0
+        }
         let decision = MirrorDecision.decide(
-            targets: route.decisionTargets,
+            targets: decisionTargets,
             request: MirrorDecision.Request(
                 admittedByGates: admitted,
                 keyPosition: keyPosition,
@@ -465,26 +488,10 @@ final class ProxyHandler: ChannelInboundHandler, UpstreamResponseDelegate {
             shared.coverage.add(route: configuration.name, candidate: targets[index].name, reason: reason, atMicros: at)
         }
         let chosen = decision.chosen
-        guard !chosen.isEmpty else { return nil }
+        // An enrolled experiment request is recorded without copies too (its exposure counts).
+        guard !chosen.isEmpty || self.serving?.exposure.arm != nil else { return nil }
         let storage = runtime.configuration.storage
-        var storedRequest = CapturedBody(bytes: [], totalBytes: bodySize)
-        if storage.storeRequestBodies, let body = request.body {
-            storedRequest.bytes = Array(body.readableBytesView.prefix(storage.maxStoredBody))
-        }
-        var record = ExchangeRecord(
-            requestID: self.requestID,
-            route: configuration.name,
-            configRevision: runtime.configuration.revision,
-            receivedAtMicros: at,
-            method: request.head.method.rawValue,
-            path: request.head.uri,
-            requestBody: storedRequest,
-            baseline: ArmResult(version: configuration.baseline.version),
-            candidates: chosen.map { CandidateResult(name: targets[$0.index].name, result: ArmResult(version: targets[$0.index].version)) },
-            scorer: route.scorer,
-            segment: configuration.segmentHeader.flatMap { request.head.headers.first(name: $0).map { String($0.prefix(128)) } }
-        )
-        record.readsUsage = route.readsUsage
+        let record = self.newRecord(request, route: route, runtime: runtime, candidates: chosen.map(\.index))
         let exchange = PendingExchange(record: record, candidateCount: chosen.count, shared: shared)
         var accepted = 0
         for (slot, (index, epoch)) in chosen.enumerated() {
@@ -505,7 +512,7 @@ final class ProxyHandler: ChannelInboundHandler, UpstreamResponseDelegate {
             )
             route.targetHeaders[index].apply(to: &head)
             let call = ShadowCall(
-                candidateIndex: slot,
+                slot: .candidate(slot),
                 candidate: candidate,
                 head: head,
                 body: copy,
@@ -523,17 +530,21 @@ final class ProxyHandler: ChannelInboundHandler, UpstreamResponseDelegate {
                 shared.coverage.add(route: configuration.name, candidate: candidate.name, reason: .queueFull, atMicros: at)
                 route.breakers[index]?.cancel(epoch: epoch)
                 shared.statistics.shadowDropped.add(1, ordering: .relaxed)
-                exchange.candidateDropped(slot)
+                exchange.droppedCopy(.candidate(slot))
             }
         }
         shared.statistics.mirrored.add(accepted, ordering: .relaxed)
-        return accepted > 0 ? exchange : nil
+        return accepted > 0 || self.serving?.exposure.arm != nil ? exchange : nil
     }
 
     // MARK: - The baseline's response
 
     func upstreamHead(_ head: HTTPResponseHead) {
         guard let context = self.context, case .forwarding = self.state else { return }
+        if head.status.code >= 500, self.canFallBack {
+            self.fallBack(status: Int(head.status.code), error: nil)
+            return
+        }
         self.responseStarted = true
         self.loopContext.shared.statistics.baselineConnectFailuresInARow.store(0, ordering: .relaxed)
         self.baselineResult.status = Int(head.status.code)
@@ -541,6 +552,7 @@ final class ProxyHandler: ChannelInboundHandler, UpstreamResponseDelegate {
         if self.exchange != nil { self.baselineResult.contentType = head.headers.first(name: "content-type") }
         var headers = Self.forwardableResponseHeaders(head.headers)
         if !self.keepAlive { headers.replaceOrAdd(name: "connection", value: "close") }
+        if self.serving != nil { self.experimentHeaders(&headers) }
         let response = HTTPResponseHead(version: self.clientVersion, status: head.status, headers: headers)
         context.write(Self.wrapOutboundOut(.head(response)), promise: nil)
         self.routeMetrics?.countResponse(status: Int(head.status.code))
@@ -585,10 +597,15 @@ final class ProxyHandler: ChannelInboundHandler, UpstreamResponseDelegate {
     }
 
     func upstreamFailed(_ error: ArmError) {
+        if error != .clientClosed, case .forwarding = self.state, self.canFallBack {
+            self.fallBack(status: nil, error: error)
+            return
+        }
         let detail = self.call?.failureDetail
+        let servedByTreatment = self.serving?.treatmentIndex != nil
         self.finishBaseline(error: error)
-        if error != .clientClosed { self.loopContext.shared.statistics.baselineFailures.add(1, ordering: .relaxed) }
-        if error == .refused || error == .connectTimeout || error == .dns || error == .tls {
+        if error != .clientClosed, !servedByTreatment { self.loopContext.shared.statistics.baselineFailures.add(1, ordering: .relaxed) }
+        if !servedByTreatment, error == .refused || error == .connectTimeout || error == .dns || error == .tls {
             self.loopContext.shared.statistics.baselineConnectFailuresInARow.add(1, ordering: .relaxed)
         }
         guard let context = self.context, case .forwarding = self.state else { return }
@@ -602,17 +619,24 @@ final class ProxyHandler: ChannelInboundHandler, UpstreamResponseDelegate {
         }
     }
 
-    private func finishBaseline(error: ArmError?) {
+    func finishBaseline(error: ArmError?) {
         self.call = nil
         let latency = (NIODeadline.now() - self.baselineStarted).nanoseconds / 1000
-        if error == nil { self.routeMetrics?.baseline.recordNanoseconds(latency * 1000) }
+        if error == nil {
+            let timer = self.serving?.treatmentIndex.flatMap { index in self.route?.metrics.targets[index] } ?? self.routeMetrics?.baseline
+            timer?.recordNanoseconds(latency * 1000)
+        }
         guard let exchange = self.exchange else { return }
         self.exchange = nil
         self.baselineResult.latencyMicros = latency
         self.baselineResult.body = CapturedBody(bytes: self.captured, totalBytes: self.seenBytes)
         self.baselineResult.error = error
         self.captured = []
-        exchange.baselineFinished(self.baselineResult)
+        if self.serving?.exposure.fallback == true {
+            exchange.finished(.baseline, self.baselineResult)
+        } else {
+            exchange.servedFinished(self.baselineResult)
+        }
     }
 
     /// Malformed HTTP from the client: 431 for oversized headers, 400 otherwise, then close.

@@ -10,7 +10,9 @@ import Synchronization
 /// storage cap; beyond that the call is cut short (`too_large`), so a candidate sending 100 MB
 /// costs one capped buffer and a closed connection.
 final class ShadowCall: UpstreamResponseDelegate {
-    let candidateIndex: Int
+    /// Where its result goes: a candidate's slot, or the baseline's for an experiment's control
+    /// copy of a request treatment answered.
+    let slot: PendingExchange.Slot
     let head: HTTPRequestHead
     let body: ByteBuffer?
     let exchange: PendingExchange
@@ -28,7 +30,7 @@ final class ShadowCall: UpstreamResponseDelegate {
     private var answer: AnswerCapture
 
     init(
-        candidateIndex: Int,
+        slot: PendingExchange.Slot,
         candidate: CandidateConfiguration,
         head: HTTPRequestHead,
         body: ByteBuffer?,
@@ -43,7 +45,7 @@ final class ShadowCall: UpstreamResponseDelegate {
         self.breaker = breaker
         self.breakerEpoch = breakerEpoch
         self.shared = shared
-        self.candidateIndex = candidateIndex
+        self.slot = slot
         self.candidate = candidate
         self.head = head
         self.body = body
@@ -64,7 +66,7 @@ final class ShadowCall: UpstreamResponseDelegate {
     /// Never started (shutdown while queued).
     func abandon() {
         self.shared.statistics.shadowPending.subtract(1, ordering: .relaxed)
-        self.exchange.candidateFinished(self.candidateIndex, self.answer.abandon(.shutdown))
+        self.exchange.finished(self.slot, self.answer.abandon(.shutdown))
     }
 
     /// Joined the lane's queue at `now`.
@@ -79,7 +81,7 @@ final class ShadowCall: UpstreamResponseDelegate {
         self.shared.statistics.shadowPending.subtract(1, ordering: .relaxed)
         self.shared.statistics.shadowDropped.add(1, ordering: .relaxed)
         self.shared.coverage.add(route: self.exchange.route, candidate: self.candidate.name, reason: reason, atMicros: self.exchange.receivedAtMicros)
-        self.exchange.candidateDropped(self.candidateIndex)
+        self.exchange.droppedCopy(self.slot)
     }
 
     /// Cancels a running call (shutdown).
@@ -114,6 +116,6 @@ final class ShadowCall: UpstreamResponseDelegate {
         }
         self.breaker?.record(result, epoch: self.breakerEpoch)
         self.lane?.callFinished(self)
-        self.exchange.candidateFinished(self.candidateIndex, result)
+        self.exchange.finished(self.slot, result)
     }
 }

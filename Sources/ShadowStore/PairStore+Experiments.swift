@@ -60,6 +60,11 @@ extension PairStore {
         public var stored: Int
         /// Events whose `event_id` was already stored (at-least-once delivery): ignored.
         public var duplicates: Int
+
+        public init(stored: Int, duplicates: Int) {
+            self.stored = stored
+            self.duplicates = duplicates
+        }
     }
 
     /// Stores a validated batch in one transaction: all of it, or (on an error) none of it.

@@ -7,7 +7,10 @@ struct ShadowdCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "shadowd",
         abstract: "Shadow-test ML models: serve the baseline, mirror to candidates, record the divergence in SQLite.",
-        subcommands: [Serve.self, Demo.self, Report.self, Export.self, Replay.self, CheckConfig.self, Prune.self, FixtureModel.self],
+        subcommands: [
+            Serve.self, Demo.self, Report.self, Export.self, Replay.self, Experiment.self, Outcomes.self, CheckConfig.self, Prune.self,
+            FixtureModel.self,
+        ],
         defaultSubcommand: nil
     )
 }

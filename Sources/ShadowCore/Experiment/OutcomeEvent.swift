@@ -75,6 +75,12 @@ public struct OutcomeBatchParser: Sendable {
                 objects.append((index + 1, value))
             }
         }
+        return self.validate(objects, nowMicros: nowMicros)
+    }
+
+    /// Every event of already-parsed objects (numbered as the caller counts lines), or the first
+    /// problem.
+    public func validate(_ objects: [(line: Int, value: JSONValue)], nowMicros: Int64) -> Result<[OutcomeEvent], OutcomeBatchError> {
         guard !objects.isEmpty else { return .failure(OutcomeBatchError(line: 0, reason: "no outcome events")) }
         var events: [OutcomeEvent] = []
         events.reserveCapacity(objects.count)

@@ -18,6 +18,14 @@ public struct Report: Codable, Sendable {
     /// The worst verdict over all candidates: `reject` if any rejects, else `hold` if any holds.
     public var decision: Verdict.Decision
     public var routes: [RouteReport]
+    /// The routes' live experiments (absent when none is configured).
+    public var experiments: [ExperimentReport]?
+
+    /// Whether the run should fail (exit 3): a shadow verdict rejects, or an experiment is to
+    /// be killed or its model retrained.
+    public var fails: Bool {
+        self.decision == .reject || (self.experiments ?? []).contains { $0.decision == "kill" || $0.decision == "retrain" }
+    }
 
     /// The time window the figures cover.
     public struct Window: Codable, Sendable {

@@ -11,6 +11,7 @@ public struct ReportBuilder {
     private var coverage: [Key: [String: Int]] = [:]
     private var noisyPaths: [String: [String: (differing: Int, compared: Int)]] = [:]
     private var events: [GatingEvent] = []
+    private var experiments: [ExperimentAccumulator] = []
 
     struct Key: Hashable, Comparable {
         var route: String
@@ -21,6 +22,9 @@ public struct ReportBuilder {
 
     public init(options: ReportOptions) {
         self.options = options
+        for route in options.configuration?.routes ?? [] where options.route == nil || options.route == route.name {
+            if let experiment = route.experiment { self.experiments.append(ExperimentAccumulator(configuration: experiment, route: route.name)) }
+        }
     }
 
     /// Reads one database's pairs in the window into the running totals.
@@ -66,6 +70,17 @@ public struct ReportBuilder {
                     previousEntry.differing + entry.differing, previousEntry.compared + entry.compared
                 )
             }
+        }
+        for index in self.experiments.indices {
+            let experiment = self.experiments[index].configuration
+            self.experiments[index].add(
+                try reader.experimentData(
+                    experiment.name,
+                    metrics: experiment.metrics.map(\.name),
+                    fromMicros: self.options.fromMicros,
+                    toMicros: self.options.toMicros
+                )
+            )
         }
         self.events += try reader.gatingEvents(fromMicros: self.options.fromMicros, toMicros: self.options.toMicros, route: self.options.route)
         self.databases.append(.init(path: reader.path, schemaVersion: reader.schemaVersion, pairs: rows))
@@ -121,7 +136,17 @@ public struct ReportBuilder {
             ),
             databases: self.databases,
             decision: decision,
-            routes: routes
+            routes: routes,
+            experiments: self.experiments.isEmpty
+                ? nil
+                : self.experiments.map { experiment in
+                    let cost = routes.first { $0.name == experiment.route }?.candidates.first { $0.name == experiment.configuration.treatment }?.cost
+                    return experiment.report(
+                        nowMicros: self.options.nowMicros,
+                        costIncrease: cost?.increase,
+                        maxCostIncrease: self.options.guardrails(route: experiment.route).maxCostIncrease
+                    )
+                }
         )
     }
 

@@ -16,21 +16,23 @@ extension PairStore {
     }
 
     public func experimentStates() throws -> [String: ExperimentState] {
-        try self.queue.read { db in
-            try Row.fetchAll(db, sql: "SELECT * FROM experiment_state").reduce(into: [:]) { states, row in
-                let name: String = row["experiment"]
-                states[name] = ExperimentState(
-                    experiment: name,
-                    route: row["route"],
-                    signature: row["signature"],
-                    stage: row["stage"],
-                    percent: row["percent"],
-                    startedAtMicros: row["started_at_us"],
-                    enteredAtMicros: row["entered_at_us"],
-                    stoppedReason: row["stopped_reason"],
-                    stoppedAtMicros: row["stopped_at_us"]
-                )
-            }
+        try self.queue.read { db in try Self.experimentStates(db) }
+    }
+
+    static func experimentStates(_ db: Database) throws -> [String: ExperimentState] {
+        try Row.fetchAll(db, sql: "SELECT * FROM experiment_state").reduce(into: [:]) { states, row in
+            let name: String = row["experiment"]
+            states[name] = ExperimentState(
+                experiment: name,
+                route: row["route"],
+                signature: row["signature"],
+                stage: row["stage"],
+                percent: row["percent"],
+                startedAtMicros: row["started_at_us"],
+                enteredAtMicros: row["entered_at_us"],
+                stoppedReason: row["stopped_reason"],
+                stoppedAtMicros: row["stopped_at_us"]
+            )
         }
     }
 

@@ -153,7 +153,8 @@ import Testing
             configure: Self.experiment()
         ) { sidecar, _, _ in
             try await withThrowingTaskGroup(of: Void.self) { group in
-                for chunk in stride(from: 0, to: users.treatment.count, by: 4).map({ Array(users.treatment[$0..<min($0 + 4, users.treatment.count)]) }) {
+                for chunk in stride(from: 0, to: users.treatment.count, by: 4).map({ Array(users.treatment[$0..<min($0 + 4, users.treatment.count)]) }
+                ) {
                     group.addTask {
                         let client = try await sidecar.client()
                         for user in chunk { _ = try await self.send(client, user: user) }

@@ -27,7 +27,7 @@ public struct ExperimentConfiguration: Sendable, Equatable {
 
     /// An outcome metric: events posted to `/outcomes` (or imported) under this name.
     public struct Metric: Sendable, Equatable {
-        public enum Kind: String, Sendable, Equatable, CaseIterable {
+        public enum Kind: String, Sendable, Equatable, CaseIterable, Codable {
             /// 0 or 1 per event; a user's value is 1 when any of their events is 1 (converted).
             case binary
             /// Any finite number; a user's value is the sum of their events (revenue per user).

@@ -73,6 +73,23 @@ public struct HTMLReportRenderer: ReportRenderer {
             }
             for c in route.candidates { out += self.candidate(c, segmentKey: route.segmentKey) }
         }
+        for experiment in report.experiments ?? [] {
+            for block in ReportText.experiment(experiment) {
+                switch block {
+                case .heading(let text): out += "<h2>\(Self.inline(text))</h2>\n"
+                case .paragraph(let text):
+                    let lines = text.split(separator: "\n").map(String.init)
+                    out +=
+                        lines.allSatisfy { $0.hasPrefix("- ") }
+                        ? "<ul>" + lines.map { "<li>\(Self.inline(String($0.dropFirst(2))))</li>" }.joined() + "</ul>\n"
+                        : "<p>\(Self.inline(text))</p>\n"
+                case .table(let header, let rows):
+                    out += "<table><tr>" + header.map { "<th>\(escape($0))</th>" }.joined() + "</tr>\n"
+                    for row in rows { out += "<tr>" + row.map { "<td>\(Self.inline($0))</td>" }.joined() + "</tr>\n" }
+                    out += "</table>\n"
+                }
+            }
+        }
         return out + "</body></html>\n"
     }
 
@@ -207,6 +224,29 @@ public struct HTMLReportRenderer: ReportRenderer {
                 yFormat: { Units.formatMicros($0) }
             )
             out += "</div>\n"
+        }
+        return out
+    }
+
+    /// Escapes, then renders the Markdown the shared wording uses: `code` and **bold**.
+    static func inline(_ text: String) -> String {
+        var out = ""
+        var code = false
+        var bold = false
+        let characters = Array(escape(text))
+        var index = 0
+        while index < characters.count {
+            if characters[index] == "`" {
+                out += code ? "</code>" : "<code>"
+                code.toggle()
+            } else if characters[index] == "*", index + 1 < characters.count, characters[index + 1] == "*" {
+                out += bold ? "</b>" : "<b>"
+                bold.toggle()
+                index += 1
+            } else {
+                out.append(characters[index])
+            }
+            index += 1
         }
         return out
     }

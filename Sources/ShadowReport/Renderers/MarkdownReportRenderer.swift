@@ -42,6 +42,17 @@ public struct MarkdownReportRenderer: ReportRenderer {
             }
             for candidate in route.candidates { out += self.candidate(candidate, segmentKey: route.segmentKey) }
         }
+        for experiment in report.experiments ?? [] {
+            for block in ReportText.experiment(experiment) {
+                switch block {
+                case .heading(let text): out += "\n## \(text)\n"
+                case .paragraph(let text): out += "\n\(text)\n"
+                case .table(let header, let rows):
+                    out += "\n| " + header.joined(separator: " | ") + " |\n|" + header.map { _ in "---|" }.joined() + "\n"
+                    for row in rows { out += "| " + row.joined(separator: " | ") + " |\n" }
+                }
+            }
+        }
         return out
     }
 

@@ -12,7 +12,8 @@ extension ShadowdCommand {
     /// Everything on built-in fixtures: two toy models, the sidecar, a replay, a summary.
     struct Demo: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Run a baseline and a candidate fixture model and the sidecar on loopback, replay requests, print what was recorded."
+            abstract: "Run a baseline and a candidate fixture model and the sidecar on loopback, replay requests, print what was recorded.",
+            subcommands: [AB.self]
         )
 
         @Option(help: "Database path (default: shadowd-demo.sqlite, recreated each run).")

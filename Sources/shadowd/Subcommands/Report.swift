@@ -11,7 +11,7 @@ extension ShadowdCommand {
         static let configuration = CommandConfiguration(
             abstract: "Turn divergence databases into a verdict: promote, hold or reject.",
             discussion: """
-                Exit codes: 0 promote or hold, \(Self.rejectExitCode) reject (a guardrail is broken), 1 the report could not be \
+                Exit codes: 0 promote or hold (experiments: ship or continue), \(Self.rejectExitCode) reject (a guardrail is broken; experiments: kill or retrain), 1 the report could not be \
                 made (missing, corrupt, locked or newer-schema database, empty window, unwritable output), 64 bad arguments.
                 """
         )
@@ -69,8 +69,8 @@ extension ShadowdCommand {
 
         func run() async throws {
             do {
-                let decision = try self.makeReport()
-                if decision == .reject { throw ExitCode(Self.rejectExitCode) }
+                let report = try self.makeReport()
+                if report.fails { throw ExitCode(Self.rejectExitCode) }
             } catch let error as StoreError {
                 throw Self.fail(error.message)
             } catch let error as ReportError {
@@ -80,7 +80,7 @@ extension ShadowdCommand {
             }
         }
 
-        private func makeReport() throws -> Verdict.Decision {
+        private func makeReport() throws -> ShadowReport.Report {
             let now = Date()
             let nowMicros = Int64(now.timeIntervalSince1970 * 1_000_000)
             var configuration: Configuration?
@@ -138,7 +138,7 @@ extension ShadowdCommand {
             } else {
                 FileHandle.standardOutput.write(Data(documents[0].text.utf8))
             }
-            return report.decision
+            return report
         }
 
         private static func summarize(_ report: ShadowReport.Report, to path: String) {
@@ -148,6 +148,9 @@ extension ShadowdCommand {
                     let reasons = candidate.verdict.reasons.map(\.name).joined(separator: ", ")
                     lines.append("  \(route.name)/\(candidate.name): \(candidate.verdict.decision.rawValue)\(reasons.isEmpty ? "" : " (\(reasons))")")
                 }
+            }
+            for experiment in report.experiments ?? [] {
+                lines.append("  experiment \(experiment.name): \(experiment.decision) (\(experiment.reasons.first ?? ""))")
             }
             FileHandle.standardError.write(Data((lines.joined(separator: "\n") + "\n").utf8))
         }

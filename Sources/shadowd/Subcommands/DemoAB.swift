@@ -43,6 +43,8 @@ extension ShadowdCommand.Demo {
             experiment.allocation = [5, 20, 50]
             experiment.stageMinDuration = .seconds(2)
             experiment.stageMinRequests = 300
+            // Treatment is a few milliseconds slower by design: allowed, up to 10 ms at p99.
+            experiment.guardrails.maxP99Regression = .absolute(.milliseconds(10))
             experiment.guardrails.maxErrorRateIncrease = 0.02
             experiment.guardrails.maxFallbackRate = 0.02
             experiment.metrics = [.init(name: "conversion", kind: .binary), .init(name: "revenue", kind: .continuous)]

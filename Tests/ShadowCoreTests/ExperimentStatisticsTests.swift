@@ -1,10 +1,10 @@
 import Testing
 
+@testable import ShadowCore
+
 #if canImport(Glibc)
 import Glibc
 #endif
-
-@testable import ShadowCore
 
 /// The experiment analysis checked against known truth by simulation: 200 seeded experiments
 /// each (the same outcome on every run and machine), and the decision table.
@@ -216,7 +216,9 @@ import Glibc
 
     @Test func retrainWhenBetterOverallButASegmentIsWorse() {
         var input = Self.input(control: 0.10, treatment: 0.12)
-        func arm(_ rate: Double, _ users: Int) -> ArmSummary { ArmSummary(users: users, sum: rate * Double(users), sumOfSquares: rate * Double(users)) }
+        func arm(_ rate: Double, _ users: Int) -> ArmSummary {
+            ArmSummary(users: users, sum: rate * Double(users), sumOfSquares: rate * Double(users))
+        }
         input.segments = ["eu": (arm(0.10, 15_000), arm(0.14, 15_000)), "apac": (arm(0.12, 5_000), arm(0.08, 5_000))]
         let result = ExperimentAnalysis.analyse(input)
         #expect(result.decision == .retrain && result.reasons[0].contains("apac"), "\(result.reasons)")

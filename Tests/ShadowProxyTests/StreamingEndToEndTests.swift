@@ -214,7 +214,7 @@ import Glibc
             FixtureResponse(
                 headers: [("content-type", "text/event-stream")],
                 mode: .chunked(
-                    (0..<50).map { Array("data: {\"choices\":[{\"delta\":{\"content\":\"w\($0) \"}}]}\n\n".utf8) },
+                    (0..<100).map { Array("data: {\"choices\":[{\"delta\":{\"content\":\"w\($0) \"}}]}\n\n".utf8) },
                     pause: .milliseconds(100)
                 )
             )
@@ -231,7 +231,7 @@ import Glibc
             let first = await connection.receiveSome()
             #expect(!first.isEmpty)
             connection.hangUp()
-            // The baseline would take 5 s; the sidecar drops its call when the client leaves.
+            // The baseline would take 10 s; the sidecar drops its call when the client leaves.
             #expect(try await eventually { sidecar.sidecar.shared.statistics.snapshot.openConnections == 0 })
             await sidecar.stop()
             #expect((baselineServer?.requestCount ?? 0) == 1)
@@ -239,7 +239,8 @@ import Glibc
             try await queue.read { db in
                 let row = try #require(try Row.fetchOne(db, sql: "SELECT baseline_error, outcome, baseline_latency_us FROM pairs"))
                 #expect(row["baseline_error"] as String? == "client_closed" && row["outcome"] as String? == "client_closed")
-                #expect((row["baseline_latency_us"] as Int64? ?? .max) < 3_000_000)
+                // Well before the stream's end (a loaded machine notices the hang-up late).
+                #expect((row["baseline_latency_us"] as Int64? ?? .max) < 8_000_000)
             }
             try queue.close()
         }

@@ -146,7 +146,7 @@ import Testing
 @Suite(.timeLimit(.minutes(2))) struct ClientDisconnectTests {
     @Test func aClientLeavingBeforeTheBaselineAnswersCancelsItAndTheShadowCopyIsStillRecorded() async throws {
         try await withSidecar(
-            baseline: .responder { _ in .json(#"{"label":"cat"}"#, delay: .seconds(4)) },
+            baseline: .responder { _ in .json(#"{"label":"cat"}"#, delay: .seconds(30)) },
             candidates: [("c", .responder { _ in .json(#"{"label":"cat"}"#) })]
         ) { sidecar, baseline, candidates in
             let connection = try RawConnection(port: sidecar.port)
@@ -156,8 +156,9 @@ import Testing
             let left = ContinuousClock.now
             connection.hangUp()
             #expect(try await eventually { sidecar.sidecar.shared.statistics.snapshot.openConnections == 0 })
-            // The baseline would answer after 4 s; the sidecar let go of it when the client left.
-            #expect(ContinuousClock.now - left < .seconds(3))
+            // The baseline would answer after 30 s; the sidecar let go of it when the client left
+            // (the margin is wide: a loaded machine notices the hang-up seconds late).
+            #expect(ContinuousClock.now - left < .seconds(20))
             await sidecar.stop()
             let queue = try DatabaseQueue(path: sidecar.databasePath)
             defer { try? queue.close() }
@@ -165,7 +166,7 @@ import Testing
                 let row = try #require(try Row.fetchOne(db, sql: "SELECT baseline_error, baseline_latency_us, candidate_status, outcome FROM pairs"))
                 #expect(row["baseline_error"] as String? == "client_closed" && row["outcome"] as String? == "client_closed")
                 #expect(row["candidate_status"] as Int? == 200, "the shadow copy's answer is kept")
-                #expect((row["baseline_latency_us"] as Int64? ?? .max) < 3_000_000)
+                #expect((row["baseline_latency_us"] as Int64? ?? .max) < 20_000_000)
             }
         }
     }

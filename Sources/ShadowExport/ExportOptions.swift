@@ -27,7 +27,7 @@ public struct ExportOptions: Sendable {
         compression: ParquetCompression = .preferred,
         fromMicros: Int64? = nil,
         toMicros: Int64? = nil,
-        tables: [ExportTable] = [.pairs, .coverage]
+        tables: [ExportTable] = ExportTable.all
     ) {
         self.databases = databases
         self.outputDirectory = outputDirectory

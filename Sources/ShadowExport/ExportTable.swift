@@ -3,12 +3,17 @@ import ShadowParquet
 /// A table the export writes, its columns and types (the query contract of the README).
 public struct ExportTable: Sendable {
     public let name: String
-    /// The SQL source (a view) and its time column, in microseconds since the epoch.
+    /// The SQL source (a table or view) and its time column, in microseconds since the epoch.
     let source: String
     let timeExpression: String
     public let columns: [ParquetColumn]
     /// Columns read with a different expression than their name.
     let expressions: [String: String]
+    /// Rows of the source that belong to the table.
+    var filter: String? = nil
+
+    /// Every table, by name: `--table` takes these.
+    public static let all: [ExportTable] = [.pairs, .coverage, .exposures, .outcomes]
 
     public static let pairs = ExportTable(
         name: "pairs",
@@ -29,7 +34,8 @@ public struct ExportTable: Sendable {
             .init("baseline_completion_tokens", .double), .init("candidate_completion_tokens", .double),
             .init("baseline_last_token_us", .int64), .init("candidate_last_token_us", .int64),
             .init("baseline_tokens_per_second", .double), .init("candidate_tokens_per_second", .double), .init("baseline_cost", .double),
-            .init("candidate_cost", .double), .init("source", .string),
+            .init("candidate_cost", .double), .init("source", .string), .init("experiment", .string), .init("arm", .string),
+            .init("served_by", .string), .init("fallback", .int64),
         ],
         expressions: ["received_at": "received_at_us"]
     )
@@ -45,7 +51,46 @@ public struct ExportTable: Sendable {
         expressions: ["minute": "minute * 1000000"]
     )
 
-    var selectList: String {
-        self.columns.map { column in self.expressions[column.name].map { "\($0) AS \(column.name)" } ?? column.name }.joined(separator: ", ")
+    /// Every enrolled (or paired) request of a route with an experiment: the exposures the
+    /// experiment analysis starts from, with or without a pair.
+    public static let exposures = ExportTable(
+        name: "exposures",
+        source: "exchanges",
+        timeExpression: "received_at_us",
+        columns: [
+            .init("request_id", .string), .init("route", .string), .init("experiment", .string), .init("key", .string),
+            .init("arm", .string), .init("served_by", .string), .init("fallback", .int64), .init("received_at", .timestampMicros),
+            .init("received_at_us", .int64), .init("segment", .string), .init("baseline_status", .int64),
+            .init("baseline_latency_us", .int64), .init("baseline_error", .string),
+        ],
+        expressions: ["received_at": "received_at_us", "key": "experiment_key"],
+        filter: "experiment IS NOT NULL"
+    )
+
+    /// Business outcomes as posted or imported, by the time they happened.
+    public static let outcomes = ExportTable(
+        name: "outcomes",
+        source: "outcomes",
+        timeExpression: "at_us",
+        columns: [
+            .init("event_id", .string), .init("request_id", .string), .init("key", .string), .init("metric", .string),
+            .init("value", .double), .init("at", .timestampMicros), .init("at_us", .int64), .init("received_at_us", .int64),
+        ],
+        expressions: ["at": "at_us"]
+    )
+
+    /// The select list against a source that has `available` columns (older databases lack the
+    /// newer ones: they come out as NULLs).
+    func selectList(available: Set<String>) -> String {
+        self.columns.map { column in
+            let expression = self.expressions[column.name] ?? column.name
+            return available.contains(expression)
+                ? (expression == column.name ? expression : "\(expression) AS \(column.name)") : "NULL AS \(column.name)"
+        }.joined(separator: ", ")
+    }
+
+    /// `FROM … WHERE` for rows in `[?, ?)` of the time column.
+    var windowClause: String {
+        "FROM \(self.source) WHERE \(self.filter.map { "(\($0)) AND " } ?? "")\(self.timeExpression) >= ? AND \(self.timeExpression) < ?"
     }
 }

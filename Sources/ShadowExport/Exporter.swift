@@ -82,12 +82,17 @@ public struct Exporter {
         to: Int64,
         summary: inout Summary
     ) throws {
+        // Tables a database does not have yet (outcomes before schema 8) have nothing to export.
+        let available = try queue.read { db in
+            Set(try Row.fetchAll(db, sql: "SELECT name FROM pragma_table_info(?)", arguments: [table.source]).map { $0["name"] as String })
+        }
+        guard !available.isEmpty else { return }
         // The days that have rows (the window may span years of empty days).
         let days = try queue.read { db in
             try Int64.fetchAll(
                 db,
                 sql:
-                    "SELECT DISTINCT (\(table.timeExpression)) / \(Self.day) FROM \(table.source) WHERE \(table.timeExpression) >= ? AND \(table.timeExpression) < ? ORDER BY 1",
+                    "SELECT DISTINCT (\(table.timeExpression)) / \(Self.day) \(table.windowClause) ORDER BY 1",
                 arguments: [from, to]
             )
         }
@@ -101,7 +106,7 @@ public struct Exporter {
                 let count =
                     try Int.fetchOne(
                         db,
-                        sql: "SELECT count(*) FROM \(table.source) WHERE \(table.timeExpression) >= ? AND \(table.timeExpression) < ?",
+                        sql: "SELECT count(*) \(table.windowClause)",
                         arguments: [day, end]
                     ) ?? 0
                 guard count > 0 else { return 0 }
@@ -114,7 +119,7 @@ public struct Exporter {
                 // through generic conversions that were a quarter of an export's time.
                 let statement = try db.makeStatement(
                     sql:
-                        "SELECT \(table.selectList) FROM \(table.source) WHERE \(table.timeExpression) >= ? AND \(table.timeExpression) < ? ORDER BY \(table.timeExpression)"
+                        "SELECT \(table.selectList(available: available)) \(table.windowClause) ORDER BY \(table.timeExpression)"
                 )
                 try statement.setArguments([day, end])
                 let handle = statement.sqliteStatement

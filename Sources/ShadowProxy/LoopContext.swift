@@ -28,45 +28,57 @@ final class LoopContext {
 
     func baselinePool(for route: SidecarRuntime.Route) -> UpstreamPool {
         let baseline = route.configuration.baseline
-        let key = baseline.url.description
-        if let pool = self.baselinePools[key] {
-            // After a reload the endpoint may carry re-read certificates.
-            if pool.endpoint.tls !== route.baseline.tls { pool.update(route.baseline) }
-            pool.maxIdleTime = TimeAmount(baseline.idleTimeout)
-            return pool
-        }
-        let pool = UpstreamPool(
-            loop: self.loop,
+        return Self.pool(
+            in: &self.baselinePools,
+            key: baseline.url.description,
             endpoint: route.baseline,
             maxIdle: baseline.maxIdleConnections,
-            maxIdleTime: TimeAmount(baseline.idleTimeout),
-            statistics: self.shared.statistics,
-            logger: self.shared.logger
+            idleTimeout: baseline.idleTimeout,
+            loop: self.loop,
+            shared: self.shared
         )
-        self.baselinePools[key] = pool
-        return pool
     }
 
     /// The pool for an experiment's treatment answering clients: apart from its shadow lane's
     /// (client requests never wait behind shadow copies' call slots).
     func servingPool(for route: SidecarRuntime.Route, candidate index: Int) -> UpstreamPool {
         let candidate = route.targets[index]
-        let endpoint = route.candidateEndpoints[index]
-        let key = candidate.url.description
-        if let pool = self.servingPools[key] {
+        return Self.pool(
+            in: &self.servingPools,
+            key: candidate.url.description,
+            endpoint: route.candidateEndpoints[index],
+            maxIdle: route.configuration.baseline.maxIdleConnections,
+            idleTimeout: candidate.idleTimeout,
+            loop: self.loop,
+            shared: self.shared
+        )
+    }
+
+    /// The pool under `key`, made on first use; after a reload it takes the endpoint's re-read
+    /// certificates and the new idle timeout.
+    private static func pool(
+        in pools: inout [String: UpstreamPool],
+        key: String,
+        endpoint: UpstreamEndpoint,
+        maxIdle: Int,
+        idleTimeout: Duration,
+        loop: any EventLoop,
+        shared: SharedState
+    ) -> UpstreamPool {
+        if let pool = pools[key] {
             if pool.endpoint.tls !== endpoint.tls { pool.update(endpoint) }
-            pool.maxIdleTime = TimeAmount(candidate.idleTimeout)
+            pool.maxIdleTime = TimeAmount(idleTimeout)
             return pool
         }
         let pool = UpstreamPool(
-            loop: self.loop,
+            loop: loop,
             endpoint: endpoint,
-            maxIdle: route.configuration.baseline.maxIdleConnections,
-            maxIdleTime: TimeAmount(candidate.idleTimeout),
-            statistics: self.shared.statistics,
-            logger: self.shared.logger
+            maxIdle: maxIdle,
+            maxIdleTime: TimeAmount(idleTimeout),
+            statistics: shared.statistics,
+            logger: shared.logger
         )
-        self.servingPools[key] = pool
+        pools[key] = pool
         return pool
     }
 

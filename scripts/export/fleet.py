@@ -39,6 +39,23 @@ class Fleet:
         return report["routes"][0]["candidates"][0]["divergence"]
 
 
+    def run_headline(self, path, execute):
+        """Runs a headline .sql file through `execute` (statement -> rows), host-a's divergence
+        query restricted to host-a; returns that row and a failure message when it differs from
+        the report's divergence rate and Wilson interval (None when equal)."""
+        statements = sql_statements(path)
+        for statement in statements[:2]:
+            execute(statement)
+        row = tuple(execute(statements[2].replace("FROM pairs WHERE", "FROM pairs WHERE host = 'host-a' AND"))[0])
+        for statement in statements[3:]:
+            execute(statement)
+        divergence = self.report_divergence()
+        _, _, compared, diverged, rate, low, high = row
+        same = (compared, diverged) == (divergence["compared"], divergence["diverged"]) and abs(rate - divergence["rate"]) <= 1e-4 \
+            and abs(low - divergence["interval"][0]) <= 1e-4 and abs(high - divergence["interval"][1]) <= 1e-4
+        return row, None if same else f"{path}: {row} != the report's {divergence}"
+
+
 def sql_statements(path):
     """A .sql file's statements, comments dropped."""
     text = "\n".join(line for line in open(path).read().splitlines() if not line.strip().startswith("--"))

@@ -205,6 +205,8 @@ final class ProxyHandler: ChannelInboundHandler, UpstreamResponseDelegate {
         let now = wallClockMicros()
         self.requestID = Self.requestID(from: head.headers, random: &self.loopContext.random, atMicros: now)
         self.routeMetrics = self.loopContext.runtime.unroutedMetrics
+        self.route = nil
+        self.serving = nil
 
         if let error = Self.framingError(head, maxBody: self.limits.maxRequestBody) {
             self.reject(error, routeName: "-", atMicros: now, immediately: error.closesConnection)
@@ -621,6 +623,7 @@ final class ProxyHandler: ChannelInboundHandler, UpstreamResponseDelegate {
 
     func finishBaseline(error: ArmError?) {
         self.call = nil
+        self.serving?.fallbackRequest = nil
         let latency = (NIODeadline.now() - self.baselineStarted).nanoseconds / 1000
         if error == nil {
             let timer = self.serving?.treatmentIndex.flatMap { index in self.route?.metrics.targets[index] } ?? self.routeMetrics?.baseline

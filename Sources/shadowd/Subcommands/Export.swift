@@ -11,7 +11,8 @@ extension ShadowdCommand {
     struct Export: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             commandName: "export",
-            abstract: "Write pairs and coverage as Parquet or NDJSON partitions (DIR/<table>/date=YYYY-MM-DD/host=NAME/) for DuckDB, Spark, Trino.",
+            abstract:
+                "Write pairs, coverage, experiment exposures and outcomes as Parquet or NDJSON partitions (DIR/<table>/date=YYYY-MM-DD/host=NAME/) for DuckDB, Spark, Trino.",
             discussion: """
                 Whole UTC days are rewritten atomically, so re-running a window never duplicates rows. Without \
                 --since/--from, each database's export cursor (stored in it) resumes where the last run stopped.
@@ -45,7 +46,7 @@ extension ShadowdCommand {
         @Option(help: "Window end (exclusive), ISO 8601 (widened to the end of its UTC day).")
         var to: String?
 
-        @Option(help: "Tables to export: pairs, coverage.")
+        @Option(help: "Tables to export: pairs, coverage, exposures, outcomes (default: all; the last two exist from schema 8).")
         var table: [String] = []
 
         func validate() throws {
@@ -56,8 +57,9 @@ extension ShadowdCommand {
                 guard let codec = ParquetCompression(rawValue: compression) else { throw ValidationError("--compression: zstd, gzip or none") }
                 if !codec.isAvailable { throw ValidationError("--compression zstd needs the system libzstd (apt-get install libzstd1)") }
             }
-            if let bad = self.table.first(where: { $0 != "pairs" && $0 != "coverage" }) {
-                throw ValidationError("--table: pairs or coverage, got '\(bad)'")
+            let names = ExportTable.all.map(\.name)
+            if let bad = self.table.first(where: { !names.contains($0) }) {
+                throw ValidationError("--table: \(names.joined(separator: ", ")), got '\(bad)'")
             }
         }
 
@@ -72,7 +74,7 @@ extension ShadowdCommand {
             }
             var options = ExportOptions(databases: databases, outputDirectory: self.outDir, format: ExportOptions.Format(rawValue: self.format)!)
             if let compression = self.compression.flatMap(ParquetCompression.init(rawValue:)) { options.compression = compression }
-            if !self.table.isEmpty { options.tables = self.table.map { $0 == "pairs" ? .pairs : .coverage } }
+            if !self.table.isEmpty { options.tables = ExportTable.all.filter { self.table.contains($0.name) } }
             do {
                 (options.fromMicros, options.toMicros) = try Report.window(since: self.since, from: self.from, to: self.to, nowMicros: nowMicros)
                 let summary = try Exporter(options: options).run(now: nowMicros)

@@ -43,6 +43,7 @@ final class SidecarRuntime: Sendable {
         let treatmentIndex: Int
         /// The current share per arm, read once per request.
         let controller: ExperimentController
+        let counters: ExperimentController.RequestCounters
     }
 
     let configuration: Configuration
@@ -99,7 +100,12 @@ final class SidecarRuntime: Sendable {
                 },
                 experiment: route.experiment.flatMap { experiment in
                     route.mirrorTargets.firstIndex { $0.name == experiment.treatment }.map {
-                        Experiment(configuration: experiment, treatmentIndex: $0, controller: experiments)
+                        Experiment(
+                            configuration: experiment,
+                            treatmentIndex: $0,
+                            controller: experiments,
+                            counters: experiments.counters(for: experiment.name)
+                        )
                     }
                 }
             )

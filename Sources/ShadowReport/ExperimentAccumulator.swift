@@ -42,7 +42,12 @@ struct ExperimentAccumulator {
         }
     }
 
-    func report(nowMicros: Int64, costIncrease: Double?, maxCostIncrease: Double?) -> ExperimentReport {
+    func report(
+        nowMicros: Int64,
+        costIncrease: Double?,
+        maxCostIncrease: Double?,
+        divergenceHalves: (first: Proportion, second: Proportion)?
+    ) -> ExperimentReport {
         let kinds = Dictionary(uniqueKeysWithValues: self.configuration.metrics.map { ($0.name, $0.kind) })
         // Each user's value per metric: converted (any 1) for binary metrics, the sum otherwise.
         // Outcomes by key count from the user's first exposure on; by request id, always.
@@ -96,6 +101,7 @@ struct ExperimentAccumulator {
         input.stoppedReason = self.state?.stoppedReason
         input.costIncrease = costIncrease
         input.maxCostIncrease = maxCostIncrease
+        input.divergenceHalves = divergenceHalves
         let analysis = ExperimentAnalysis.analyse(input)
         return ExperimentReport(
             name: self.configuration.name,

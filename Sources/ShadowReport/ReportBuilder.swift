@@ -140,14 +140,33 @@ public struct ReportBuilder {
             experiments: self.experiments.isEmpty
                 ? nil
                 : self.experiments.map { experiment in
-                    let cost = routes.first { $0.name == experiment.route }?.candidates.first { $0.name == experiment.configuration.treatment }?.cost
+                    let treatment = routes.first { $0.name == experiment.route }?.candidates.first { $0.name == experiment.configuration.treatment }
                     return experiment.report(
                         nowMicros: self.options.nowMicros,
-                        costIncrease: cost?.increase,
-                        maxCostIncrease: self.options.guardrails(route: experiment.route).maxCostIncrease
+                        costIncrease: treatment?.cost?.increase,
+                        maxCostIncrease: self.options.guardrails(route: experiment.route).maxCostIncrease,
+                        divergenceHalves: treatment.flatMap { Self.halves($0.hourly) }
                     )
                 }
         )
+    }
+
+    /// Divergence in the first and the second half of the compared pairs, hour by hour.
+    static func halves(_ hours: [HourReport]) -> (first: Proportion, second: Proportion)? {
+        let total = hours.reduce(0) { $0 + $1.compared }
+        guard hours.count >= 2, total >= 200 else { return nil }
+        var first = (compared: 0, diverged: 0)
+        var second = (compared: 0, diverged: 0)
+        for hour in hours {
+            let diverged = Int((hour.divergenceRate * Double(hour.compared)).rounded())
+            if first.compared < total / 2 {
+                first = (first.compared + hour.compared, first.diverged + diverged)
+            } else {
+                second = (second.compared + hour.compared, second.diverged + diverged)
+            }
+        }
+        guard second.compared > 0 else { return nil }
+        return (Proportion(successes: first.diverged, trials: first.compared), Proportion(successes: second.diverged, trials: second.compared))
     }
 
     private mutating func slot(for key: Key) -> Int {

@@ -23,6 +23,13 @@ public final class ExperimentController: Sendable {
         public var stoppedAtMicros: Int64?
         public var controlRequests: Int
         public var treatmentRequests: Int
+        /// Requests since start without the assignment key (answered by control, not enrolled).
+        public var requestsWithoutKey: Int
+    }
+
+    /// Counted on the request path, lock-free.
+    public final class RequestCounters: Sendable {
+        public let withoutKey = Atomic<Int>(0)
     }
 
     /// A change refused: the experiment is unknown, or the call would change nothing.
@@ -37,6 +44,7 @@ public final class ExperimentController: Sendable {
     }
 
     private let entries: Mutex<[String: Entry]>
+    private let counters = Mutex<[String: RequestCounters]>([:])
     /// Route name → experiment name, for the request path's lookups.
     private let byRoute: Mutex<[String: String]>
     private let store: PairStore
@@ -144,9 +152,20 @@ public final class ExperimentController: Sendable {
                     stoppedReason: entry.run.stopped?.reason,
                     stoppedAtMicros: entry.run.stopped?.atMicros,
                     controlRequests: entry.run.tally.control.requests,
-                    treatmentRequests: entry.run.tally.treatment.requests
+                    treatmentRequests: entry.run.tally.treatment.requests,
+                    requestsWithoutKey: self.counters(for: name).withoutKey.load(ordering: .relaxed)
                 )
             }.sorted { $0.experiment < $1.experiment }
+        }
+    }
+
+    /// The experiment's request-path counters (kept across reloads).
+    public func counters(for name: String) -> RequestCounters {
+        self.counters.withLock { counters in
+            if let existing = counters[name] { return existing }
+            let created = RequestCounters()
+            counters[name] = created
+            return created
         }
     }
 

@@ -225,6 +225,15 @@ import Glibc
         #expect(result.segments.first { $0.name == "apac" }?.worse == true && result.segments.first { $0.name == "eu" }?.worse == false)
     }
 
+    @Test func retrainWhenBetterButDivergenceDriftsUpward() {
+        var input = Self.input(control: 0.10, treatment: 0.12)
+        input.divergenceHalves = (Proportion(successes: 100, trials: 10_000), Proportion(successes: 400, trials: 10_000))
+        let result = ExperimentAnalysis.analyse(input)
+        #expect(result.decision == .retrain && result.reasons[0].contains("drifts upward"), "\(result.reasons)")
+        input.divergenceHalves = (Proportion(successes: 100, trials: 10_000), Proportion(successes: 104, trials: 10_000))
+        #expect(ExperimentAnalysis.analyse(input).decision == .ship)
+    }
+
     @Test func aFixedAnalysisSaysNotYetBeforeItsPlannedSample() {
         var input = Self.input(control: 0.10, treatment: 0.12, users: 3_000)
         input.configuration.analysis = .fixed

@@ -71,6 +71,7 @@ import Testing
             }
             let anonymous = try await self.send(client, user: nil)
             #expect(anonymous.text == Self.control && anonymous.header("x-shadowd-arm") == "none")
+            #expect(sidecar.sidecar.experiments.statuses.first?.requestsWithoutKey == 1, "requests without the key are counted")
             await client.close()
             #expect(try await eventually { sidecar.shadowPending == 0 })
             await sidecar.stop()

@@ -35,6 +35,10 @@ public struct ExperimentAnalysis: Sendable, Equatable, Codable {
         /// dearer), and the route's limit on it.
         public var costIncrease: Double?
         public var maxCostIncrease: Double?
+        /// The treatment's divergence from control in the first and second half of the
+        /// experiment's pairs: a model whose answers drift away over the test is retrained, not
+        /// shipped, even when the primary metric is up.
+        public var divergenceHalves: (first: Proportion, second: Proportion)?
 
         public init(configuration: ExperimentConfiguration, controlUsers: Int, treatmentUsers: Int, elapsedMicros: Int64) {
             self.configuration = configuration
@@ -171,7 +175,15 @@ public struct ExperimentAnalysis: Sendable, Equatable, Codable {
         }
         if decision != .kill, !withheld, let primary, primary.comparison.difference.ciLow > 0 {
             let worse = segments.filter(\.worse)
-            if !worse.isEmpty {
+            let drift = input.divergenceHalves.map { halves in
+                ConfidenceSequence.difference(control: halves.first, treatment: halves.second, tau: 0.01, alpha: configuration.alpha)
+            }
+            if let drift, let halves = input.divergenceHalves, drift.interval.lowerBound > 0 {
+                decision = .retrain
+                reasons.append(
+                    "primary \(primary.name) improved (\(percent(primary.comparison.relativeLift.estimate))) but divergence from control drifts upward over the experiment: \(percent(halves.first.rate)) in its first half, \(percent(halves.second.rate)) in its second"
+                )
+            } else if !worse.isEmpty {
                 decision = .retrain
                 reasons.append(
                     "primary \(primary.name) improved overall (\(percent(primary.comparison.relativeLift.estimate))) but is significantly worse for segment(s) "

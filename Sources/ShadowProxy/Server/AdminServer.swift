@@ -325,6 +325,7 @@ extension ExperimentController.Status {
             ("stopped_reason", self.stoppedReason.map { .string($0) } ?? .null),
             ("stage_control_requests", .number(Double(self.controlRequests))),
             ("stage_treatment_requests", .number(Double(self.treatmentRequests))),
+            ("requests_without_key", .number(Double(self.requestsWithoutKey))),
         ])
     }
 }

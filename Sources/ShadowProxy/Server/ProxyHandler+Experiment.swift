@@ -36,6 +36,7 @@ extension ProxyHandler {
         if case .header(let name) = configuration.key, let value = head.headers.first(name: name), !value.isEmpty {
             key = String(value.prefix(256))
         }
+        if key == nil { experiment.counters.withoutKey.add(1, ordering: .relaxed) }
         let percent = experiment.controller.percent(route: route.configuration.name) ?? 0
         let decision = ServingDecision.decide(
             keyPosition: key.map { Sampler.position(key: $0.utf8, salt: configuration.salt) },

@@ -216,7 +216,8 @@ public final class ExperimentController: Sendable {
                             latencyMicros: record.baseline.error == nil ? record.baseline.latencyMicros : nil
                         )
                     case .treatment:
-                        let result = record.candidates.first { $0.name == treatmentName }?.result
+                        // Unpaired (no copy to control made it), the answer travels on the exposure.
+                        let result = record.candidates.first { $0.name == treatmentName }?.result ?? exposure.unpairedTreatment
                         tally.treatment.add(
                             failed: exposure.fallback || result?.modelFailed == true,
                             fallback: exposure.fallback,

@@ -143,6 +143,39 @@ import Testing
         try store.close()
     }
 
+    /// Without a copy to the other arm and without fallback, a failing treatment's answers are
+    /// recorded as exposures without pairs, and they still stop it.
+    @Test func unpairedTreatmentFailuresStopItToo() async throws {
+        let users = Self.users(percent: 50, count: 40)
+        try await withSidecar(
+            baseline: .responder { _ in .json(Self.control) },
+            candidates: [("v2", .responder { _ in .json(#"{"error":"boom"}"#, status: 500) })],
+            configure: Self.experiment { experiment in
+                experiment.shadowOtherArm = false
+                experiment.fallback = .none
+            }
+        ) { sidecar, _, _ in
+            let client = try await sidecar.client()
+            var treatmentStatuses: [Int] = []
+            for user in users.treatment { treatmentStatuses.append(try await self.send(client, user: user).status) }
+            for user in users.control { #expect(try await self.send(client, user: user).text == Self.control) }
+            #expect(treatmentStatuses.contains(500), "without fallback, treatment's failure reaches its users")
+            let stopped = try await eventually { sidecar.sidecar.experiments.percent(route: "models") == 0 }
+            #expect(stopped, "\(sidecar.sidecar.experiments.statuses)")
+            await client.close()
+            await sidecar.stop()
+            let queue = try DatabaseQueue(path: sidecar.databasePath)
+            defer { try? queue.close() }
+            let unpaired = try await queue.read { (db: Database) throws -> Int? in
+                try Int.fetchOne(
+                    db,
+                    sql: "SELECT count(*) FROM exchanges e WHERE arm IS NOT NULL AND NOT EXISTS (SELECT 1 FROM shadows s WHERE s.exchange_id = e.id)"
+                )
+            }
+            #expect((unpaired ?? 0) > 0, "enrolled requests are recorded without a pair")
+        }
+    }
+
     /// The served path's latency feeds the p99 guardrail. The treatment is a whole second
     /// slower so a loaded machine's slow control answers cannot hide it (`ExperimentTests`
     /// proves 200 ms on exact figures); 300 control requests keep control's p99 off its maximum.

@@ -95,7 +95,9 @@ final class PendingExchange {
         }
         if self.baselineMissing {
             // Nothing to pair the treatment's answer with: the exposure is recorded alone.
-            self.record.exposure?.unpairedTreatment = self.record.candidates.first?.result
+            // Read first: an optional-chained assignment holds `record` while its right side runs.
+            let treatment = self.record.candidates.first?.result
+            self.record.exposure?.unpairedTreatment = treatment
             self.record.candidates = []
         }
         // An enrolled experiment request is recorded without a pair too: its exposure counts.

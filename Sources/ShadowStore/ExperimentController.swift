@@ -27,9 +27,14 @@ public final class ExperimentController: Sendable {
         public var requestsWithoutKey: Int
     }
 
-    /// Counted on the request path, lock-free.
+    /// What the request path reads and counts per experiment, lock-free.
     public final class RequestCounters: Sendable {
         public let withoutKey = Atomic<Int>(0)
+        /// The share per arm now (a `Double`'s bits), published on every change of stage or stop.
+        let percentBits = Atomic<UInt64>(0)
+
+        /// The share of users in each arm now (0...50; 0 once stopped).
+        public var percent: Double { Double(bitPattern: self.percentBits.load(ordering: .relaxed)) }
     }
 
     /// A change refused: the experiment is unknown, or the call would change nothing.
@@ -127,15 +132,27 @@ public final class ExperimentController: Sendable {
         self.byRoute.withLock { byRoute in
             byRoute = Dictionary(uniqueKeysWithValues: routes.compactMap { route in route.experiment.map { (route.name, $0.name) } })
         }
+        for name in self.entries.withLock({ Array($0.keys) }) { self.publish(name) }
         for (name, entry) in started { self.persist(name, entry) }
         for status in self.statuses { self.gauge(status.experiment, status.route, status.percent) }
     }
 
     /// The share of users in each arm of the route's experiment now (0...50), or `nil` when the
-    /// route has none. Read once per request: a stop reaches every event loop's next request.
+    /// route has none. (The request path reads ``RequestCounters/percent`` instead: one atomic
+    /// load, and a stop reaches every event loop's next request.)
     public func percent(route: String) -> Double? {
         guard let name = self.byRoute.withLock({ $0[route] }) else { return nil }
-        return self.entries.withLock { $0[name]?.run.treatmentPercent }
+        return self.counters(for: name).percent
+    }
+
+    /// Stores the experiment's current share for the request path. Read and stored under the
+    /// entries' lock, so concurrent changes publish in the order they happened.
+    private func publish(_ name: String) {
+        let counters = self.counters(for: name)
+        self.entries.withLock { entries in
+            guard let run = entries[name]?.run else { return }
+            counters.percentBits.store(run.treatmentPercent.bitPattern, ordering: .relaxed)
+        }
     }
 
     public var statuses: [Status] {
@@ -237,6 +254,7 @@ public final class ExperimentController: Sendable {
 
     /// Logs, records in `gating_events`, exports and persists a change.
     private func announce(_ name: String, _ entry: Entry, _ transition: ExperimentRun.Transition, now: Int64) {
+        self.publish(name)
         let allocation = entry.run.configuration.allocation
         let (level, message, from, to, reason): (Logger.Level, String, String, String, String) =
             switch transition {

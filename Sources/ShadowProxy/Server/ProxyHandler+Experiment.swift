@@ -30,14 +30,14 @@ extension ProxyHandler {
     }
 
     /// Assigns the request to an arm by its key (a header: known before the body streams).
-    static func serving(_ head: HTTPRequestHead, experiment: SidecarRuntime.Experiment, route: SidecarRuntime.Route) -> Serving {
+    static func serving(_ head: HTTPRequestHead, experiment: SidecarRuntime.Experiment) -> Serving {
         let configuration = experiment.configuration
         var key: String?
         if case .header(let name) = configuration.key, let value = head.headers.first(name: name), !value.isEmpty {
             key = String(value.prefix(256))
         }
         if key == nil { experiment.counters.withoutKey.add(1, ordering: .relaxed) }
-        let percent = experiment.controller.percent(route: route.configuration.name) ?? 0
+        let percent = experiment.counters.percent
         let decision = ServingDecision.decide(
             keyPosition: key.map { Sampler.position(key: $0.utf8, salt: configuration.salt) },
             treatmentPercent: percent

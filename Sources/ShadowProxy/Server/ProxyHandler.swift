@@ -222,7 +222,7 @@ final class ProxyHandler: ChannelInboundHandler, UpstreamResponseDelegate {
         }
         self.routeMetrics = route.metrics
         self.route = route
-        self.serving = route.experiment.map { Self.serving(head, experiment: $0, route: route) }
+        self.serving = route.experiment.map { Self.serving(head, experiment: $0) }
         self.serving?.relay?.target = self
         let request = IncomingRequest(head: head, route: route, receivedAtMicros: now)
         self.state = .forwarding

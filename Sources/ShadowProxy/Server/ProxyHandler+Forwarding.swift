@@ -1,0 +1,197 @@
+import NIOCore
+import NIOHTTP1
+import ShadowCore
+import ShadowStore
+import Synchronization
+
+extension ProxyHandler {
+    // MARK: - Forwarding
+
+    /// Sends the head to the baseline at once; the body follows part by part as it arrives.
+    func startBaseline(_ request: IncomingRequest, context: ChannelHandlerContext) {
+        let configuration = request.route.configuration
+        let framing: UpstreamFraming =
+            if let length = request.head.headers.first(name: "content-length").flatMap({ Int($0) }) {
+                .length(length)
+            } else if request.head.headers.contains(name: "transfer-encoding") {
+                .chunked
+            } else {
+                .length(0)
+            }
+        let treatment = self.serving?.treatmentIndex
+        let target = treatment.map { request.route.targets[$0] }
+        var baselineHead = Self.upstreamHead(
+            request.head,
+            target: target?.url ?? configuration.baseline.url,
+            requestID: self.requestID,
+            peer: context.channel.remoteAddress?.ipAddress,
+            framing: framing,
+            shadow: false
+        )
+        if let treatment {
+            request.route.targetHeaders[treatment].apply(to: &baselineHead)
+        } else if !request.route.baselineHeaders.isEmpty {
+            request.route.baselineHeaders.apply(to: &baselineHead)
+        }
+        self.responseStarted = false
+        self.captured = []
+        self.seenBytes = 0
+        self.captureLimit = 0
+        self.baselineResult = ArmResult(version: target?.version ?? configuration.baseline.version)
+        self.baselineResult.price = target.map { $0.cost } ?? configuration.baseline.cost
+        self.baselineStarted = .now()
+        self.baselineTimeout = TimeAmount(target?.timeout ?? configuration.baseline.timeout)
+        let call = UpstreamCall(delegate: self.serving?.relay ?? self)
+        self.call = call
+        call.write(.head(baselineHead))
+        let pool =
+            treatment.map { self.loopContext.servingPool(for: request.route, candidate: $0) } ?? self.loopContext.baselinePool(for: request.route)
+        let connectTimeout = TimeAmount(target?.connectTimeout ?? configuration.baseline.connectTimeout)
+        if case .length(0) = framing {
+            pool.execute(call, connectTimeout: connectTimeout)
+        } else {
+            // A request with a body goes out at the end of the read burst its head came in: a
+            // body that turns out broken or too large within that burst never reaches the
+            // baseline, not even as a connection. (A later burst can only cut a streamed upload
+            // the baseline has begun to receive; it never sees that request end.)
+            self.pendingDispatch = (call, pool, connectTimeout)
+        }
+    }
+
+    /// The whole request has reached the baseline: its answer is timed from here, and the
+    /// candidates get their copies.
+    func finishUpload(_ request: IncomingRequest) {
+        guard let context = self.context, let call = self.call, !self.responseStarted else {
+            // The baseline answered (or failed) before the request ended: there is no pair to make.
+            self.loopContext.shared.coverage.add(route: request.route.configuration.name, reason: .baselineError, atMicros: request.receivedAtMicros)
+            return
+        }
+        call.write(.end(nil))
+        self.baselineStarted = .now()
+        call.arm(timeout: self.baselineTimeout, on: context.eventLoop, error: .timeout)
+        let runtime = self.loopContext.runtime
+        self.serving?.keepForFallback(request, limits: self.limits)
+        self.exchange = self.mirror(request, route: request.route, runtime: runtime, peer: context.channel.remoteAddress?.ipAddress)
+        self.captureLimit = self.exchange == nil ? 0 : runtime.configuration.storage.maxStoredBody
+    }
+
+    func mirror(_ request: IncomingRequest, route: SidecarRuntime.Route, runtime: SidecarRuntime, peer: String?) -> PendingExchange? {
+        let configuration = route.configuration
+        let shared = self.loopContext.shared
+        let at = request.receivedAtMicros
+        let targets = route.targets
+        guard !targets.isEmpty else {
+            shared.coverage.add(route: configuration.name, reason: .noCandidates, atMicros: at)
+            return nil
+        }
+        if let serving = self.serving, let treatment = serving.treatmentIndex {
+            return self.mirrorServedByTreatment(request, route: route, runtime: runtime, peer: peer, treatment: treatment)
+        }
+        let bodySize = request.bodySize
+        // The request body as JSON, parsed at most once and only if a gate or the sampling key
+        // reads a field of it.
+        var document: JSONValue?? = nil
+        func body() -> JSONValue? {
+            if document == nil {
+                document = .some(request.body.flatMap { buffer in try? JSONParser(maximumDepth: 64).parse(buffer.readableBytesView) })
+            }
+            return document ?? nil
+        }
+        var admitted = true
+        if !configuration.gates.isEmpty {
+            let uri = request.head.uri
+            let gateRequest = GateRequest(
+                method: request.head.method.rawValue,
+                path: String(uri.prefix { $0 != "?" }),
+                header: { request.head.headers.first(name: $0) },
+                bodyBytes: bodySize,
+                body: body
+            )
+            admitted = configuration.gates.admits(gateRequest)
+        }
+        // The sampling key's position, when the route has one and the request carries it.
+        var keyPosition: Double?
+        switch configuration.sampleKey {
+        case .header(let name):
+            if let value = request.head.headers.first(name: name) { keyPosition = Sampler.position(key: value.utf8, salt: route.salt) }
+        case .field:
+            if admitted, let pattern = route.sampleField, let value = body().flatMap({ pattern.select(in: $0).first })?.gateText {
+                keyPosition = Sampler.position(key: value.utf8, salt: route.salt)
+            }
+        case nil:
+            break
+        }
+        var decisionTargets = route.decisionTargets
+        if let serving = self.serving, serving.exposure.arm == .control {
+            // Control answers an enrolled user: the treatment gets every copy, or none.
+            decisionTargets[serving.experiment.treatmentIndex].samplePercent = serving.experiment.configuration.shadowOtherArm ? 100 : 0
+        }
+        let decision = MirrorDecision.decide(
+            targets: decisionTargets,
+            request: MirrorDecision.Request(
+                admittedByGates: admitted,
+                keyPosition: keyPosition,
+                bodyTooLarge: bodySize > runtime.configuration.limits.mirrorMaxBody
+            ),
+            samplePercent: configuration.samplePercent,
+            rampPercent: route.ramp?.percent(route: configuration.name),
+            random: &self.loopContext.random,
+            limiter: { cost in route.limiter?.take(cost: cost) },
+            breaker: { index, draw in
+                guard let breaker = route.breakers[index] else { return .none }
+                return breaker.admit(draw: draw).map { .admitted(epoch: $0) } ?? .refused
+            }
+        )
+        for (index, reason) in decision.dropped {
+            shared.coverage.add(route: configuration.name, candidate: targets[index].name, reason: reason, atMicros: at)
+        }
+        let chosen = decision.chosen
+        // An enrolled experiment request is recorded without copies too (its exposure counts).
+        guard !chosen.isEmpty || self.serving?.exposure.arm != nil else { return nil }
+        let storage = runtime.configuration.storage
+        let record = self.newRecord(request, route: route, runtime: runtime, candidates: chosen.map(\.index))
+        let exchange = PendingExchange(record: record, candidateCount: chosen.count, shared: shared)
+        var accepted = 0
+        for (slot, (index, epoch)) in chosen.enumerated() {
+            let candidate = targets[index]
+            // The candidate's own version of a JSON body (another model name, fields removed);
+            // the baseline and the stored request keep the client's. Not JSON: sent as it came.
+            var copy = request.body
+            if !candidate.rewrite.isEmpty, let document = body() {
+                copy = ByteBuffer(bytes: Array(candidate.rewrite.apply(to: document).serialized.utf8))
+            }
+            var head = Self.upstreamHead(
+                request.head,
+                target: candidate.url,
+                requestID: self.requestID,
+                peer: peer,
+                framing: .length(copy?.readableBytes ?? 0),
+                shadow: true
+            )
+            route.targetHeaders[index].apply(to: &head)
+            let call = ShadowCall(
+                slot: .candidate(slot),
+                candidate: candidate,
+                head: head,
+                body: copy,
+                exchange: exchange,
+                captureLimit: storage.maxStoredBody,
+                latency: route.metrics.targets[index],
+                breaker: route.breakers[index],
+                breakerEpoch: epoch,
+                shared: shared
+            )
+            if self.loopContext.lane(for: route, candidate: index).submit(call) {
+                accepted += 1
+                shared.statistics.shadowPending.add(1, ordering: .relaxed)
+            } else {
+                shared.coverage.add(route: configuration.name, candidate: candidate.name, reason: .queueFull, atMicros: at)
+                route.breakers[index]?.cancel(epoch: epoch)
+                shared.statistics.shadowDropped.add(1, ordering: .relaxed)
+                exchange.droppedCopy(.candidate(slot))
+            }
+        }
+        shared.statistics.mirrored.add(accepted, ordering: .relaxed)
+        return accepted > 0 || self.serving?.exposure.arm != nil ? exchange : nil
+    }
+}

@@ -41,6 +41,8 @@ final class SidecarRuntime: Sendable {
         let configuration: ExperimentConfiguration
         /// The treatment's index among the route's targets.
         let treatmentIndex: Int
+        /// The assignment key's body field, parsed once (nil when the key is a header).
+        let keyField: JSONPathPattern?
         /// The current share per arm, read once per request.
         let controller: ExperimentController
         let counters: ExperimentController.RequestCounters
@@ -83,10 +85,7 @@ final class SidecarRuntime: Sendable {
                 breakers: route.mirrorTargets.map { gating.breaker(route: route.name, candidate: $0.name, configuration: route.circuitBreaker) },
                 limiter: gating.limiter(route: route.name, configuration: route.rateLimit),
                 salt: route.sampleSalt ?? route.name,
-                sampleField: {
-                    guard case .field(let text) = route.sampleKey, case .success(let pattern) = JSONPathPattern.parse(text) else { return nil }
-                    return pattern
-                }(),
+                sampleField: Self.pattern(route.sampleKey),
                 ramp: route.ramp == nil ? nil : ramp,
                 readsUsage: route.scorer.outputProtocol.isLLM || route.baseline.cost?.usesTokens == true
                     || route.candidates.contains { $0.cost?.usesTokens == true },
@@ -103,6 +102,7 @@ final class SidecarRuntime: Sendable {
                         Experiment(
                             configuration: experiment,
                             treatmentIndex: $0,
+                            keyField: Self.pattern(experiment.key),
                             controller: experiments,
                             counters: experiments.counters(for: experiment.name)
                         )
@@ -111,6 +111,12 @@ final class SidecarRuntime: Sendable {
             )
         }
         self.unroutedMetrics = metrics.handles(route: "-", targets: [])
+    }
+
+    /// A key's body field, parsed (validated when the configuration was read).
+    private static func pattern(_ key: RequestKey?) -> JSONPathPattern? {
+        guard case .field(let text) = key, case .success(let pattern) = JSONPathPattern.parse(text) else { return nil }
+        return pattern
     }
 
     func route(for path: String) -> Route? {

@@ -195,7 +195,7 @@ import Testing
         let cases: [(String, String)] = [
             ("name: e\ntreatment: v9\nkey: {header: u}", "routes[0].experiment.treatment: 'v9' is not a candidate of this route"),
             ("name: e\ntreatment: v2", "routes[0].experiment.key: is required"),
-            ("name: e\ntreatment: v2\nkey: {field: $.user}", "routes[0].experiment.key: a body field cannot choose the arm"),
+            ("name: e\ntreatment: v2\nkey: {field: \"$.users[*]\"}", "routes[0].experiment.key.field: must name one value"),
             ("name: e\ntreatment: v2\nkey: {header: u}\nallocation: [20, 5]", "routes[0].experiment.allocation[1]: stages must grow"),
             (
                 "name: e\ntreatment: v2\nkey: {header: u}\nallocation: [50, 80]",

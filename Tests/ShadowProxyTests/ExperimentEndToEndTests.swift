@@ -232,4 +232,83 @@ import Testing
             await client.close()
         }
     }
+
+    /// A body field keys the experiment: the request is held until it ends, its arm chosen from
+    /// the field, and a treatment that rewrites bodies gets its own version while control (as
+    /// the served arm, the copy or the fallback) gets the client's, whether the client sent a
+    /// length or chunks.
+    @Test func aBodyFieldChoosesTheArmAndTheTreatmentGetsItsRewrittenBody() async throws {
+        let users = Self.users(percent: 50, count: 4)
+        try await withSidecar(
+            baseline: .responder { _ in .json(Self.control) },
+            candidates: [
+                (
+                    "v2",
+                    .responder { request in
+                        String(decoding: request.body, as: UTF8.self).contains("fail")
+                            ? .json(#"{"error":"boom"}"#, status: 500) : .json(Self.treatment)
+                    }
+                )
+            ],
+            configure: { configuration in
+                Self.experiment { $0.key = .field("$.user") }(&configuration)
+                configuration.routes[0].candidates[0].rewrite = BodyRewrite(
+                    set: [.init(pattern: try! JSONPathPattern.parse("$.model").get(), value: .string("v2-model"))],
+                    remove: []
+                )
+            }
+        ) { sidecar, baseline, candidates in
+            let client = try await sidecar.client()
+            func send(_ user: String?, chunked: Bool, extra: String = "") async throws -> HTTPTestResponse {
+                let body = user.map { #"{"model":"m","user":"\#($0)"\#(extra)}"# } ?? #"{"model":"m"}"#
+                return try await client.send(
+                    method: .POST,
+                    path: "/infer",
+                    headers: chunked ? [("transfer-encoding", "chunked")] : [],
+                    body: Array(body.utf8)
+                )
+            }
+            for (index, user) in users.treatment.enumerated() {
+                let response = try await send(user, chunked: index % 2 == 0)
+                #expect(response.text == Self.treatment && response.header("x-shadowd-arm") == "treatment", "\(user)")
+            }
+            for (index, user) in users.control.enumerated() {
+                let response = try await send(user, chunked: index % 2 == 0)
+                #expect(response.text == Self.control && response.header("x-shadowd-arm") == "control", "\(user)")
+            }
+            let failing = try await send(users.treatment[0], chunked: true, extra: #","note":"fail""#)
+            #expect(failing.status == 200 && failing.text == Self.control, "a failing treatment falls back to control")
+            let keyless = try await send(nil, chunked: false)
+            #expect(keyless.text == Self.control && keyless.header("x-shadowd-arm") == "none")
+            #expect(sidecar.sidecar.experiments.statuses.first?.requestsWithoutKey == 1)
+            await client.close()
+            #expect(try await eventually { sidecar.shadowPending == 0 })
+
+            let treatmentBodies = (candidates[0]?.recentRequests ?? []).map { try? JSONParser().parse($0.body) }
+            let controlBodies = (baseline?.recentRequests ?? []).map { try? JSONParser().parse($0.body) }
+            for user in users.treatment + users.control {
+                // The treatment sees only its own version; control only the client's.
+                #expect(treatmentBodies.contains { $0 == (try? JSONParser().parse(#"{"model":"v2-model","user":"\#(user)"}"#)) }, "\(user)")
+                #expect(controlBodies.contains { $0 == (try? JSONParser().parse(#"{"model":"m","user":"\#(user)"}"#)) }, "\(user)")
+            }
+            #expect(!(controlBodies.contains { $0?["model"] == .string("v2-model") }))
+            #expect(controlBodies.contains { $0?["note"] == .string("fail") && $0?["model"] == .string("m") }, "the fallback sends the client's body")
+            #expect(
+                (candidates[0]?.recentRequests ?? []).allSatisfy {
+                    $0.header("content-length") == String($0.body.count) && $0.header("transfer-encoding") == nil
+                }
+            )
+            await sidecar.stop()
+            let queue = try DatabaseQueue(path: sidecar.databasePath)
+            defer { try? queue.close() }
+            let keys = try await queue.read { (db: Database) throws -> [String: String] in
+                var keys: [String: String] = [:]
+                for row in try Row.fetchAll(db, sql: "SELECT experiment_key, arm FROM exchanges WHERE arm IS NOT NULL") {
+                    keys[row["experiment_key"]] = row["arm"]
+                }
+                return keys
+            }
+            #expect(keys.count == 8 && users.treatment.allSatisfy { keys[$0] == "treatment" } && users.control.allSatisfy { keys[$0] == "control" })
+        }
+    }
 }

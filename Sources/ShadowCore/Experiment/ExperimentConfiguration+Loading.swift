@@ -6,25 +6,13 @@ extension ExperimentConfiguration {
         let name = try reader.name("name")
         let mode: Mode = try reader.choice("mode", default: .ab)
         let treatment = try reader.requiredString("treatment")
-        guard let candidate = candidates.first(where: { $0.name == treatment }) else {
+        guard candidates.contains(where: { $0.name == treatment }) else {
             let names = candidates.map(\.name).joined(separator: ", ")
             throw reader.fail("treatment", "'\(treatment)' is not a candidate of this route (candidates: \(names.isEmpty ? "none" : names))")
-        }
-        guard candidate.rewrite.isEmpty else {
-            throw reader.fail(
-                "treatment",
-                "'\(treatment)' rewrites request bodies; serving it would need the whole request before the baseline could start (not supported yet)"
-            )
         }
         guard var keyReader = try reader.object("key") else { throw reader.fail("key", "is required, e.g. {header: x-user-id}") }
         let key = try RequestKey(reading: &keyReader)
         try keyReader.finish()
-        if case .field = key {
-            throw reader.fail(
-                "key",
-                "a body field cannot choose the arm before the request is forwarded (it streams); use a header such as {header: x-user-id}"
-            )
-        }
         self.init(name: name, treatment: treatment, key: key)
         self.mode = mode
         self.salt = try reader.string("salt") ?? name

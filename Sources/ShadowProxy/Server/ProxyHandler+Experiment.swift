@@ -29,13 +29,11 @@ extension ProxyHandler {
         }
     }
 
-    /// Assigns the request to an arm by its key (a header: known before the body streams).
-    static func serving(_ head: HTTPRequestHead, experiment: SidecarRuntime.Experiment) -> Serving {
+    /// Assigns the request to an arm by its key (a header's value, or a body field's); a request
+    /// without one is served by control and counted.
+    static func serving(key value: String?, experiment: SidecarRuntime.Experiment) -> Serving {
         let configuration = experiment.configuration
-        var key: String?
-        if case .header(let name) = configuration.key, let value = head.headers.first(name: name), !value.isEmpty {
-            key = String(value.prefix(256))
-        }
+        let key = value.flatMap { $0.isEmpty ? nil : String($0.prefix(256)) }
         if key == nil { experiment.counters.withoutKey.add(1, ordering: .relaxed) }
         let percent = experiment.counters.percent
         let decision = ServingDecision.decide(

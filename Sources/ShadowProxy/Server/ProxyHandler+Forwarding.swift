@@ -7,11 +7,14 @@ import Synchronization
 extension ProxyHandler {
     // MARK: - Forwarding
 
-    /// Sends the head to the baseline at once; the body follows part by part as it arrives.
-    func startBaseline(_ request: IncomingRequest, context: ChannelHandlerContext) {
+    /// Sends the head to the serving arm at once; the body follows part by part as it arrives,
+    /// or goes with the head when the request was held (`heldBody`, its whole body as sent).
+    func startBaseline(_ request: IncomingRequest, heldBody: ByteBuffer? = nil, context: ChannelHandlerContext) {
         let configuration = request.route.configuration
         let framing: UpstreamFraming =
-            if let length = request.head.headers.first(name: "content-length").flatMap({ Int($0) }) {
+            if let heldBody {
+                .length(heldBody.readableBytes)
+            } else if let length = request.head.headers.first(name: "content-length").flatMap({ Int($0) }) {
                 .length(length)
             } else if request.head.headers.contains(name: "transfer-encoding") {
                 .chunked
@@ -44,10 +47,13 @@ extension ProxyHandler {
         let call = UpstreamCall(delegate: self.serving?.relay ?? self)
         self.call = call
         call.write(.head(baselineHead))
+        if let heldBody, heldBody.readableBytes > 0 { call.write(.body(.byteBuffer(heldBody))) }
         let pool =
             treatment.map { self.loopContext.servingPool(for: request.route, candidate: $0) } ?? self.loopContext.baselinePool(for: request.route)
         let connectTimeout = TimeAmount(target?.connectTimeout ?? configuration.baseline.connectTimeout)
-        if case .length(0) = framing {
+        if heldBody != nil {
+            pool.execute(call, connectTimeout: connectTimeout)  // the request is whole and well-formed
+        } else if case .length(0) = framing {
             pool.execute(call, connectTimeout: connectTimeout)
         } else {
             // A request with a body goes out at the end of the read burst its head came in: a
@@ -56,6 +62,39 @@ extension ProxyHandler {
             // the baseline has begun to receive; it never sees that request end.)
             self.pendingDispatch = (call, pool, connectTimeout)
         }
+    }
+
+    /// A held request has ended: its arm is chosen (from the body, when the experiment's key is
+    /// a field) and it goes out whole, rewritten when the serving treatment rewrites bodies.
+    func startHeld(_ request: inout IncomingRequest, context: ChannelHandlerContext) {
+        guard let experiment = request.route.experiment else { return }
+        let maxParsed = self.limits.mirrorMaxBody
+        if self.serving == nil {
+            // A body past mirror_max_body is not parsed on the event loop: it counts as keyless.
+            let key = experiment.keyField.flatMap { pattern in
+                Self.document(request.body, size: request.bodySize, limit: maxParsed).flatMap { pattern.select(in: $0).first?.gateText }
+            }
+            self.serving = Self.serving(key: key, experiment: experiment)
+            self.serving?.relay?.target = self
+        }
+        var body = request.body ?? ByteBuffer()
+        if let treatment = self.serving?.treatmentIndex, !request.route.targets[treatment].rewrite.isEmpty,
+            let document = Self.document(request.body, size: request.bodySize, limit: request.bodySize)
+        {
+            body = Self.rewritten(document, for: request.route.targets[treatment])
+        }
+        self.startBaseline(request, heldBody: body, context: context)
+    }
+
+    /// A request body as JSON, when it is whole, at most `limit` bytes and parses.
+    static func document(_ body: ByteBuffer?, size: Int, limit: Int) -> JSONValue? {
+        guard size <= limit, let body, body.readableBytes == size else { return nil }
+        return try? JSONParser(maximumDepth: 64).parse(body.readableBytesView)
+    }
+
+    /// A candidate's own version of a JSON request body (another model name, fields removed).
+    static func rewritten(_ document: JSONValue, for candidate: CandidateConfiguration) -> ByteBuffer {
+        ByteBuffer(bytes: Array(candidate.rewrite.apply(to: document).serialized.utf8))
     }
 
     /// The whole request has reached the baseline: its answer is timed from here, and the
@@ -93,7 +132,7 @@ extension ProxyHandler {
         var document: JSONValue?? = nil
         func body() -> JSONValue? {
             if document == nil {
-                document = .some(request.body.flatMap { buffer in try? JSONParser(maximumDepth: 64).parse(buffer.readableBytesView) })
+                document = .some(Self.document(request.body, size: bodySize, limit: runtime.configuration.limits.mirrorMaxBody))
             }
             return document ?? nil
         }
@@ -157,9 +196,7 @@ extension ProxyHandler {
             // The candidate's own version of a JSON body (another model name, fields removed);
             // the baseline and the stored request keep the client's. Not JSON: sent as it came.
             var copy = request.body
-            if !candidate.rewrite.isEmpty, let document = body() {
-                copy = ByteBuffer(bytes: Array(candidate.rewrite.apply(to: document).serialized.utf8))
-            }
+            if !candidate.rewrite.isEmpty, let document = body() { copy = Self.rewritten(document, for: candidate) }
             var head = Self.upstreamHead(
                 request.head,
                 target: candidate.url,

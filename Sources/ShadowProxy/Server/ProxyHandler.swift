@@ -34,6 +34,10 @@ final class ProxyHandler: ChannelInboundHandler, UpstreamResponseDelegate {
         var body: ByteBuffer?
         var bodySize = 0
         var receivedAtMicros: Int64
+        /// Held whole until it ends instead of streamed: the experiment's arm comes from a body
+        /// field, or the serving treatment rewrites the body. ``body`` then keeps every byte (up
+        /// to `limits.max_request_body`), not only the mirror's share.
+        var held = false
     }
 
     let loopContext: LoopContext
@@ -222,12 +226,19 @@ final class ProxyHandler: ChannelInboundHandler, UpstreamResponseDelegate {
         }
         self.routeMetrics = route.metrics
         self.route = route
-        self.serving = route.experiment.map { Self.serving(head, experiment: $0) }
-        self.serving?.relay?.target = self
-        let request = IncomingRequest(head: head, route: route, receivedAtMicros: now)
+        var request = IncomingRequest(head: head, route: route, receivedAtMicros: now)
+        if let experiment = route.experiment {
+            if case .header(let name) = experiment.configuration.key {
+                self.serving = Self.serving(key: head.headers.first(name: name), experiment: experiment)
+                self.serving?.relay?.target = self
+                request.held = self.serving?.treatmentIndex.map { !route.targets[$0].rewrite.isEmpty } ?? false
+            } else {
+                request.held = true
+            }
+        }
         self.state = .forwarding
         self.upload = request
-        self.startBaseline(request, context: context)
+        if !request.held { self.startBaseline(request, context: context) }
     }
 
     func receiveBody(_ buffer: ByteBuffer) {
@@ -241,7 +252,7 @@ final class ProxyHandler: ChannelInboundHandler, UpstreamResponseDelegate {
         if !request.route.targets.isEmpty {
             // Avoid a copy-on-write of the whole copy: take the stored reference out first.
             self.upload = nil
-            if request.bodySize > self.limits.mirrorMaxBody {
+            if request.bodySize > self.limits.mirrorMaxBody && !request.held {
                 request.body = nil
             } else if request.body == nil {
                 request.body = buffer
@@ -251,7 +262,9 @@ final class ProxyHandler: ChannelInboundHandler, UpstreamResponseDelegate {
             }
         }
         self.upload = request
-        guard let call = self.call else { return }  // the baseline already answered; the rest is dropped
+        // A held request starts once it ended; otherwise the baseline already answered and the
+        // rest is dropped.
+        guard !request.held, let call = self.call else { return }
         call.write(.body(.byteBuffer(buffer)))
         if !call.acceptsMoreRequestBytes { self.setUploadPaused(true) }
     }
@@ -259,10 +272,11 @@ final class ProxyHandler: ChannelInboundHandler, UpstreamResponseDelegate {
     func receiveEnd() {
         switch self.state {
         case .forwarding:
-            guard let request = self.upload else { return }
+            guard var request = self.upload, let context = self.context else { return }
             self.upload = nil
             self.requestTimer?.set(nil)
             self.setUploadPaused(false)
+            if request.held { self.startHeld(&request, context: context) }
             self.finishUpload(request)
         case .rejecting(let error):
             self.respond(error, close: error.closesConnection)

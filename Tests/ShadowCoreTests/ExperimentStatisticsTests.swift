@@ -49,22 +49,28 @@ import Glibc
         #expect(Double(naiveRejections) / Double(Self.repetitions) > 0.10, "naive peeking: \(naiveRejections) of 200")
     }
 
-    /// A true lift equal to the MDE, at the planned users per arm, is detected about 80% of the
-    /// time by the fixed-horizon test the plan is for (200 runs: ± 2.8 points of sampling error).
+    /// A true lift equal to the MDE, at the planned users per arm, is detected 80% of the time by
+    /// the fixed-horizon test the plan is for. 4,000 runs measure power to ± 0.63 points (one
+    /// standard error), so the bound below fails a plan a point and a half short (the plan
+    /// without continuity correction measured 79.2%; an earlier one 77% of 200 runs).
     @Test func aLiftEqualToTheMDEIsDetectedWithThePlannedPower() throws {
         let needed = try #require(
             MetricComparison.usersNeeded(kind: .binary, controlMean: 0.1, controlVariance: 0.09, mde: 0.1, alpha: 0.05, power: 0.8)
         )
         #expect((14_000...15_500).contains(needed), "\(needed) users per arm for 10% → 11%")
+        let runs = 4_000
         var detected = 0
-        for seed in 0..<Self.repetitions {
+        for seed in 0..<runs {
             var random = SplitMix64(seed: UInt64(seed) &+ 2_000)
             let control = Self.binary(needed, rate: 0.1, &random)
             let treatment = Self.binary(needed, rate: 0.11, &random)
             let comparison = MetricComparison.compare(kind: .binary, control: control, treatment: treatment, analysis: .fixed)
             if comparison.pValue < 0.05 && comparison.difference.estimate > 0 { detected += 1 }
         }
-        #expect(Double(detected) / Double(Self.repetitions) >= 0.75, "power: \(detected) of 200")
+        let power = Double(detected) / Double(runs)
+        // 80% less 1.5 standard errors of 4,000 runs.
+        #expect(power >= 0.79, "power: \(detected) of \(runs), with \(needed) users per arm")
+        print("power at the planned \(needed) users per arm: \(detected) of \(runs)")
     }
 
     /// 95% intervals cover the true difference 95 ± 3% of the time (fixed, continuous, skewed

@@ -16,6 +16,9 @@ public struct ABPopulation: Sendable {
     /// Mean and spread of a converted user's revenue.
     public var revenueMean: Double
     public var revenueSpread: Double
+    /// Share of requests whose answer is clicked, under control and treatment.
+    public var controlClickRate = 0.20
+    public var treatmentClickRate = 0.21
 
     public init(users: Int, seed: UInt64 = 42, controlConversion: Double = 0.10, treatmentConversion: Double = 0.12) {
         self.users = users
@@ -33,6 +36,12 @@ public struct ABPopulation: Sendable {
     public func user(_ index: Int) -> (key: String, requests: Int) {
         var random = SplitMix64(seed: self.seed ^ UInt64(index) &* 0x9E37_79B9_7F4A_7C15)
         return ("user-\(index)", 1 + Int(random.next() % 4))
+    }
+
+    /// Whether user `index` clicks the answer to their `request`th request, served by `arm`.
+    public func clicks(_ index: Int, request: Int, servedBy arm: ExperimentArm) -> Bool {
+        var random = SplitMix64(seed: (self.seed &+ 2) ^ UInt64(index &* 8 &+ request) &* 0x1656_67B1_9E37_79F9)
+        return random.nextUnit() < (arm == .treatment ? self.treatmentClickRate : self.controlClickRate)
     }
 
     /// What user `index` does after being served by `arm`: converted or not, and revenue.

@@ -48,20 +48,21 @@ struct ExperimentAccumulator {
         maxCostIncrease: Double?,
         divergenceHalves: (first: Proportion, second: Proportion)?
     ) -> ExperimentReport {
-        let kinds = Dictionary(uniqueKeysWithValues: self.configuration.metrics.map { ($0.name, $0.kind) })
-        // Each user's value per metric: converted (any 1) for binary metrics, the sum otherwise.
+        let metricsByName = Dictionary(uniqueKeysWithValues: self.configuration.metrics.map { ($0.name, $0) })
+        // Each user's value per metric: converted (any 1) for binary per-user metrics, the sum
+        // otherwise (a per-request metric divides it by the user's requests, over the arm).
         // Outcomes by key count from the user's first exposure on; by request id, always.
         var values: [String: [String: Double]] = [:]
         var unmatched = self.unmatchedByRequest
         for outcome in self.outcomes {
-            guard let user = self.users[outcome.key], let kind = kinds[outcome.metric] else {
+            guard let user = self.users[outcome.key], let metric = metricsByName[outcome.metric] else {
                 if !outcome.viaRequest { unmatched += 1 }
                 continue
             }
             if !outcome.viaRequest && outcome.atMicros < user.firstExposedMicros { continue }
-            switch kind {
-            case .binary: values[outcome.key, default: [:]][outcome.metric] = max(values[outcome.key]?[outcome.metric] ?? 0, outcome.value)
-            case .continuous: values[outcome.key, default: [:]][outcome.metric, default: 0] += outcome.value
+            switch (metric.kind, metric.per) {
+            case (.binary, .user): values[outcome.key, default: [:]][outcome.metric] = max(values[outcome.key]?[outcome.metric] ?? 0, outcome.value)
+            default: values[outcome.key, default: [:]][outcome.metric, default: 0] += outcome.value
             }
         }
         var controlUsers = 0
@@ -80,12 +81,21 @@ struct ExperimentAccumulator {
             if user.arm == .control { controlUsers += 1 } else { treatmentUsers += 1 }
             for metric in self.configuration.metrics {
                 let value = values[key]?[metric.name] ?? 0
-                var arms = metrics[metric.name] ?? (ArmSummary(), ArmSummary())
-                if user.arm == .control { arms.control.add(value) } else { arms.treatment.add(value) }
+                let empty = metric.per == .request ? ArmSummary.perRequest : ArmSummary()
+                var arms = metrics[metric.name] ?? (empty, empty)
+                if user.arm == .control {
+                    arms.control.add(value, requests: user.requests)
+                } else {
+                    arms.treatment.add(value, requests: user.requests)
+                }
                 metrics[metric.name] = arms
                 if metric.name == self.configuration.primary, let segment = user.segment {
-                    var byArm = segments[segment] ?? (ArmSummary(), ArmSummary())
-                    if user.arm == .control { byArm.control.add(value) } else { byArm.treatment.add(value) }
+                    var byArm = segments[segment] ?? (empty, empty)
+                    if user.arm == .control {
+                        byArm.control.add(value, requests: user.requests)
+                    } else {
+                        byArm.treatment.add(value, requests: user.requests)
+                    }
                     segments[segment] = byArm
                 }
             }
@@ -128,6 +138,7 @@ struct ExperimentAccumulator {
                 ExperimentReport.MetricReport(
                     name: metric.name,
                     kind: metric.comparison.kind.rawValue,
+                    per: metric.comparison.control.ratio == nil ? "user" : "request",
                     primary: metric.primary,
                     arms: [
                         .init(arm: "control", users: metric.comparison.control.users, mean: metric.comparison.control.mean),

@@ -21,6 +21,8 @@ public struct ExperimentReport: Codable, Sendable {
     public struct MetricReport: Codable, Sendable {
         public var name: String
         public var kind: String
+        /// `user` (one value per user) or `request` (a rate per request, by the delta method).
+        public var per: String
         public var primary: Bool
         public var arms: [Arm]
         public var difference: MetricComparison.Estimate

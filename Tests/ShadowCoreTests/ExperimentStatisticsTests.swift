@@ -120,14 +120,17 @@ import Glibc
     }
 
     /// Heavy users make requests dependent: in an A/A test, treating requests as independent
-    /// over-rejects; the user as the unit holds 5%.
+    /// over-rejects; the user as the unit holds 5%, and so does the same conversions' rate per
+    /// request analysed by the delta method over users.
     @Test func theUserIsTheUnitOfAnalysis() {
         var perRequest = 0
         var perUser = 0
+        var perRequestRate = 0
         for seed in 0..<Self.repetitions {
             var random = SplitMix64(seed: UInt64(seed) &+ 5_000)
             var requests = (ArmSummary(), ArmSummary())
             var users = (ArmSummary(), ArmSummary())
+            var rates = (ArmSummary.perRequest, ArmSummary.perRequest)
             for user in 0..<4_000 {
                 // A few users are heavy and convert a lot; most are light.
                 let heavy = random.nextUnit() < 0.05
@@ -140,6 +143,7 @@ import Glibc
                     if user % 2 == 0 { requests.0.add(converted) } else { requests.1.add(converted) }
                 }
                 if user % 2 == 0 { users.0.add(conversions) } else { users.1.add(conversions) }
+                if user % 2 == 0 { rates.0.add(conversions, requests: count) } else { rates.1.add(conversions, requests: count) }
             }
             if MetricComparison.compare(kind: .binary, control: requests.0, treatment: requests.1, analysis: .fixed).pValue < 0.05 {
                 perRequest += 1
@@ -147,9 +151,18 @@ import Glibc
             if MetricComparison.compare(kind: .continuous, control: users.0, treatment: users.1, analysis: .fixed).pValue < 0.05 {
                 perUser += 1
             }
+            if MetricComparison.compare(kind: .binary, control: rates.0, treatment: rates.1, analysis: .fixed).pValue < 0.05 {
+                perRequestRate += 1
+            }
         }
         #expect(Double(perRequest) / Double(Self.repetitions) > 0.15, "per request: \(perRequest) of 200 rejected")
         #expect(Double(perUser) / Double(Self.repetitions) <= 0.08, "per user: \(perUser) of 200 rejected")
+        // The same conversions as a rate per request, by the delta method over users: 5% ± 3
+        // points (too narrow a variance over-rejects, too wide a one never rejects).
+        #expect((0.02...0.08).contains(Double(perRequestRate) / Double(Self.repetitions)), "rate per request: \(perRequestRate) of 200 rejected")
+        print(
+            "A/A with heavy users, rejected of 200: per request \(perRequest), per user \(perUser), rate per request (delta method) \(perRequestRate)"
+        )
     }
 
     // MARK: - The decision table

@@ -181,7 +181,7 @@ import Testing
                 treatment: v2
                 key: {header: x-user-id}
                 allocation: [5, 20, 50]
-                metrics: [{name: click, kind: binary}, {name: revenue, kind: continuous}]
+                metrics: [{name: click, kind: binary}, {name: revenue, kind: continuous}, {name: ctr, kind: binary, per: request}]
                 primary: click
                 guardrails: {max_p99_regression: 50ms, revenue: {max_decrease: 2%}}
                 mde: 5%
@@ -192,6 +192,7 @@ import Testing
         #expect(loaded.allocation == [5, 20, 50] && loaded.salt == "ranker-ab" && loaded.primary == "click")
         #expect(loaded.guardrails.maxDecrease == ["revenue": 0.02] && loaded.guardrails.maxP99Regression == .absolute(.milliseconds(50)))
         #expect(loaded.minimumDetectableEffect == 0.05 && loaded.armHeader == "x-shadowd-arm" && loaded.fallback == .control)
+        #expect(loaded.metrics.map(\.per) == [.user, .user, .request])
         let cases: [(String, String)] = [
             ("name: e\ntreatment: v9\nkey: {header: u}", "routes[0].experiment.treatment: 'v9' is not a candidate of this route"),
             ("name: e\ntreatment: v2", "routes[0].experiment.key: is required"),
@@ -200,6 +201,10 @@ import Testing
             (
                 "name: e\ntreatment: v2\nkey: {header: u}\nallocation: [50, 80]",
                 "routes[0].experiment.allocation: each stage is the share of users in each arm, at most 50"
+            ),
+            (
+                "name: e\ntreatment: v2\nkey: {header: u}\nmetrics: [{name: c, per: session}]",
+                "routes[0].experiment.metrics[0].per: unknown value 'session' (known: user, request)"
             ),
             ("name: e\ntreatment: v2\nkey: {header: u}\nprimary: sales", "routes[0].experiment.primary: 'sales' is not one of the metrics"),
             ("name: e\ntreatment: v2\nkey: {header: u}\nmde: lots", "routes[0].experiment.mde: expected a share"),

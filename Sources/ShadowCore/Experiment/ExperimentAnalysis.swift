@@ -129,7 +129,7 @@ public struct ExperimentAnalysis: Sendable, Equatable, Codable {
         )
         if let primary {
             planning.usersNeededPerArm = MetricComparison.usersNeeded(
-                kind: primaryKind,
+                kind: primary.comparison.control.ratio == nil ? primaryKind : .continuous,
                 controlMean: primary.comparison.control.mean,
                 controlVariance: primary.comparison.control.variance,
                 mde: configuration.minimumDetectableEffect,

@@ -37,7 +37,11 @@ extension ExperimentConfiguration {
         }
         var metricNames: Set<String> = []
         for var metricReader in try reader.objects("metrics") {
-            let metric = Metric(name: try metricReader.name("name"), kind: try metricReader.choice("kind", default: .binary))
+            let metric = Metric(
+                name: try metricReader.name("name"),
+                kind: try metricReader.choice("kind", default: .binary),
+                per: try metricReader.choice("per", default: .user)
+            )
             try metricReader.finish()
             guard metricNames.insert(metric.name).inserted else { throw metricReader.fail("name", "duplicate metric '\(metric.name)'") }
             self.metrics.append(metric)

@@ -34,12 +34,23 @@ public struct ExperimentConfiguration: Sendable, Equatable {
             case continuous
         }
 
+        /// What one value is measured over.
+        public enum Unit: String, Sendable, Equatable, CaseIterable, Codable {
+            /// Per user: converted or not, revenue per user.
+            case user
+            /// Per request: events over the user's requests (clicks per request), analysed as a
+            /// ratio of per-user sums with the delta method, never request by request.
+            case request
+        }
+
         public var name: String
         public var kind: Kind
+        public var per: Unit
 
-        public init(name: String, kind: Kind) {
+        public init(name: String, kind: Kind, per: Unit = .user) {
             self.name = name
             self.kind = kind
+            self.per = per
         }
     }
 

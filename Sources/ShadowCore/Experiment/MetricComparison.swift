@@ -40,8 +40,11 @@ public struct MetricComparison: Sendable, Equatable, Codable {
         mde: Double = 0.05
     ) -> MetricComparison {
         let difference = treatment.mean - control.mean
+        // A per-request rate is a ratio of sums, not a proportion of users: it takes the
+        // continuous path with its delta-method variance.
+        let proportions = kind == .binary && control.ratio == nil && treatment.ratio == nil
         let variance: Double
-        if kind == .binary {
+        if proportions {
             // Per-arm Bernoulli variances (p(1−p)/n), with (x+1)/(n+2) so an arm with no
             // conversions is not taken as certain.
             variance = ConfidenceSequence.rateVariance(control.proportion) + ConfidenceSequence.rateVariance(treatment.proportion)
@@ -59,7 +62,7 @@ public struct MetricComparison: Sendable, Equatable, Codable {
             (low, high) = (sequence.interval.lowerBound, sequence.interval.upperBound)
             pValue = sequence.pValue()
         case .fixed:
-            if kind == .binary {
+            if proportions {
                 let c = control.proportion.wilsonInterval(z: z)
                 let t = treatment.proportion.wilsonInterval(z: z)
                 let pc = control.mean
@@ -80,8 +83,8 @@ public struct MetricComparison: Sendable, Equatable, Codable {
         var lift = Estimate(estimate: 0, ciLow: 0, ciHigh: 0)
         if control.mean != 0 {
             let m = control.mean
-            let varT = kind == .binary ? ConfidenceSequence.rateVariance(treatment.proportion) : treatment.varianceOfMean
-            let varC = kind == .binary ? ConfidenceSequence.rateVariance(control.proportion) : control.varianceOfMean
+            let varT = proportions ? ConfidenceSequence.rateVariance(treatment.proportion) : treatment.varianceOfMean
+            let varC = proportions ? ConfidenceSequence.rateVariance(control.proportion) : control.varianceOfMean
             let seLift = (varT / (m * m) + treatment.mean * treatment.mean * varC / (m * m * m * m)).squareRoot()
             let seDifference = variance.squareRoot()
             let multiple = seDifference > 0 ? (high - low) / 2 / seDifference : z
@@ -89,7 +92,7 @@ public struct MetricComparison: Sendable, Equatable, Codable {
             lift = Estimate(estimate: estimate, ciLow: estimate - multiple * seLift, ciHigh: estimate + multiple * seLift)
         }
         let probability: Double
-        if kind == .binary {
+        if proportions {
             // Beta(1 + x, 1 + n − x) per arm; their difference taken as normal (n is large).
             func beta(_ arm: ArmSummary) -> (mean: Double, variance: Double) {
                 let a = 1 + arm.sum
@@ -151,7 +154,7 @@ public struct MetricComparison: Sendable, Equatable, Codable {
     public var reachableMDE: Double? {
         guard self.control.mean != 0 else { return nil }
         let se =
-            self.kind == .binary
+            self.kind == .binary && self.control.ratio == nil
             ? (ConfidenceSequence.rateVariance(self.control.proportion) + ConfidenceSequence.rateVariance(self.treatment.proportion)).squareRoot()
             : (self.control.varianceOfMean + self.treatment.varianceOfMean).squareRoot()
         return (Normal.quantile(0.975) + Normal.quantile(0.8)) * se / abs(self.control.mean)

@@ -33,7 +33,7 @@ extension ReportText {
                     header: ["Metric", "Control", "Treatment", "Difference (CI)", "Relative lift (CI)", "p", "P(treatment better)"],
                     rows: e.metrics.map { m in
                         [
-                            "\(m.name)\(m.primary ? " (primary)" : "")\(m.maxDecrease.map { ", guardrail −\(Units.formatPercent($0))" } ?? "")",
+                            "\(m.name)\(m.per == "request" ? " per request" : "")\(m.primary ? " (primary)" : "")\(m.maxDecrease.map { ", guardrail −\(Units.formatPercent($0))" } ?? "")",
                             "\(Units.fixed(m.arms[0].mean, decimals: 4)) (\(m.arms[0].users))",
                             "\(Units.fixed(m.arms[1].mean, decimals: 4)) (\(m.arms[1].users))",
                             estimate(m.difference, percent: false),
@@ -46,7 +46,7 @@ extension ReportText {
             )
             blocks.append(
                 .paragraph(
-                    "Intervals are \(e.analysis == "sequential" ? "always-valid (mixture SPRT): valid however often the report is read" : "fixed-horizon 95%: valid once, at the planned sample size")\(e.resultsWithheld ? "; not decided on yet" : ""). Each user counts once (their conversion, or their summed value). P(treatment better) is Bayesian with flat priors, a secondary figure."
+                    "Intervals are \(e.analysis == "sequential" ? "always-valid (mixture SPRT): valid however often the report is read" : "fixed-horizon 95%: valid once, at the planned sample size")\(e.resultsWithheld ? "; not decided on yet" : ""). Each user counts once (their conversion, or their summed value; a per-request rate is a ratio of per-user sums with a delta-method interval). P(treatment better) is Bayesian with flat priors, a secondary figure."
                 )
             )
         }

@@ -47,7 +47,10 @@ extension ShadowdCommand.Demo {
             experiment.guardrails.maxP99Regression = .absolute(.milliseconds(10))
             experiment.guardrails.maxErrorRateIncrease = 0.02
             experiment.guardrails.maxFallbackRate = 0.02
-            experiment.metrics = [.init(name: "conversion", kind: .binary), .init(name: "revenue", kind: .continuous)]
+            experiment.metrics = [
+                .init(name: "conversion", kind: .binary), .init(name: "revenue", kind: .continuous),
+                .init(name: "click", kind: .binary, per: .request),
+            ]
             experiment.primary = "conversion"
             experiment.guardrails.maxDecrease = ["revenue": 0.05]
             experiment.minimumDetectableEffect = 0.1
@@ -104,7 +107,7 @@ extension ShadowdCommand.Demo {
             print("")
             for metric in result.metrics {
                 print(
-                    "  \(metric.name): control \(Units.fixed(metric.arms[0].mean, decimals: 4)) (\(metric.arms[0].users) users), treatment "
+                    "  \(metric.name)\(metric.per == "request" ? " per request" : ""): control \(Units.fixed(metric.arms[0].mean, decimals: 4)) (\(metric.arms[0].users) users), treatment "
                         + "\(Units.fixed(metric.arms[1].mean, decimals: 4)) (\(metric.arms[1].users) users), lift \(Units.formatPercent(metric.relativeLift.estimate)) "
                         + "[\(Units.formatPercent(metric.relativeLift.ciLow)), \(Units.formatPercent(metric.relativeLift.ciHigh))] (always-valid), "
                         + "P(treatment better) \(Units.formatPercent(metric.probabilityTreatmentBetter))"
@@ -117,7 +120,8 @@ extension ShadowdCommand.Demo {
             print("")
             print("decision: \(result.decision.uppercased()): \(result.reasons.joined(separator: "; "))")
             print(
-                "truth:    conversion lift \(Units.formatPercent(population.trueLift)) (\(Units.formatPercent(population.controlConversion)) → \(Units.formatPercent(population.treatmentConversion)))"
+                "truth:    conversion lift \(Units.formatPercent(population.trueLift)) (\(Units.formatPercent(population.controlConversion)) → \(Units.formatPercent(population.treatmentConversion))); "
+                    + "clicks per request \(Units.formatPercent(population.controlClickRate)) → \(Units.formatPercent(population.treatmentClickRate))"
             )
             print(
                 "database: \(databasePath); shadowd report --db \(databasePath) writes the full report. Took \(Units.format(ContinuousClock.now - started))."
@@ -138,6 +142,7 @@ extension ShadowdCommand.Demo {
                             guard index < population.users else { break }
                             let user = population.user(index)
                             var served: String?
+                            var clicks: [String] = []
                             for request in 0..<user.requests {
                                 let body =
                                     #"{"inputs":[{"name":"x","shape":[1,4],"datatype":"FP32","data":[\#(index % 97),\#(request),\#(index % 13),1]}]}"#
@@ -148,6 +153,12 @@ extension ShadowdCommand.Demo {
                                     body: Array(body.utf8)
                                 )
                                 served = response.header("x-shadowd-arm")
+                                // Clicks are per answer, joined by its request id.
+                                if let id = response.header("x-request-id"),
+                                    population.clicks(index, request: request, servedBy: served == "treatment" ? .treatment : .control)
+                                {
+                                    clicks.append(#"{"request_id":"\#(id)","metric":"click","value":1,"event_id":"\#(id)-k"}"#)
+                                }
                             }
                             state.arms.withLock { $0[served ?? "none", default: 0] += 1 }
                             // Every user's conversion is reported, enrolled or not (the app does
@@ -159,7 +170,7 @@ extension ShadowdCommand.Demo {
                             if outcome.converted {
                                 lines.append(#"{"key":"\#(user.key)","metric":"revenue","value":\#(outcome.revenue),"event_id":"\#(user.key)-r"}"#)
                             }
-                            state.pending.withLock { $0 += lines }
+                            state.pending.withLock { $0 += lines + clicks }
                         }
                         await client.close()
                     }

@@ -47,6 +47,8 @@ public final class Sidecar: Sendable {
     /// The admin listener's own thread: operator calls and outcome batches never run on the
     /// request path's event loops.
     let adminGroup: MultiThreadedEventLoopGroup
+    /// Outcome batches are parsed and stored here, at low priority.
+    let ingestor: OutcomeIngestor
 
     /// Builds the daemon from a validated configuration.
     ///
@@ -115,6 +117,7 @@ public final class Sidecar: Sendable {
         self.proxy = ProxyServer(group: self.group, contexts: contexts, configuration: configuration, shared: shared, logger: logger)
         self.notifier = SystemdNotifier(environment: environment, proxy: self.proxy, writer: self.writer, logger: logger)
         self.adminGroup = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        self.ingestor = OutcomeIngestor(store: self.store)
         if let listen = configuration.admin.listen {
             let current = self.currentBox
             self.admin = AdminServer(
@@ -127,7 +130,7 @@ public final class Sidecar: Sendable {
                     gating: self.gating,
                     ramp: self.ramp,
                     experiments: self.experiments,
-                    store: self.store,
+                    ingestor: self.ingestor,
                     outcomeParser: { OutcomeBatchParser(routes: current.value.withLock { $0.routes }) },
                     token: environment["SHADOWD_ADMIN_TOKEN"].flatMap { $0.isEmpty ? nil : $0 },
                     outcomesToken: environment["SHADOWD_OUTCOMES_TOKEN"].flatMap { $0.isEmpty ? nil : $0 }
@@ -201,6 +204,7 @@ public final class Sidecar: Sendable {
     public func shutdown() async throws {
         try await self.group.shutdownGracefully()
         try await self.adminGroup.shutdownGracefully()
+        try await self.ingestor.shutdown()
         try self.store.close()
     }
 }

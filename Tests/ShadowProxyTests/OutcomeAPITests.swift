@@ -60,6 +60,15 @@ import Testing
             #expect(first.status == 200 && first.text == #"{"stored":2,"duplicates":0}"#, "\(first.text)")
             let again = try await self.post(admin, "[" + good + "]", type: "application/json")
             #expect(again.status == 200 && again.text == #"{"stored":0,"duplicates":1}"#, "\(again.text)")
+            // Batches are parsed and stored on a thread of lower priority than the event loops.
+            let threads = Self.threads()
+            #expect(
+                threads.contains {
+                    $0.name == OutcomeIngestor.threadName && $0.nice == Int(OutcomeIngestor.niceness) && $0.policy == Int(OutcomeIngestor.schedIdle)
+                },
+                "\(threads)"
+            )
+            #expect(threads.filter { $0.name.hasPrefix("NIO-ELT-") }.allSatisfy { $0.nice == 0 && $0.policy == 0 }, "\(threads)")
             await admin.close()
             await sidecar.stop()
             let queue = try DatabaseQueue(path: sidecar.databasePath)
@@ -67,6 +76,21 @@ import Testing
             let rows = try queue.read { db in try Row.fetchAll(db, sql: "SELECT key, request_id, metric, value, at_us FROM outcomes ORDER BY id") }
             #expect(rows.count == 2)
             #expect(rows.last?["at_us"] as Int64? == 1_796_115_600_500_000, "2026-12-01T09:00:00.5Z")
+        }
+    }
+
+    /// This process's threads: name, niceness and scheduling policy (`/proc/self/task/*/stat`,
+    /// fields 19 and 41).
+    static func threads() -> [(name: String, nice: Int, policy: Int)] {
+        let tasks = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/task")) ?? []
+        return tasks.compactMap { task in
+            guard let stat = try? String(contentsOfFile: "/proc/self/task/\(task)/stat", encoding: .utf8),
+                let open = stat.firstIndex(of: "("), let close = stat.lastIndex(of: ")")
+            else { return nil }
+            // After "pid (comm) ": state is field 3, so niceness (field 19) is the 17th after comm.
+            let fields = stat[stat.index(after: close)...].split(separator: " ")
+            guard fields.count > 38, let nice = Int(fields[16]), let policy = Int(fields[38]) else { return nil }
+            return (String(stat[stat.index(after: open)..<close]), nice, policy)
         }
     }
 

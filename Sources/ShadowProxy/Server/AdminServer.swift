@@ -58,7 +58,8 @@ struct AdminStatus: Sendable {
     let gating: GatingRegistry
     let ramp: RampController
     let experiments: ExperimentController
-    let store: PairStore
+    /// Parses and stores outcome batches off the admin loop, at low priority.
+    let ingestor: OutcomeIngestor
     /// Validates outcome batches against the metrics the current configuration declares.
     let outcomeParser: @Sendable () -> OutcomeBatchParser
     /// With a token, `/stats`, `/metrics` and `/experiments` need `Authorization: Bearer
@@ -228,8 +229,8 @@ private final class AdminHandler: ChannelInboundHandler {
         }
     }
 
-    /// `POST /outcomes`: validated whole, then stored in one transaction off this loop (the
-    /// database may be busy with the writer); the answer comes back here.
+    /// `POST /outcomes`: validated whole and stored in one transaction on the ingestion thread
+    /// (low priority, and the database may be busy with the writer); the answer comes back here.
     private func receiveOutcomes(_ head: HTTPRequestHead, context: ChannelHandlerContext) {
         let json = "application/json"
         guard self.status.mayPostOutcomes(head.headers) else {
@@ -262,38 +263,31 @@ private final class AdminHandler: ChannelInboundHandler {
                 context: context
             )
         }
-        let events: [OutcomeEvent]
-        switch self.status.outcomeParser().parse(self.body.readableBytesView, nowMicros: wallClockMicros()) {
-        case .failure(let error):
-            var members: [(key: String, value: JSONValue)] = [("error", .string(error.description))]
-            if error.line > 0 { members.append(("line", .number(Double(error.line)))) }
-            members.append(("stored", .number(0)))
-            return self.respond(.badRequest, JSONValue.object(members).serialized, head: head, contentType: json, context: context)
-        case .success(let parsed):
-            events = parsed
-        }
-        self.body.clear()
-        let store = self.status.store
+        let body = self.body
+        self.body = ByteBuffer()  // the batch is handed over whole, not copied
         let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
-        Task.detached {
-            let (status, body): (HTTPResponseStatus, String)
-            do {
-                let result = try store.insertOutcomes(events)
-                (status, body) = (
+        self.status.ingestor.ingest(body, parser: self.status.outcomeParser(), on: context.eventLoop).assumeIsolated().whenSuccess { outcome in
+            let (handler, context) = bound.value
+            let (status, reply): (HTTPResponseStatus, String)
+            switch outcome {
+            case .rejected(let error):
+                var members: [(key: String, value: JSONValue)] = [("error", .string(error.description))]
+                if error.line > 0 { members.append(("line", .number(Double(error.line)))) }
+                members.append(("stored", .number(0)))
+                (status, reply) = (.badRequest, JSONValue.object(members).serialized)
+            case .stored(let result):
+                (status, reply) = (
                     .ok,
                     JSONValue.object([("stored", .number(Double(result.stored))), ("duplicates", .number(Double(result.duplicates)))]).serialized
                 )
-            } catch {
-                (status, body) = (
+            case .failed(let error):
+                (status, reply) = (
                     .serviceUnavailable,
                     JSONValue.object([("error", .string("storing the batch failed, nothing of it was kept: \(error)")), ("stored", .number(0))])
                         .serialized
                 )
             }
-            bound.eventLoop.execute {
-                let (handler, context) = bound.value
-                handler.respond(status, body, head: head, contentType: json, context: context)
-            }
+            handler.respond(status, reply, head: head, contentType: json, context: context)
         }
     }
 

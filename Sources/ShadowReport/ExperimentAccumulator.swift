@@ -53,6 +53,8 @@ struct ExperimentAccumulator {
         // otherwise (a per-request metric divides it by the user's requests, over the arm).
         // Outcomes by key count from the user's first exposure on; by request id, always.
         var values: [String: [String: Double]] = [:]
+        // A binary per-request metric counts a request once, however often its 1 was posted.
+        var clickedRequests: Set<String> = []
         var unmatched = self.unmatchedByRequest
         for outcome in self.outcomes {
             guard let user = self.users[outcome.key], let metric = metricsByName[outcome.metric] else {
@@ -61,6 +63,10 @@ struct ExperimentAccumulator {
             }
             if !outcome.viaRequest && outcome.atMicros < user.firstExposedMicros { continue }
             switch (metric.kind, metric.per) {
+            case (.binary, .request) where outcome.requestID != nil:
+                if outcome.value == 1, clickedRequests.insert(outcome.metric + "\u{0}" + outcome.requestID!).inserted {
+                    values[outcome.key, default: [:]][outcome.metric, default: 0] += 1
+                }
             case (.binary, .user): values[outcome.key, default: [:]][outcome.metric] = max(values[outcome.key]?[outcome.metric] ?? 0, outcome.value)
             default: values[outcome.key, default: [:]][outcome.metric, default: 0] += outcome.value
             }

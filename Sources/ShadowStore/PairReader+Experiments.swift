@@ -19,7 +19,9 @@ extension PairReader {
     /// or its own), when, the metric and value.
     public struct ExperimentOutcome: Sendable {
         public var key: String
-        public var viaRequest: Bool
+        /// The request the event names (nil for an event by key).
+        public var requestID: String?
+        public var viaRequest: Bool { self.requestID != nil }
         public var atMicros: Int64
         public var metric: String
         public var value: Double
@@ -74,7 +76,7 @@ extension PairReader {
             let byRequest = try Row.fetchCursor(
                 db,
                 sql: """
-                    SELECT e.experiment_key AS key, o.at_us, o.metric, o.value FROM outcomes o
+                    SELECT e.experiment_key AS key, o.request_id, o.at_us, o.metric, o.value FROM outcomes o
                     JOIN exchanges e ON e.request_id = o.request_id
                     WHERE o.request_id IS NOT NULL AND o.metric IN (\(placeholders)) AND e.experiment = ? AND e.arm IS NOT NULL
                         AND e.experiment_key IS NOT NULL
@@ -83,7 +85,7 @@ extension PairReader {
             )
             while let row = try byRequest.next() {
                 data.outcomes.append(
-                    ExperimentOutcome(key: row["key"], viaRequest: true, atMicros: row["at_us"], metric: row["metric"], value: row["value"])
+                    ExperimentOutcome(key: row["key"], requestID: row["request_id"], atMicros: row["at_us"], metric: row["metric"], value: row["value"])
                 )
             }
             data.unmatchedByRequest =
@@ -102,7 +104,7 @@ extension PairReader {
             )
             while let row = try byKey.next() {
                 data.outcomes.append(
-                    ExperimentOutcome(key: row["key"], viaRequest: false, atMicros: row["at_us"], metric: row["metric"], value: row["value"])
+                    ExperimentOutcome(key: row["key"], requestID: nil, atMicros: row["at_us"], metric: row["metric"], value: row["value"])
                 )
             }
         }

@@ -11,12 +11,12 @@ import Testing
     /// 200 users: each makes 2 requests, and the first 20 another 10 (heavy users, so a mean of
     /// users' rates differs from the rate per request). Even users are control, odd treatment.
     /// Control users convert when their index is a multiple of 10, treatment users of 5; a
-    /// request is clicked when its index is a multiple of 5 (control) or 4 (treatment).
+    /// request is clicked when its index is a multiple of 5 (control) or 3 (treatment).
     static let users = 200
     static func user(_ request: Int) -> Int { request < 2 * users ? request % users : (request - 2 * users) % 20 }
     static func arm(_ request: Int) -> ExperimentArm { Self.user(request) % 2 == 0 ? .control : .treatment }
     static func converts(_ user: Int) -> Bool { user % 2 == 0 ? user % 10 == 0 : user % 5 == 1 }
-    static func clicked(_ request: Int) -> Bool { Self.arm(request) == .control ? request % 5 == 0 : request % 4 == 0 }
+    static func clicked(_ request: Int) -> Bool { Self.arm(request) == .control ? request % 5 == 0 : request % 3 == 0 }
 
     @Test func perUserAndPerRequestMetricsComeOutExactly() async throws {
         try await withTemporaryDirectory { folder in
@@ -36,8 +36,16 @@ import Testing
                     OutcomeEvent(requestID: nil, key: "u\(user)", metric: "conversion", value: 1, atMicros: traffic.startMicros + 86_400_000_000)
                 )
             }
-            for (index, record) in records.enumerated() where Self.clicked(index) {
-                events.append(OutcomeEvent(requestID: record.requestID, key: nil, metric: "click", value: 1, atMicros: traffic.startMicros))
+            for (index, record) in records.enumerated() {
+                // A click delivered twice without an event id still counts once; a 0 not at all.
+                let click = OutcomeEvent(
+                    requestID: record.requestID,
+                    key: nil,
+                    metric: "click",
+                    value: Self.clicked(index) ? 1 : 0,
+                    atMicros: traffic.startMicros
+                )
+                events += index % 3 == 0 ? [click, click] : [click]
             }
             events.append(OutcomeEvent(requestID: "never-seen", key: nil, metric: "click", value: 1, atMicros: traffic.startMicros))
             _ = try store.insertOutcomes(events)
@@ -79,6 +87,7 @@ import Testing
                 control: (0..<600).filter { Self.arm($0) == .control && Self.clicked($0) }.count,
                 treatment: (0..<600).filter { Self.arm($0) == .treatment && Self.clicked($0) }.count
             )
+            #expect(clicks.control > 0 && clicks.treatment > 0)
             #expect(click.arms.map(\.mean) == [Double(clicks.control) / 300, Double(clicks.treatment) / 300])
             #expect(click.difference.ciLow < click.difference.estimate && click.difference.estimate < click.difference.ciHigh)
             #expect(click.arms.map(\.users) == [100, 100], "the user stays the unit: 100 per arm, not 300 requests")

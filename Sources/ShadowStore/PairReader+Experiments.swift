@@ -85,7 +85,13 @@ extension PairReader {
             )
             while let row = try byRequest.next() {
                 data.outcomes.append(
-                    ExperimentOutcome(key: row["key"], requestID: row["request_id"], atMicros: row["at_us"], metric: row["metric"], value: row["value"])
+                    ExperimentOutcome(
+                        key: row["key"],
+                        requestID: row["request_id"],
+                        atMicros: row["at_us"],
+                        metric: row["metric"],
+                        value: row["value"]
+                    )
                 )
             }
             data.unmatchedByRequest =

@@ -1,11 +1,6 @@
 // swift-tools-version:6.1
 import PackageDescription
 
-/// The request path and the scorers run per request: in release builds they skip the dynamic
-/// exclusivity checks (all their shared state is loop-bound or behind locks; debug builds and
-/// tests keep the checks on).
-let hotPath: [SwiftSetting] = [.unsafeFlags(["-enforce-exclusivity=unchecked"], .when(configuration: .release))]
-
 let package = Package(
     name: "shadowd",
     platforms: [.macOS(.v15)],
@@ -41,8 +36,7 @@ let package = Package(
             name: "ShadowCore",
             dependencies: [
                 .product(name: "Yams", package: "Yams")
-            ],
-            swiftSettings: hotPath
+            ]
         ),
         // SQLite (system libsqlite3 through GRDB): schema, migrations, the batched writer, queries.
         .target(
@@ -73,8 +67,7 @@ let package = Package(
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
-            ],
-            swiftSettings: hotPath
+            ]
         ),
         // A flat Parquet file writer (Thrift compact footer, PLAIN and dictionary values, RLE levels,
         // ZSTD pages through the system libzstd or GZIP through zlib, statistics): no Swift Parquet

@@ -24,6 +24,9 @@ extension BenchCommand {
         @Option(parsing: .upToNextOption, help: "Candidate behaviours: fast, slow (200 ms), hung, refused.")
         var candidates: [ProxyRig.Candidate] = ProxyRig.Candidate.allCases
 
+        @Option(help: "Another shadowd binary (an earlier build) to measure beside this one with the fast candidate, in the same rounds.")
+        var compare: String?
+
         @Flag(help: "One 1-second round at 4 connections, POST, fast and hung candidates: checks the benchmark still runs.")
         var smoke = false
 
@@ -34,11 +37,12 @@ extension BenchCommand {
 
         func run() async throws {
             let candidates = self.smoke ? [.fast, .hung] : self.candidates
-            let rig = try await ProxyRig.start(candidates: candidates)
+            let rig = try await ProxyRig.start(candidates: candidates, compare: self.compare)
             defer { rig.stop() }
             var targets: [(name: String, port: Int)] = [("direct", rig.base), ("nginx proxy", rig.plain)]
             for candidate in candidates { targets.append(("nginx mirror, \(candidate.label)", rig.mirrors[candidate]!)) }
             for candidate in candidates { targets.append(("shadowd, \(candidate.label)", rig.sidecars[candidate]!.port)) }
+            if let compared = rig.compared { targets.append(("compared build, fast", compared.port)) }
             let duration = self.smoke ? 1 : self.duration
             let rounds = self.smoke ? 1 : self.rounds
             let fastSidecar = rig.sidecars[.fast]!.process.processIdentifier
@@ -105,6 +109,17 @@ extension BenchCommand {
                     mirror.p50 - direct.p50
                 )
             )
+            if let compared = medians["compared build, fast"] {
+                print(
+                    String(
+                        format: "  this build vs the compared one: req/s %.2f×, added p50 %+.0fµs vs %+.0fµs; compared/nginx-mirror %.2f",
+                        sidecar.requestsPerSecond / compared.requestsPerSecond,
+                        sidecar.p50 - direct.p50,
+                        compared.p50 - direct.p50,
+                        compared.requestsPerSecond / mirror.requestsPerSecond
+                    )
+                )
+            }
             for candidate in candidates where candidate != .fast {
                 guard let slowSidecar = medians["shadowd, \(candidate.label)"], let slowMirror = medians["nginx mirror, \(candidate.label)"] else {
                     continue

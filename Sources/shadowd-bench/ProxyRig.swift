@@ -38,13 +38,15 @@ struct ProxyRig {
     let plain: Int
     let mirrors: [Candidate: Int]
     let sidecars: [Candidate: Sidecar]
+    /// Another build of shadowd with the fast candidate (`--compare`), measured in the same rounds.
+    let compared: Sidecar?
     let directory: String
     /// A wrk script posting a ~1 KB KServe V2 request.
     let postScript: String
     let processes: [Process]
 
     /// Starts everything and waits until each listener answers.
-    static func start(candidates: [Candidate]) async throws -> ProxyRig {
+    static func start(candidates: [Candidate], compare: String? = nil) async throws -> ProxyRig {
         for tool in ["wrk", "nginx", "taskset"] where which(tool) == nil {
             throw ValidationError("\(tool) is missing: apt-get install -y wrk nginx-light util-linux (scripts/bench/run does it)")
         }
@@ -83,25 +85,29 @@ struct ProxyRig {
         )
         .write(toFile: directory + "/nginx.conf", atomically: true, encoding: .utf8)
         processes.append(try spawn(["-c", "0", which("nginx")!, "-c", directory + "/nginx.conf", "-p", directory]))
-        var sidecars: [Candidate: Sidecar] = [:]
-        for candidate in candidates {
+        func sidecar(_ name: String, candidatePort: Int, binary: String) throws -> Sidecar {
             let (listen, admin) = (port(), port())
-            let configuration = directory + "/shadowd-\(candidate.rawValue).yaml"
+            let configuration = directory + "/shadowd-\(name).yaml"
             try """
             server: {listen: "127.0.0.1:\(listen)", threads: 1}
             admin: {listen: "127.0.0.1:\(admin)"}
-            storage: {path: \(directory)/bench-\(candidate.rawValue).sqlite}
+            storage: {path: \(directory)/bench-\(name).sqlite}
             routes:
               - name: bench
                 prefix: /
                 baseline: {url: "http://127.0.0.1:\(base)"}
-                candidates: [{name: c, url: "http://127.0.0.1:\(candidatePorts[candidate]!)", timeout: 1s}]
+                candidates: [{name: c, url: "http://127.0.0.1:\(candidatePort)", timeout: 1s}]
                 scorer: {kind: json, protocol: kserve_v2}
             """.write(toFile: configuration, atomically: true, encoding: .utf8)
-            let process = try spawn(["-c", "0", siblingBinary("shadowd"), "serve", "--config", configuration, "--log-level", "warning"])
+            let process = try spawn(["-c", "0", binary, "serve", "--config", configuration, "--log-level", "warning"])
             processes.append(process)
-            sidecars[candidate] = Sidecar(port: listen, admin: admin, process: process)
+            return Sidecar(port: listen, admin: admin, process: process)
         }
+        var sidecars: [Candidate: Sidecar] = [:]
+        for candidate in candidates {
+            sidecars[candidate] = try sidecar(candidate.rawValue, candidatePort: candidatePorts[candidate]!, binary: siblingBinary("shadowd"))
+        }
+        let compared = try compare.map { try sidecar("compared", candidatePort: fast, binary: $0) }
         let script = directory + "/post.lua"
         try """
         wrk.method = "POST"
@@ -113,11 +119,12 @@ struct ProxyRig {
             plain: plain,
             mirrors: mirrors,
             sidecars: sidecars,
+            compared: compared,
             directory: directory,
             postScript: script,
             processes: processes
         )
-        try await rig.waitUntilListening([base, plain] + Array(mirrors.values) + sidecars.values.map(\.port))
+        try await rig.waitUntilListening([base, plain] + Array(mirrors.values) + sidecars.values.map(\.port) + (compared.map { [$0.port] } ?? []))
         return rig
     }
 

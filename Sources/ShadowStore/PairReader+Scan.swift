@@ -85,11 +85,13 @@ extension PairReader {
         func tokens(_ column: String, _ body: String, _ field: String) -> String {
             stored ? "coalesce(\(column), \(Self.usage(body, field)))" : Self.usage(body, field)
         }
+        // Schema 9 stores a candidate body equal to the baseline's once, on the exchange.
+        let candidateBody = self.schemaVersion >= 9 ? "(CASE WHEN s.body_same = 1 THEN e.baseline_body ELSE s.body END)" : "s.body"
         let tokens =
             scan.tokenUsage
             ? """
             , \(tokens("e.baseline_prompt_tokens", "e.baseline_body", "prompt_tokens")), \(tokens("e.baseline_completion_tokens", "e.baseline_body", "completion_tokens")),
-            \(tokens("s.prompt_tokens", "s.body", "prompt_tokens")), \(tokens("s.completion_tokens", "s.body", "completion_tokens"))
+            \(tokens("s.prompt_tokens", candidateBody, "prompt_tokens")), \(tokens("s.completion_tokens", candidateBody, "completion_tokens"))
             """
             : ""
         if let from = scan.fromMicros {

@@ -28,10 +28,7 @@ extension PairStore {
                 DROP VIEW pairs;
 
                 """
-                    + PairStore.version7PairsView.replacingOccurrences(
-                        of: "    e.source\n",
-                        with: "    e.source,\n    e.experiment,\n    e.arm,\n    e.served_by,\n    e.fallback\n"
-                    )
+                    + PairStore.version8PairsView
                         + """
 
                         CREATE TABLE outcomes (
@@ -74,7 +71,27 @@ extension PairStore {
                         GROUP BY experiment, experiment_key;
                         """
             ),
+            (
+                9,
+                // A candidate answer equal to the baseline's, byte for byte (the common case in
+                // shadow traffic), is stored once: `shadows.body` stays NULL, `body_same` is 1 and
+                // the `pairs` view shows the baseline's body as `candidate_body`.
+                "ALTER TABLE shadows ADD COLUMN body_same INTEGER;\nDROP VIEW pairs;\n" + PairStore.version9PairsView
+            ),
         ]
+
+    /// Version 8's `pairs` view: version 7's with the experiment columns appended.
+    static let version8PairsView = PairStore.version7PairsView.replacingOccurrences(
+        of: "    e.source\n",
+        with: "    e.source,\n    e.experiment,\n    e.arm,\n    e.served_by,\n    e.fallback\n"
+    )
+
+    /// Version 9's `pairs` view: version 8's, the candidate's body read from the baseline's when
+    /// they were equal.
+    static let version9PairsView = PairStore.version8PairsView.replacingOccurrences(
+        of: "    s.body AS candidate_body,\n",
+        with: "    CASE WHEN s.body_same = 1 THEN e.baseline_body ELSE s.body END AS candidate_body,\n"
+    )
 
     /// Version 7's `pairs` view: version 6's with `source` appended.
     static let version7PairsView = PairStore.pairsView(of: 6).replacingOccurrences(

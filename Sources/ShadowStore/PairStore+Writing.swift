@@ -133,6 +133,10 @@ extension PairStore {
                     for ((candidate, score), c) in zip(zip(record.candidates, scores), arms.candidates) {
                         let result = candidate.result
                         let candidateBody = stored(result.body)
+                        // Equal to the baseline's as stored: kept once, on the exchange.
+                        let same =
+                            !candidateBody.bytes.isEmpty && result.body.totalBytes == record.baseline.body.totalBytes
+                            && candidateBody.bytes == baselineBody.bytes
                         var shadow = RowBinder(insertShadow)
                         shadow.bind(exchangeID)
                         shadow.bind(candidate.name)
@@ -141,7 +145,7 @@ extension PairStore {
                         shadow.bind(result.latencyMicros)
                         shadow.bind(result.timeToHeadMicros)
                         shadow.bind(result.contentType)
-                        shadow.bind(blob: candidateBody.bytes)
+                        if same { shadow.bind(nil as String?) } else { shadow.bind(blob: candidateBody.bytes) }
                         shadow.bind(result.body.totalBytes)
                         shadow.bind(result.error?.rawValue)
                         shadow.bind(record.coverageReason(candidate).rawValue)
@@ -164,6 +168,7 @@ extension PairStore {
                         shadow.bind(c.completionTokens)
                         shadow.bind(c.cost)
                         shadow.bind(c.lastTokenMicros)
+                        shadow.bind(same ? 1 : nil as Int?)
                         try shadow.execute(in: db)
                     }
                 }
@@ -263,8 +268,9 @@ extension PairStore {
         INSERT INTO shadows (
             exchange_id, candidate, candidate_version, status, latency_us, ttfb_us, content_type, body, body_bytes,
             error, outcome, scorer, divergence, diverged, explanation, differing_paths, first_byte_us, first_token_us, events,
-            prompt_tokens, completion_tokens, cost, last_token_us
-        ) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, \(bodyExpression(8)), ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23)
+            prompt_tokens, completion_tokens, cost, last_token_us, body_same
+        ) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, \(bodyExpression(8)), ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23,
+            ?24)
         """
 
     /// An explanation with notes added (an object of its own when there was none).

@@ -61,6 +61,42 @@ import Testing
         }
     }
 
+    /// A candidate answer equal to the baseline's is stored once; the `pairs` view still shows
+    /// both bodies, and `json_extract` still works on the candidate's.
+    @Test func anAnswerEqualToTheBaselinesIsStoredOnce() async throws {
+        try await withTemporaryDirectory { directory in
+            let store = try PairStore(path: directory + "/db.sqlite")
+            try store.write(
+                [
+                    makeRecord(id: "same"), makeRecord(id: "other", candidate: #"{"label":"dog"}"#),
+                    makeRecord(id: "blob", baseline: "not json \u{1}", candidate: "not json \u{1}"),
+                    makeRecord(id: "failed", candidateError: .timeout),
+                ],
+                coverage: [:]
+            )
+            try store.close()
+            let reader = try DatabaseQueue(path: directory + "/db.sqlite")
+            defer { try? reader.close() }
+            try await reader.read { db in
+                let stored = try Row.fetchAll(
+                    db,
+                    sql: "SELECT e.request_id, s.body, s.body_same, s.body_bytes FROM shadows s JOIN exchanges e ON e.id = s.exchange_id ORDER BY 1"
+                )
+                let byID = Dictionary(uniqueKeysWithValues: stored.map { ($0["request_id"] as String, $0) })
+                #expect(byID["same"]?["body"] as DatabaseValue? == .null && byID["same"]?["body_same"] as Int? == 1)
+                #expect(byID["same"]?["body_bytes"] as Int? == 15, "the candidate's size is kept")
+                #expect(byID["blob"]?["body_same"] as Int? == 1)
+                #expect(byID["other"]?["body_same"] as Int? == nil && byID["other"]?["body"] as String? == #"{"label":"dog"}"#)
+                #expect(byID["failed"]?["body_same"] as Int? == nil)
+                let pairs = try Row.fetchAll(db, sql: "SELECT request_id, candidate_body, typeof(candidate_body) AS type FROM pairs ORDER BY 1")
+                let shown = Dictionary(uniqueKeysWithValues: pairs.map { ($0["request_id"] as String, $0) })
+                #expect(shown["same"]?["candidate_body"] as String? == #"{"label":"cat"}"# && shown["same"]?["type"] as String? == "text")
+                #expect(shown["blob"]?["type"] as String? == "blob")
+                #expect(try String.fetchOne(db, sql: "SELECT json_extract(candidate_body, '$.label') FROM pairs WHERE request_id = 'same'") == "cat")
+            }
+        }
+    }
+
     @Test func nonJSONBodiesAreStoredAsBlobs() async throws {
         try await withTemporaryDirectory { directory in
             let store = try PairStore(path: directory + "/db.sqlite")

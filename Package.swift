@@ -168,7 +168,7 @@ let package = Package(
         .testTarget(
             name: "ShadowStoreTests",
             // The export reads what the store wrote: its tests share the store's record helpers.
-            dependencies: ["ShadowCore", "ShadowStore", "ShadowExport", .product(name: "GRDB", package: "GRDB.swift")]
+            dependencies: ["ShadowCore", "ShadowStore", "ShadowExport", "ShadowFixtures", .product(name: "GRDB", package: "GRDB.swift")]
         ),
         .testTarget(
             name: "ShadowParquetTests",

@@ -3,15 +3,22 @@ import GRDB
 import ShadowCore
 
 extension PairStore {
-    /// Writes a batch of exchanges (one `shadows` row per candidate) and the coverage counts in
-    /// one `BEGIN IMMEDIATE` transaction: all or nothing.
-    ///
-    /// Bodies that are valid JSON are stored as TEXT so `json_extract` works on them; anything
-    /// else is stored as a BLOB.
-    ///
-    /// Each compared pair also updates the per-path statistics (`path_stats`, `score_totals`);
-    /// with a `noise` tracker, candidates are scored without the route's noisy paths.
-    /// - Returns: what was written: coverage counts and per-candidate scoring totals.
+    /// A batch scored and measured, ready to be written: the scoring stage's output, which
+    /// crosses to the writer as one value.
+    public struct ScoredBatch: Sendable {
+        public let records: [ExchangeRecord]
+        /// Per record, per candidate: its score (nil when not compared).
+        let scores: [[Score?]]
+        let figures: [(baseline: ArmFigures, candidates: [ArmFigures])]
+        /// Coverage counts of these records.
+        let coverage: [CoverageCounter.Key: Int]
+        let pathCounts: [PathKey: Int]
+        let totals: [PathKey: (compared: Int, diverged: Int)]
+        /// Token-priced candidate cost per route, charged when the batch is written.
+        let tokenCosts: [String: Double]
+    }
+
+    /// Writes a batch of exchanges: ``score(_:noise:)`` then ``write(_:coverage:events:redactor:chargeCandidateCost:)``.
     @discardableResult
     public func write(
         _ batch: [ExchangeRecord],
@@ -21,10 +28,21 @@ extension PairStore {
         redactor: Redactor? = nil,
         chargeCandidateCost: ((String, Double) -> Void)? = nil
     ) throws -> WriteSummary {
-        // Bodies as they may be written (redacted paths hashed or removed; a body that cannot be
-        // redacted is withheld, and its pairs' explanations say so).
-        func stored(_ body: CapturedBody) -> Redactor.Stored { redactor?.body(body) ?? Redactor.Stored(bytes: body.bytes) }
-        var coverage = coverage
+        try self.write(
+            Self.score(batch, noise: noise),
+            coverage: coverage,
+            noise: noise,
+            events: events,
+            redactor: redactor,
+            chargeCandidateCost: chargeCandidateCost
+        )
+    }
+
+    /// Scores a batch (each compared pair, its differing paths and the per-path totals; with a
+    /// `noise` tracker, candidates are scored without the route's noisy paths) and counts its
+    /// coverage. No I/O: the recorder runs it on its own stage, beside the writer.
+    public static func score(_ batch: [ExchangeRecord], noise: NoiseFloorTracker? = nil) -> ScoredBatch {
+        var coverage: [CoverageCounter.Key: Int] = [:]
         var scored: [[Score?]] = []
         scored.reserveCapacity(batch.count)
         var scorers: [String: any Scorer] = [:]
@@ -82,6 +100,40 @@ extension PairStore {
                 coverage[key, default: 0] += 1
             }
         }
+        return ScoredBatch(
+            records: batch,
+            scores: scored,
+            figures: figures,
+            coverage: coverage,
+            pathCounts: pathCounts,
+            totals: totals,
+            tokenCosts: tokenCosts
+        )
+    }
+
+    /// Writes a scored batch (one `shadows` row per candidate) and the coverage counts in one
+    /// `BEGIN IMMEDIATE` transaction: all or nothing.
+    ///
+    /// Bodies that are valid JSON are stored as TEXT so `json_extract` works on them; anything
+    /// else is stored as a BLOB. Each compared pair also updates the per-path statistics
+    /// (`path_stats`, `score_totals`).
+    /// - Returns: what was written: coverage counts and per-candidate scoring totals.
+    @discardableResult
+    public func write(
+        _ scoredBatch: ScoredBatch,
+        coverage: [CoverageCounter.Key: Int],
+        noise: NoiseFloorTracker? = nil,
+        events: [GatingEvent] = [],
+        redactor: Redactor? = nil,
+        chargeCandidateCost: ((String, Double) -> Void)? = nil
+    ) throws -> WriteSummary {
+        // Bodies as they may be written (redacted paths hashed or removed; a body that cannot be
+        // redacted is withheld, and its pairs' explanations say so).
+        func stored(_ body: CapturedBody) -> Redactor.Stored { redactor?.body(body) ?? Redactor.Stored(bytes: body.bytes) }
+        var coverage = coverage
+        coverage.merge(scoredBatch.coverage, uniquingKeysWith: +)
+        let (batch, scored, figures) = (scoredBatch.records, scoredBatch.scores, scoredBatch.figures)
+        let (pathCounts, totals, tokenCosts) = (scoredBatch.pathCounts, scoredBatch.totals, scoredBatch.tokenCosts)
         // Charged before the rows commit (a reader that sees a pair knows its cost counted), and
         // whether or not they do: the calls were made and paid for either way.
         if let chargeCandidateCost {

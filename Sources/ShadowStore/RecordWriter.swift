@@ -96,7 +96,7 @@ public final class RecordWriter: Service, Sendable {
                 await self.drainLoop()
                 group.cancelAll()
             }
-            self.flush([])
+            self.flush(PairStore.score([]))
             do {
                 try self.store.checkpoint()
             } catch {
@@ -112,7 +112,13 @@ public final class RecordWriter: Service, Sendable {
         }
     }
 
+    /// Two stages: a batch is scored on a task of its own while the previous one is written
+    /// here, so scoring and SQLite's inserts run on two cores at once. A whole batch crosses
+    /// between them, never a pair, and at most one scored batch waits for the writer. When the
+    /// queue is empty the batch is written as soon as it is scored, so a quiet sidecar loses no
+    /// more than `flushInterval` to a `kill -9`.
     private func drainLoop() async {
+        var scored: Task<PairStore.ScoredBatch, Never>?
         while let first = await self.queue.nextBatch(maximum: self.batchSize) {
             self.statistics.beat()
             var batch = first
@@ -120,8 +126,17 @@ public final class RecordWriter: Service, Sendable {
                 try? await Task.sleep(for: self.flushInterval)
                 batch += self.queue.takeAvailable(maximum: self.batchSize - batch.count)
             }
-            self.flush(batch)
+            let noise = self.noise
+            let scoring = Task.detached { PairStore.score(batch, noise: noise) }
+            if let previous = scored { self.flush(await previous.value) }
+            if self.queue.depth > 0 {
+                scored = scoring
+            } else {
+                scored = nil
+                self.flush(await scoring.value)
+            }
         }
+        if let previous = scored { self.flush(await previous.value) }
     }
 
     /// Coverage, divergence and batch figures for `/metrics`, once the transaction committed.
@@ -178,7 +193,8 @@ public final class RecordWriter: Service, Sendable {
 
     /// Writes one batch with the pending coverage counts. On failure (disk full, I/O error) the
     /// records are counted as `write_failed`, never silently lost, and the proxy keeps serving.
-    private func flush(_ batch: [ExchangeRecord]) {
+    private func flush(_ scored: PairStore.ScoredBatch) {
+        let batch = scored.records
         let counts = self.coverage.drain()
         let events = self.events.drain()
         if batch.isEmpty && counts.isEmpty && events.isEmpty { return }
@@ -192,7 +208,7 @@ public final class RecordWriter: Service, Sendable {
             }
             let started = ContinuousClock.now
             let summary = try self.store.write(
-                batch,
+                scored,
                 coverage: counts,
                 noise: self.noise,
                 events: events,

@@ -1,11 +1,12 @@
 import ArgumentParser
 import Foundation
+import Logging
 import ShadowCore
 import ShadowStore
 
 extension BenchCommand {
-    /// How many pairs per second the writer path stores: scoring plus batched inserts into a
-    /// WAL database, with 1 KiB JSON bodies, as the daemon does it.
+    /// How many pairs per second the writer path stores: the daemon's `RecordWriter` fed through
+    /// its bounded queue, scoring and batched inserts into a WAL database, 1 KiB JSON bodies.
     struct Recorder: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Recorder throughput: pairs/s into a WAL database, batched.")
 
@@ -49,21 +50,41 @@ extension BenchCommand {
                     }
                     return record
                 }
-                let started = ContinuousClock.now
-                var written = 0
-                while written < self.pairs {
-                    let count = min(self.batch, self.pairs - written)
-                    let slice = (0..<count).map { offset in
-                        // Ids like the daemon's own (UUIDv7: time-ordered), one per pair.
-                        var record = records[(written + offset) % records.count]
-                        record.requestID = Self.timeOrderedID(written + offset)
-                        return record
-                    }
-                    try store.write(slice, coverage: [:])
-                    written += count
+                // As the daemon records: a producer offers records to the bounded queue (retrying
+                // when full), and the writer service scores and writes them in two stages.
+                let queue = RecordQueue<ExchangeRecord>(capacity: 10_000)
+                let writer = RecordWriter(
+                    store: store,
+                    queue: queue,
+                    coverage: CoverageCounter(),
+                    storage: StorageConfiguration(path: path, batchSize: self.batch),
+                    logger: {
+                        var logger = Logger(label: "bench")
+                        logger.logLevel = .error
+                        return logger
+                    }()
+                )
+                // Ids like the daemon's own (UUIDv7: time-ordered), one per pair, made beforehand
+                // (the bodies are shared) so the clock times the recorder, not the producer.
+                let all = (0..<self.pairs).map { index in
+                    var record = records[index % records.count]
+                    record.requestID = Self.timeOrderedID(index)
+                    return record
                 }
+                let started = ContinuousClock.now
+                let service = Task { try await writer.run() }
+                var written = 0
+                for record in all {
+                    while !queue.offer(record) { try await Task.sleep(for: .milliseconds(1)) }
+                    written += 1
+                }
+                queue.finish()
+                try await service.value
                 let elapsed = ContinuousClock.now - started
                 let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+                guard writer.statistics.snapshot().written == written else {
+                    throw ValidationError("the writer stored \(writer.statistics.snapshot().written) of \(written) pairs")
+                }
                 try store.close()
                 let size = (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? Int) ?? 0
                 print(

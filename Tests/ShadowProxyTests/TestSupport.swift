@@ -347,16 +347,6 @@ private final class UncheckedBox<Value>: @unchecked Sendable {
     init(_ value: Value) { self.value = value }
 }
 
-/// Polls `condition` every 10 ms until it holds or `timeout` passes; returns whether it held.
-func eventually(within timeout: Duration = .seconds(15), _ condition: () -> Bool) async throws -> Bool {
-    let deadline = ContinuousClock.now + timeout
-    while !condition() {
-        if ContinuousClock.now >= deadline { return false }
-        try await Task.sleep(for: .milliseconds(10))
-    }
-    return true
-}
-
 /// Polls the database (every 10 ms, as a second reader beside the running writer) until `sql`
 /// returns at least `count` rows, and returns them; throws when they did not come in `timeout`.
 func waitForRows(_ queue: DatabaseQueue, count: Int, sql: String, within timeout: Duration = .seconds(10)) async throws -> [Row] {

@@ -2,6 +2,8 @@ import Foundation
 import GRDB
 import Logging
 import ServiceLifecycle
+import ShadowFixtures
+import ShadowFixtures
 import Testing
 
 @testable import ShadowCore
@@ -227,6 +229,43 @@ import Testing
             #expect(summaries.first?.pairs == 2_500)
             #expect(try store.coverageTotals() == ["compared": 2_500, "not_sampled": 5])
             #expect(writer.statistics.snapshot().written == 2_500)
+            try store.close()
+        }
+    }
+
+    /// Scoring and writing are two stages: under load every record is written once and in the
+    /// order it was queued; a lone record is written without waiting for another to arrive.
+    @Test func thePipelinedWriterKeepsOrderAndWritesALoneRecordAtOnce() async throws {
+        try await withTemporaryDirectory { directory in
+            let store = try PairStore(path: directory + "/db.sqlite")
+            let queue = RecordQueue<ExchangeRecord>(capacity: 100_000)
+            let writer = RecordWriter(
+                store: store,
+                queue: queue,
+                coverage: CoverageCounter(),
+                storage: StorageConfiguration(batchSize: 50, flushInterval: .milliseconds(1)),
+                logger: Logger(label: "test")
+            )
+            let group = ServiceGroup(services: [writer], logger: Logger(label: "test"))
+            try await withThrowingTaskGroup(of: Void.self) { tasks in
+                tasks.addTask { try await group.run() }
+                // One record alone: written although nothing follows it.
+                #expect(queue.offer(makeRecord(id: "lone")))
+                #expect(try await eventually { writer.statistics.snapshot().written == 1 })
+                // A burst: many batches queued at once, so scoring runs ahead of the writer.
+                for index in 0..<5_000 {
+                    #expect(queue.offer(makeRecord(id: String(format: "r%05d", index), candidate: index % 3 == 0 ? "{}" : #"{"label":"cat"}"#)))
+                }
+                #expect(try await eventually { writer.statistics.snapshot().written == 5_001 })
+                await group.triggerGracefulShutdown()
+                try await tasks.waitForAll()
+            }
+            let reader = try DatabaseQueue(path: directory + "/db.sqlite")
+            let ids = try await reader.read { try String.fetchAll($0, sql: "SELECT request_id FROM exchanges ORDER BY id") }
+            #expect(ids == ["lone"] + (0..<5_000).map { String(format: "r%05d", $0) })
+            let diverged = try await reader.read { try Int.fetchOne($0, sql: "SELECT sum(diverged) FROM pairs") }
+            #expect(diverged == 1_667, "each record scored against its own answers")
+            try reader.close()
             try store.close()
         }
     }

@@ -3,7 +3,6 @@ import GRDB
 import Logging
 import ServiceLifecycle
 import ShadowFixtures
-import ShadowFixtures
 import Testing
 
 @testable import ShadowCore

@@ -31,6 +31,10 @@ public final class RecordWriter: Service, Sendable {
     public let noise: NoiseFloorTracker?
     let batchSize: Int
     let flushInterval: Duration
+    /// Scores batches beside the writer, on Dispatch's threads rather than the cooperative
+    /// pool; nil on a one-core machine (nothing to run beside).
+    private let scoringQueue: DispatchQueue? =
+        ProcessInfo.processInfo.activeProcessorCount > 1 ? DispatchQueue(label: "shadowd.scoring", qos: .utility) : nil
     let logger: Logger
     /// Written and failed counts, for `/readyz` and `/stats`.
     public let statistics = WriterStatistics()
@@ -112,11 +116,11 @@ public final class RecordWriter: Service, Sendable {
         }
     }
 
-    /// Two stages: a batch is scored on a task of its own while the previous one is written
+    /// Two stages: a batch is scored on the scoring queue while the previous one is written
     /// here, so scoring and SQLite's inserts run on two cores at once. A whole batch crosses
     /// between them, never a pair, and at most one scored batch waits for the writer. When the
     /// queue is empty the batch is written as soon as it is scored, so a quiet sidecar loses no
-    /// more than `flushInterval` to a `kill -9`.
+    /// more than `flushInterval` to a `kill -9`. On one core, batches are scored here.
     private func drainLoop() async {
         var scored: Task<PairStore.ScoredBatch, Never>?
         while let first = await self.queue.nextBatch(maximum: self.batchSize) {
@@ -126,8 +130,18 @@ public final class RecordWriter: Service, Sendable {
                 try? await Task.sleep(for: self.flushInterval)
                 batch += self.queue.takeAvailable(maximum: self.batchSize - batch.count)
             }
-            let noise = self.noise
-            let scoring = Task.detached { PairStore.score(batch, noise: noise) }
+            guard let scoringQueue = self.scoringQueue else {
+                self.flush(PairStore.score(batch, noise: self.noise))
+                continue
+            }
+            let (noise, taken) = (self.noise, batch)
+            // The task only waits: the work runs on the scoring queue's thread, so the
+            // cooperative pool (the writer, the other services) keeps its threads.
+            let scoring = Task {
+                await withCheckedContinuation { continuation in
+                    scoringQueue.async { continuation.resume(returning: PairStore.score(taken, noise: noise)) }
+                }
+            }
             if let previous = scored { self.flush(await previous.value) }
             if self.queue.depth > 0 {
                 scored = scoring

@@ -169,10 +169,9 @@ extension ProxyHandler {
     func fallBack(status: Int?, error: ArmError?) {
         guard var serving = self.serving, let (head, body) = serving.fallbackRequest, let route = self.route, let context = self.context
         else { return }
-        var treatment = self.baselineResult
+        let limit = self.answer.limit
+        var treatment = self.answer.finish(error: error)
         treatment.status = status
-        treatment.error = error
-        treatment.latencyMicros = (NIODeadline.now() - self.baselineStarted).nanoseconds / 1000
         treatment.body = CapturedBody(bytes: [], totalBytes: 0)
         serving.relay?.detach()
         let abandoned = self.call
@@ -195,11 +194,7 @@ extension ProxyHandler {
             shadow: false
         )
         if !route.baselineHeaders.isEmpty { route.baselineHeaders.apply(to: &controlHead) }
-        self.captured = []
-        self.seenBytes = 0
-        self.baselineResult = ArmResult(version: baseline.version)
-        self.baselineResult.price = baseline.cost
-        self.baselineStarted = .now()
+        self.answer = AnswerCapture(version: baseline.version, price: baseline.cost, limit: limit)
         self.baselineTimeout = TimeAmount(baseline.timeout)
         let call = UpstreamCall(delegate: self)
         self.call = call

@@ -37,12 +37,11 @@ extension ProxyHandler {
             request.route.baselineHeaders.apply(to: &baselineHead)
         }
         self.responseStarted = false
-        self.captured = []
-        self.seenBytes = 0
-        self.captureLimit = 0
-        self.baselineResult = ArmResult(version: target?.version ?? configuration.baseline.version)
-        self.baselineResult.price = target.map { $0.cost } ?? configuration.baseline.cost
-        self.baselineStarted = .now()
+        self.answer = AnswerCapture(
+            version: target?.version ?? configuration.baseline.version,
+            price: target.map { $0.cost } ?? configuration.baseline.cost,
+            limit: 0
+        )
         self.baselineTimeout = TimeAmount(target?.timeout ?? configuration.baseline.timeout)
         let call = UpstreamCall(delegate: self.serving?.relay ?? self)
         self.call = call
@@ -106,12 +105,12 @@ extension ProxyHandler {
             return
         }
         call.write(.end(nil))
-        self.baselineStarted = .now()
+        self.answer.start()
         call.arm(timeout: self.baselineTimeout, on: context.eventLoop, error: .timeout)
         let runtime = self.loopContext.runtime
         self.serving?.keepForFallback(request, limits: self.limits)
         self.exchange = self.mirror(request, route: request.route, runtime: runtime, peer: context.channel.remoteAddress?.ipAddress)
-        self.captureLimit = self.exchange == nil ? 0 : runtime.configuration.storage.maxStoredBody
+        self.answer.limit = self.exchange == nil ? 0 : runtime.configuration.storage.maxStoredBody
     }
 
     func mirror(_ request: IncomingRequest, route: SidecarRuntime.Route, runtime: SidecarRuntime, peer: String?) -> PendingExchange? {

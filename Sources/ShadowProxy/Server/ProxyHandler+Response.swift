@@ -16,9 +16,7 @@ extension ProxyHandler {
         }
         self.responseStarted = true
         self.loopContext.shared.statistics.baselineConnectFailuresInARow.store(0, ordering: .relaxed)
-        self.baselineResult.status = Int(head.status.code)
-        self.baselineResult.timeToHeadMicros = (NIODeadline.now() - self.baselineStarted).nanoseconds / 1000
-        if self.exchange != nil { self.baselineResult.contentType = head.headers.first(name: "content-type") }
+        self.answer.head(head)
         var headers = Self.forwardableResponseHeaders(head.headers)
         if !self.keepAlive { headers.replaceOrAdd(name: "connection", value: "close") }
         if self.serving != nil { self.experimentHeaders(&headers) }
@@ -32,14 +30,8 @@ extension ProxyHandler {
     func upstreamBody(_ buffer: ByteBuffer) {
         guard let context = self.context, case .forwarding = self.state else { return }
         self.call?.touch()
-        self.seenBytes += buffer.readableBytes
-        if self.exchange != nil {
-            // Chunk arrival times let the writer time streamed events (first token).
-            self.baselineResult.noteChunk(bytesSoFar: self.seenBytes, micros: (NIODeadline.now() - self.baselineStarted).nanoseconds / 1000)
-        }
-        if self.captured.count < self.captureLimit {
-            self.captured.append(contentsOf: buffer.readableBytesView.prefix(self.captureLimit - self.captured.count))
-        }
+        // Chunk arrival times let the writer time streamed events (first token).
+        self.answer.body(buffer, timed: self.exchange != nil)
         context.write(Self.wrapOutboundOut(.body(.byteBuffer(buffer))), promise: nil)
         if !context.channel.isWritable {
             // The client reads slower than the baseline sends: stop reading upstream until it
@@ -91,21 +83,18 @@ extension ProxyHandler {
     func finishBaseline(error: ArmError?) {
         self.call = nil
         self.serving?.fallbackRequest = nil
-        let latency = (NIODeadline.now() - self.baselineStarted).nanoseconds / 1000
+        let latency = self.answer.elapsedMicros
         if error == nil {
             let timer = self.serving?.treatmentIndex.flatMap { index in self.route?.metrics.targets[index] } ?? self.routeMetrics?.baseline
             timer?.recordNanoseconds(latency * 1000)
         }
         guard let exchange = self.exchange else { return }
         self.exchange = nil
-        self.baselineResult.latencyMicros = latency
-        self.baselineResult.body = CapturedBody(bytes: self.captured, totalBytes: self.seenBytes)
-        self.baselineResult.error = error
-        self.captured = []
+        let result = self.answer.finish(error: error)
         if self.serving?.exposure.fallback == true {
-            exchange.finished(.baseline, self.baselineResult)
+            exchange.finished(.baseline, result)
         } else {
-            exchange.servedFinished(self.baselineResult)
+            exchange.servedFinished(result)
         }
     }
 }

@@ -61,11 +61,9 @@ final class ProxyHandler: ChannelInboundHandler, UpstreamResponseDelegate {
     var keepAlive = true
     var clientVersion = HTTPVersion.http1_1
     var responseStarted = false
-    var baselineStarted = NIODeadline.now()
-    var baselineResult = ArmResult(version: "")
-    var captureLimit = 0
-    var captured: [UInt8] = []
-    var seenBytes = 0
+    /// The serving arm's answer as the record keeps it (timed from its dispatch, then from the
+    /// end of the request).
+    var answer = AnswerCapture(version: "", price: nil, limit: 0)
     var requestID = ""
     var baselineTimeout = TimeAmount.seconds(30)
     /// Metric handles of the request's route (the unrouted ones before one matched).
@@ -138,9 +136,7 @@ final class ProxyHandler: ChannelInboundHandler, UpstreamResponseDelegate {
             // A client that read a stream's final event ([DONE]) has the whole answer: real
             // clients (the official openai package) close right there, before the terminating
             // chunk. That pair is complete and compared; any other leaving is the client's doing.
-            if self.exchange != nil, self.upload == nil, self.captured.count == self.seenBytes,
-                ServerSentEvents.endsWithFinalEvent(self.captured)
-            {
+            if self.exchange != nil, self.upload == nil, self.answer.capturedAll, ServerSentEvents.endsWithFinalEvent(self.answer.captured) {
                 self.finishBaseline(error: nil)
             }
             // Stop the baseline call; the shadow copies already sent are still recorded.

@@ -3,11 +3,12 @@ import NIOHTTP1
 import ShadowCore
 
 /// An upstream's answer as a record keeps it: status, time to head, chunk arrivals and the body
-/// up to a cap. Shared by the live shadow call and the replay client.
+/// up to a cap. Shared by the serving arm's call, the shadow calls and the replay client.
 struct AnswerCapture {
     private(set) var result: ArmResult
-    private let limit: Int
-    private var captured: [UInt8] = []
+    /// Body bytes kept at most (0 keeps none: an answer nobody records).
+    var limit: Int
+    private(set) var captured: [UInt8] = []
     private var seenBytes = 0
     private var started: NIODeadline = .now()
 
@@ -30,13 +31,18 @@ struct AnswerCapture {
         self.result.contentType = head.headers.first(name: "content-type")
     }
 
-    /// Keeps the chunk; `false` when it went past the cap (the caller cuts the call short).
-    mutating func body(_ buffer: ByteBuffer) -> Bool {
+    /// Whether every byte seen so far was kept.
+    var capturedAll: Bool { self.captured.count == self.seenBytes }
+
+    /// Keeps the chunk (its arrival time too, when `timed`: streamed events are timed from
+    /// them); `false` when it went past the cap (a shadow call is then cut short).
+    @discardableResult
+    mutating func body(_ buffer: ByteBuffer, timed: Bool = true) -> Bool {
         self.seenBytes += buffer.readableBytes
-        self.result.noteChunk(bytesSoFar: self.seenBytes, micros: self.elapsedMicros)
+        if timed { self.result.noteChunk(bytesSoFar: self.seenBytes, micros: self.elapsedMicros) }
         let room = self.limit - self.captured.count
         if buffer.readableBytes > room {
-            self.captured.append(contentsOf: buffer.readableBytesView.prefix(room))
+            if room > 0 { self.captured.append(contentsOf: buffer.readableBytesView.prefix(room)) }
             return false
         }
         self.captured.append(contentsOf: buffer.readableBytesView)

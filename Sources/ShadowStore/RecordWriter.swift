@@ -33,8 +33,20 @@ public final class RecordWriter: Service, Sendable {
     let flushInterval: Duration
     /// Scores batches beside the writer, on Dispatch's threads rather than the cooperative
     /// pool; nil on a one-core machine (nothing to run beside).
-    private let scoringQueue: DispatchQueue? =
-        ProcessInfo.processInfo.activeProcessorCount > 1 ? DispatchQueue(label: "shadowd.scoring", qos: .utility) : nil
+    private let scoringQueue: DispatchQueue? = RecordWriter.usableCores() > 1 ? DispatchQueue(label: "shadowd.scoring", qos: .utility) : nil
+
+    /// Cores this process may run on: its CPU affinity (`taskset`, systemd's `CPUAffinity=`)
+    /// from `/proc/self/status`, which Foundation's processor counts ignore.
+    static func usableCores() -> Int {
+        if let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8),
+            let line = status.split(separator: "\n").first(where: { $0.hasPrefix("Cpus_allowed:") }),
+            let mask = line.split(separator: ":").last
+        {
+            let bits = mask.filter(\.isHexDigit).reduce(0) { $0 + (Int(String($1), radix: 16) ?? 0).nonzeroBitCount }
+            if bits > 0 { return bits }
+        }
+        return ProcessInfo.processInfo.activeProcessorCount
+    }
     let logger: Logger
     /// Written and failed counts, for `/readyz` and `/stats`.
     public let statistics = WriterStatistics()

@@ -47,13 +47,13 @@ final class ProxyHandler: ChannelInboundHandler, UpstreamResponseDelegate {
     /// The request while its body is still arriving; nil once it ended.
     var upload: IncomingRequest?
     /// Reading from the client is paused because the baseline cannot take the upload faster.
-    var uploadPaused = false
+    private var uploadPaused = false
     var context: ChannelHandlerContext?
     /// A request (or the rest of one) must arrive before this; nil while the baseline has it all.
-    var requestTimer: LoopDeadline?
+    private var requestTimer: LoopDeadline?
     /// A baseline call waiting for the end of the current read burst to be dispatched.
     var pendingDispatch: (call: UpstreamCall, pool: UpstreamPool, connectTimeout: TimeAmount)?
-    var closeWhenDone = false
+    private var closeWhenDone = false
 
     // The exchange being forwarded.
     var call: UpstreamCall?
@@ -118,7 +118,7 @@ final class ProxyHandler: ChannelInboundHandler, UpstreamResponseDelegate {
     }
 
     /// Over `server.max_connections` when added: closed as soon as it is active.
-    var refusedBeforeActive = false
+    private var refusedBeforeActive = false
 
     func handlerRemoved(context: ChannelHandlerContext) {
         self.requestTimer?.cancel()
@@ -147,11 +147,11 @@ final class ProxyHandler: ChannelInboundHandler, UpstreamResponseDelegate {
 
     /// A request (or the rest of one) must arrive within the idle timeout; this also cuts
     /// clients that dribble headers or bodies byte by byte.
-    func armRequestTimer() {
+    private func armRequestTimer() {
         self.requestTimer?.set(.now() + TimeAmount(self.loopContext.runtime.configuration.server.idleTimeout))
     }
 
-    func requestTimedOut() {
+    private func requestTimedOut() {
         switch self.state {
         case .idle:
             self.context?.close(promise: nil)
@@ -197,7 +197,7 @@ final class ProxyHandler: ChannelInboundHandler, UpstreamResponseDelegate {
         context.fireChannelReadComplete()
     }
 
-    func receiveHead(_ head: HTTPRequestHead, context: ChannelHandlerContext) {
+    private func receiveHead(_ head: HTTPRequestHead, context: ChannelHandlerContext) {
         guard case .idle = self.state else { return }
         self.loopContext.shared.statistics.requests.add(1, ordering: .relaxed)
         self.keepAlive = head.isKeepAlive && !self.closeWhenDone
@@ -237,7 +237,7 @@ final class ProxyHandler: ChannelInboundHandler, UpstreamResponseDelegate {
         if !request.held { self.startBaseline(request, context: context) }
     }
 
-    func receiveBody(_ buffer: ByteBuffer) {
+    private func receiveBody(_ buffer: ByteBuffer) {
         guard case .forwarding = self.state, var request = self.upload else { return }
         request.bodySize += buffer.readableBytes
         if request.bodySize > self.limits.maxRequestBody {
@@ -265,7 +265,7 @@ final class ProxyHandler: ChannelInboundHandler, UpstreamResponseDelegate {
         if !call.acceptsMoreRequestBytes { self.setUploadPaused(true) }
     }
 
-    func receiveEnd() {
+    private func receiveEnd() {
         switch self.state {
         case .forwarding:
             guard var request = self.upload, let context = self.context else { return }
@@ -283,7 +283,7 @@ final class ProxyHandler: ChannelInboundHandler, UpstreamResponseDelegate {
 
     /// The upload cannot go on (its body grew past the limit mid-stream, or it stalled): the
     /// baseline call is abandoned, the client is told why and the connection closed.
-    func abortUpload(_ error: SidecarError) {
+    private func abortUpload(_ error: SidecarError) {
         guard let request = self.upload else { return }
         self.upload = nil
         self.loopContext.shared.statistics.rejected.add(1, ordering: .relaxed)
@@ -300,7 +300,7 @@ final class ProxyHandler: ChannelInboundHandler, UpstreamResponseDelegate {
     }
 
     /// Stops or resumes reading the client while the baseline cannot take the upload faster.
-    func setUploadPaused(_ paused: Bool) {
+    private func setUploadPaused(_ paused: Bool) {
         guard self.uploadPaused != paused, let context = self.context else { return }
         self.uploadPaused = paused
         try? context.channel.syncOptions?.setOption(.autoRead, value: !paused)
@@ -311,7 +311,7 @@ final class ProxyHandler: ChannelInboundHandler, UpstreamResponseDelegate {
         if self.upload != nil, self.call?.acceptsMoreRequestBytes ?? true { self.setUploadPaused(false) }
     }
 
-    func reject(_ error: SidecarError, routeName: String, atMicros: Int64, immediately: Bool) {
+    private func reject(_ error: SidecarError, routeName: String, atMicros: Int64, immediately: Bool) {
         self.loopContext.shared.statistics.rejected.add(1, ordering: .relaxed)
         self.loopContext.shared.coverage.add(route: routeName, reason: .rejected, atMicros: atMicros)
         if immediately {

@@ -266,10 +266,11 @@ private final class AdminHandler: ChannelInboundHandler {
         let body = self.body
         self.body = ByteBuffer()  // the batch is handed over whole, not copied
         let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
-        self.status.ingestor.ingest(body, parser: self.status.outcomeParser(), on: context.eventLoop).assumeIsolated().whenSuccess { outcome in
+        self.status.ingestor.ingest(body, parser: self.status.outcomeParser(), on: context.eventLoop).assumeIsolated().whenComplete { result in
             let (handler, context) = bound.value
             let (status, reply): (HTTPResponseStatus, String)
-            switch outcome {
+            // The ingestion thread is gone only when shadowd is stopping.
+            switch (try? result.get()) ?? .failed("shadowd is shutting down") {
             case .rejected(let error):
                 var members: [(key: String, value: JSONValue)] = [("error", .string(error.description))]
                 if error.line > 0 { members.append(("line", .number(Double(error.line)))) }

@@ -50,9 +50,9 @@ extension ProxyHandler {
         let pool =
             treatment.map { self.loopContext.servingPool(for: request.route, candidate: $0) } ?? self.loopContext.baselinePool(for: request.route)
         let connectTimeout = TimeAmount(target?.connectTimeout ?? configuration.baseline.connectTimeout)
-        if heldBody != nil {
-            pool.execute(call, connectTimeout: connectTimeout)  // the request is whole and well-formed
-        } else if case .length(0) = framing {
+        let bodiless = if case .length(0) = framing { true } else { false }
+        if heldBody != nil || bodiless {
+            // Nothing more can arrive that would cut the request: a held one is whole.
             pool.execute(call, connectTimeout: connectTimeout)
         } else {
             // A request with a body goes out at the end of the read burst its head came in: a
@@ -65,7 +65,7 @@ extension ProxyHandler {
 
     /// A held request has ended: its arm is chosen (from the body, when the experiment's key is
     /// a field) and it goes out whole, rewritten when the serving treatment rewrites bodies.
-    func startHeld(_ request: inout IncomingRequest, context: ChannelHandlerContext) {
+    func startHeld(_ request: IncomingRequest, context: ChannelHandlerContext) {
         guard let experiment = request.route.experiment else { return }
         let maxParsed = self.limits.mirrorMaxBody
         if self.serving == nil {

@@ -268,11 +268,11 @@ final class ProxyHandler: ChannelInboundHandler, UpstreamResponseDelegate {
     private func receiveEnd() {
         switch self.state {
         case .forwarding:
-            guard var request = self.upload, let context = self.context else { return }
+            guard let request = self.upload, let context = self.context else { return }
             self.upload = nil
             self.requestTimer?.set(nil)
             self.setUploadPaused(false)
-            if request.held { self.startHeld(&request, context: context) }
+            if request.held { self.startHeld(request, context: context) }
             self.finishUpload(request)
         case .rejecting(let error):
             self.respond(error, close: error.closesConnection)

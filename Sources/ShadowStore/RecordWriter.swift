@@ -31,22 +31,6 @@ public final class RecordWriter: Service, Sendable {
     public let noise: NoiseFloorTracker?
     let batchSize: Int
     let flushInterval: Duration
-    /// Scores batches beside the writer, on Dispatch's threads rather than the cooperative
-    /// pool; nil on a one-core machine (nothing to run beside).
-    private let scoringQueue: DispatchQueue? = RecordWriter.usableCores() > 1 ? DispatchQueue(label: "shadowd.scoring", qos: .utility) : nil
-
-    /// Cores this process may run on: its CPU affinity (`taskset`, systemd's `CPUAffinity=`)
-    /// from `/proc/self/status`, which Foundation's processor counts ignore.
-    static func usableCores() -> Int {
-        if let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8),
-            let line = status.split(separator: "\n").first(where: { $0.hasPrefix("Cpus_allowed:") }),
-            let mask = line.split(separator: ":").last
-        {
-            let bits = mask.filter(\.isHexDigit).reduce(0) { $0 + (Int(String($1), radix: 16) ?? 0).nonzeroBitCount }
-            if bits > 0 { return bits }
-        }
-        return ProcessInfo.processInfo.activeProcessorCount
-    }
     let logger: Logger
     /// Written and failed counts, for `/readyz` and `/stats`.
     public let statistics = WriterStatistics()
@@ -128,13 +112,11 @@ public final class RecordWriter: Service, Sendable {
         }
     }
 
-    /// Two stages: a batch is scored on the scoring queue while the previous one is written
-    /// here, so scoring and SQLite's inserts run on two cores at once. A whole batch crosses
-    /// between them, never a pair, and at most one scored batch waits for the writer. When the
-    /// queue is empty the batch is written as soon as it is scored, so a quiet sidecar loses no
-    /// more than `flushInterval` to a `kill -9`. On one core, batches are scored here.
+    /// Scores each batch (`PairStore.score`, no I/O) and writes it. Scoring beside the writer,
+    /// one batch ahead, was measured 29–37% faster in `shadowd-bench recorder` but fell seconds
+    /// behind when the cooperative pool was busy (the full test suite): it waits for a writer
+    /// that runs on a thread of its own.
     private func drainLoop() async {
-        var scored: Task<PairStore.ScoredBatch, Never>?
         while let first = await self.queue.nextBatch(maximum: self.batchSize) {
             self.statistics.beat()
             var batch = first
@@ -142,27 +124,8 @@ public final class RecordWriter: Service, Sendable {
                 try? await Task.sleep(for: self.flushInterval)
                 batch += self.queue.takeAvailable(maximum: self.batchSize - batch.count)
             }
-            guard let scoringQueue = self.scoringQueue else {
-                self.flush(PairStore.score(batch, noise: self.noise))
-                continue
-            }
-            let (noise, taken) = (self.noise, batch)
-            // The task only waits: the work runs on the scoring queue's thread, so the
-            // cooperative pool (the writer, the other services) keeps its threads.
-            let scoring = Task {
-                await withCheckedContinuation { continuation in
-                    scoringQueue.async { continuation.resume(returning: PairStore.score(taken, noise: noise)) }
-                }
-            }
-            if let previous = scored { self.flush(await previous.value) }
-            if self.queue.depth > 0 {
-                scored = scoring
-            } else {
-                scored = nil
-                self.flush(await scoring.value)
-            }
+            self.flush(PairStore.score(batch, noise: self.noise))
         }
-        if let previous = scored { self.flush(await previous.value) }
     }
 
     /// Coverage, divergence and batch figures for `/metrics`, once the transaction committed.

@@ -49,27 +49,29 @@ import Glibc
         #expect(Double(naiveRejections) / Double(Self.repetitions) > 0.10, "naive peeking: \(naiveRejections) of 200")
     }
 
-    /// A true lift equal to the MDE, at the planned users per arm, is detected 80% of the time by
-    /// the fixed-horizon test the plan is for. 4,000 runs measure power to ± 0.63 points (one
-    /// standard error), so the bound below fails a plan a point and a half short (the plan
-    /// without continuity correction measured 79.2%; an earlier one 77% of 200 runs).
+    /// A true lift equal to the MDE (10% → 12%), at the planned users per arm, is detected 80%
+    /// of the time by the fixed-horizon test the plan is for. 2,000 runs measure power to ± 0.9
+    /// points (one standard error), so the bound below fails a plan two points short. (At
+    /// 10% → 11%, 4,000 runs measured 80.1% for this plan and 79.2% without the continuity
+    /// correction; the larger lift keeps the test under a second, since CPU-bound tests hold the
+    /// cooperative pool's threads while timing-sensitive ones wait.)
     @Test func aLiftEqualToTheMDEIsDetectedWithThePlannedPower() throws {
         let needed = try #require(
-            MetricComparison.usersNeeded(kind: .binary, controlMean: 0.1, controlVariance: 0.09, mde: 0.1, alpha: 0.05, power: 0.8)
+            MetricComparison.usersNeeded(kind: .binary, controlMean: 0.1, controlVariance: 0.09, mde: 0.2, alpha: 0.05, power: 0.8)
         )
-        #expect((14_000...15_500).contains(needed), "\(needed) users per arm for 10% → 11%")
-        let runs = 4_000
+        #expect((3_700...4_000).contains(needed), "\(needed) users per arm for 10% → 12%")
+        let runs = 2_000
         var detected = 0
         for seed in 0..<runs {
             var random = SplitMix64(seed: UInt64(seed) &+ 2_000)
             let control = Self.binary(needed, rate: 0.1, &random)
-            let treatment = Self.binary(needed, rate: 0.11, &random)
+            let treatment = Self.binary(needed, rate: 0.12, &random)
             let comparison = MetricComparison.compare(kind: .binary, control: control, treatment: treatment, analysis: .fixed)
             if comparison.pValue < 0.05 && comparison.difference.estimate > 0 { detected += 1 }
         }
         let power = Double(detected) / Double(runs)
-        // 80% less 1.5 standard errors of 4,000 runs.
-        #expect(power >= 0.79, "power: \(detected) of \(runs), with \(needed) users per arm")
+        // 80% less 2 standard errors of 2,000 runs.
+        #expect(power >= 0.782, "power: \(detected) of \(runs), with \(needed) users per arm")
         print("power at the planned \(needed) users per arm: \(detected) of \(runs)")
     }
 

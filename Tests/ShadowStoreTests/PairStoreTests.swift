@@ -232,9 +232,9 @@ import Testing
         }
     }
 
-    /// Scoring and writing are two stages: under load every record is written once and in the
-    /// order it was queued; a lone record is written without waiting for another to arrive.
-    @Test func thePipelinedWriterKeepsOrderAndWritesALoneRecordAtOnce() async throws {
+    /// Under a burst every record is written once, scored against its own answers, in the order
+    /// it was queued; a lone record is written without waiting for another to arrive.
+    @Test func theWriterKeepsOrderAndWritesALoneRecordAtOnce() async throws {
         try await withTemporaryDirectory { directory in
             let store = try PairStore(path: directory + "/db.sqlite")
             let queue = RecordQueue<ExchangeRecord>(capacity: 100_000)
@@ -248,14 +248,15 @@ import Testing
             let group = ServiceGroup(services: [writer], logger: Logger(label: "test"))
             try await withThrowingTaskGroup(of: Void.self) { tasks in
                 tasks.addTask { try await group.run() }
-                // One record alone: written although nothing follows it.
+                // One record alone: written although nothing follows it (however long a busy
+                // test machine takes to run the writer, no second record is ever offered first).
                 #expect(queue.offer(makeRecord(id: "lone")))
-                #expect(try await eventually { writer.statistics.snapshot().written == 1 })
-                // A burst: many batches queued at once, so scoring runs ahead of the writer.
+                #expect(try await eventually(within: .seconds(120)) { writer.statistics.snapshot().written == 1 })
+                // A burst: many batches queued at once.
                 for index in 0..<5_000 {
                     #expect(queue.offer(makeRecord(id: String(format: "r%05d", index), candidate: index % 3 == 0 ? "{}" : #"{"label":"cat"}"#)))
                 }
-                #expect(try await eventually { writer.statistics.snapshot().written == 5_001 })
+                #expect(try await eventually(within: .seconds(120)) { writer.statistics.snapshot().written == 5_001 })
                 await group.triggerGracefulShutdown()
                 try await tasks.waitForAll()
             }

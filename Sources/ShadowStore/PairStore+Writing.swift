@@ -3,8 +3,8 @@ import GRDB
 import ShadowCore
 
 extension PairStore {
-    /// A batch scored and measured, ready to be written: the scoring stage's output, which
-    /// crosses to the writer as one value.
+    /// A batch scored and measured, ready to be written: the scoring step's output, one value
+    /// (so a later stage on another thread can hand it over whole).
     public struct ScoredBatch: Sendable {
         public let records: [ExchangeRecord]
         /// Per record, per candidate: its score (nil when not compared).
@@ -40,7 +40,7 @@ extension PairStore {
 
     /// Scores a batch (each compared pair, its differing paths and the per-path totals; with a
     /// `noise` tracker, candidates are scored without the route's noisy paths) and counts its
-    /// coverage. No I/O: the recorder runs it on its own stage, beside the writer.
+    /// coverage. No I/O: it can run anywhere, apart from the database.
     public static func score(_ batch: [ExchangeRecord], noise: NoiseFloorTracker? = nil) -> ScoredBatch {
         var coverage: [CoverageCounter.Key: Int] = [:]
         var scored: [[Score?]] = []

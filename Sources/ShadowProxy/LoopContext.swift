@@ -98,23 +98,13 @@ final class LoopContext {
         control.connectTimeout = route.configuration.baseline.connectTimeout
         control.cost = route.configuration.baseline.cost
         control.tls = route.configuration.baseline.tls
-        let concurrency = max(1, control.maxConcurrency / self.loopCount)
-        let pool = UpstreamPool(
-            loop: self.loop,
-            endpoint: route.baseline,
-            maxIdle: concurrency,
-            maxIdleTime: TimeAmount(route.configuration.baseline.idleTimeout),
-            statistics: self.shared.statistics,
-            logger: self.shared.logger
-        )
-        let lane = ShadowLane(
+        return self.newLane(
+            key: key,
             candidate: control,
-            pool: pool,
-            queueCapacity: control.queueCapacity == 0 ? 0 : max(1, control.queueCapacity / self.loopCount),
-            maxConcurrency: concurrency
+            endpoint: route.baseline,
+            idleTime: route.configuration.baseline.idleTimeout,
+            refusalBackoff: nil
         )
-        self.lanes[key] = lane
-        return lane
     }
 
     func lane(for route: SidecarRuntime.Route, candidate index: Int) -> ShadowLane {
@@ -126,13 +116,30 @@ final class LoopContext {
             lane.pool.maxIdleTime = TimeAmount(candidate.idleTimeout)
             return lane
         }
+        return self.newLane(
+            key: key,
+            candidate: candidate,
+            endpoint: route.candidateEndpoints[index],
+            idleTime: candidate.idleTimeout,
+            refusalBackoff: UpstreamPool.candidateRefusalBackoff
+        )
+    }
+
+    /// A lane with its own pool, this loop's share of the candidate's queue and concurrency.
+    private func newLane(
+        key: String,
+        candidate: CandidateConfiguration,
+        endpoint: UpstreamEndpoint,
+        idleTime: Duration,
+        refusalBackoff: TimeAmount?
+    ) -> ShadowLane {
         let concurrency = max(1, candidate.maxConcurrency / self.loopCount)
         let pool = UpstreamPool(
             loop: self.loop,
-            endpoint: route.candidateEndpoints[index],
+            endpoint: endpoint,
             maxIdle: concurrency,
-            maxIdleTime: TimeAmount(candidate.idleTimeout),
-            refusalBackoff: UpstreamPool.candidateRefusalBackoff,
+            maxIdleTime: TimeAmount(idleTime),
+            refusalBackoff: refusalBackoff,
             statistics: self.shared.statistics,
             logger: self.shared.logger
         )

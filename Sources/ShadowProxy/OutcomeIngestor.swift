@@ -38,12 +38,8 @@ final class OutcomeIngestor: Sendable {
         // Linux keeps a niceness per thread, and `who` 0 is the calling thread: this lowers
         // only the ingestion thread (named so `top -H` and tests can find it).
         self.pool.submit { _ in
+            NamedThread.nameCurrent(Self.threadName)
             #if os(Linux)
-            let comm = open("/proc/thread-self/comm", O_WRONLY)
-            if comm >= 0 {
-                _ = Self.threadName.withCString { write(comm, $0, strlen($0)) }
-                close(comm)
-            }
             _ = setpriority(__priority_which_t(PRIO_PROCESS.rawValue), 0, Self.niceness)
             var parameters = sched_param(sched_priority: 0)
             _ = sched_setscheduler(0, Self.schedIdle, &parameters)

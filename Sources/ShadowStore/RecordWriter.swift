@@ -112,20 +112,42 @@ public final class RecordWriter: Service, Sendable {
         }
     }
 
-    /// Scores each batch (`PairStore.score`, no I/O) and writes it. Scoring beside the writer,
-    /// one batch ahead, was measured 29–37% faster in `shadowd-bench recorder` but fell seconds
-    /// behind when the cooperative pool was busy (the full test suite): it waits for a writer
-    /// that runs on a thread of its own.
+    /// Thread names (at most 15 characters), for `top -H`, `perf` and tests.
+    static let scoringThreadName = "shadowd-score"
+    static let writingThreadName = "shadowd-write"
+
+    /// Two stages on threads of their own, so neither waits for the cooperative pool (when it
+    /// was busy, a writer running on it fell seconds behind): one takes batches from the queue
+    /// and scores them (`PairStore.score`, no I/O), the other writes them. Scoring runs one batch
+    /// ahead of the database and no further; a whole batch crosses between the threads.
     private func drainLoop() async {
-        while let first = await self.queue.nextBatch(maximum: self.batchSize) {
+        let handOff = BatchHandOff<PairStore.ScoredBatch>(capacity: 1)
+        await withCheckedContinuation { (finished: CheckedContinuation<Void, Never>) in
+            NamedThread.start(Self.scoringThreadName) {
+                self.scoreBatches(into: handOff)
+            }
+            NamedThread.start(Self.writingThreadName) {
+                while let scored = handOff.take() { self.flush(scored) }
+                finished.resume()
+            }
+        }
+    }
+
+    /// Takes batches from the queue (after a lone record, waiting up to `flushInterval` for the
+    /// batch to fill), scores them and hands them to the writing thread until the queue ends.
+    private func scoreBatches(into handOff: BatchHandOff<PairStore.ScoredBatch>) {
+        let fillWindow = Double(self.flushInterval.components.seconds) + Double(self.flushInterval.components.attoseconds) / 1e18
+        while let first = self.queue.nextBatchBlocking(maximum: self.batchSize) {
+            // Stops when the writer is stuck: `put` waits for it, and `/readyz` sees the silence.
             self.statistics.beat()
             var batch = first
             if !batch.isEmpty, batch.count < self.batchSize, !self.queue.isFinished {
-                try? await Task.sleep(for: self.flushInterval)
+                Thread.sleep(forTimeInterval: fillWindow)
                 batch += self.queue.takeAvailable(maximum: self.batchSize - batch.count)
             }
-            self.flush(PairStore.score(batch, noise: self.noise))
+            handOff.put(PairStore.score(batch, noise: self.noise))
         }
+        handOff.close()
     }
 
     /// Coverage, divergence and batch figures for `/metrics`, once the transaction committed.

@@ -68,6 +68,15 @@ struct RowBinder {
         }
     }
 
+    /// A body: bound as TEXT when `json` (known JSON text), else as a BLOB.
+    mutating func bind(body bytes: [UInt8], json: Bool) {
+        guard json, !bytes.isEmpty else { return self.bind(blob: bytes) }
+        let index = self.next()
+        bytes.withUnsafeBytes { raw in
+            _ = sqlite3_bind_text(self.statement.sqliteStatement, index, raw.baseAddress, CInt(raw.count), SQLITE_TRANSIENT)
+        }
+    }
+
     /// Runs the statement with the values bound so far.
     /// - Throws: `DatabaseError` when SQLite refuses the row (constraint, disk full, I/O error).
     func execute(in db: Database) throws {

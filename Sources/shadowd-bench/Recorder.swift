@@ -16,6 +16,9 @@ extension BenchCommand {
         @Option(help: "Exchanges per transaction.")
         var batch: Int = 500
 
+        @Option(help: "Rounds: the cases alternate, and each prints its median over the rounds.")
+        var rounds: Int = 1
+
         @Option(help: "Database folder (a temporary one by default).")
         var directory: String?
 
@@ -28,8 +31,10 @@ extension BenchCommand {
             // Six answers in seven equal the baseline's (the scored case); "insert only" has the
             // candidate time out (nothing to score or store); "identical" answers every request
             // as the baseline did, not scored: what storing an equal answer once saves.
-            for (label, variant) in [("json scoring + insert", "scored"), ("insert only", "plain"), ("insert only, identical", "identical")] {
-                let path = "\(directory)/\(variant).sqlite"
+            let cases = [("json scoring + insert", "scored"), ("insert only", "plain"), ("insert only, identical", "identical")]
+            var rates: [String: [Double]] = [:]
+            for (round, (label, variant)) in (0..<max(1, self.rounds)).flatMap({ round in cases.map { (round, $0) } }) {
+                let path = "\(directory)/\(variant)-\(round).sqlite"
                 let store = try PairStore(path: path)
                 let records = records.map { record in
                     var record = record
@@ -87,6 +92,8 @@ extension BenchCommand {
                 }
                 try store.close()
                 let size = (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? Int) ?? 0
+                rates[label, default: []].append(Double(written) / seconds)
+                if self.directory == nil { try? FileManager.default.removeItem(atPath: path) }
                 print(
                     String(
                         format: "  %-24@ %9.0f pairs/s  (%.2f s, database %.0f MiB, %.0f bytes per pair)",
@@ -97,6 +104,13 @@ extension BenchCommand {
                         Double(size) / Double(written)
                     )
                 )
+            }
+            if self.rounds > 1 {
+                print("medians over \(self.rounds) alternating rounds:")
+                for (label, _) in cases {
+                    let sorted = rates[label, default: []].sorted()
+                    print(String(format: "  %-24@ %9.0f pairs/s", label as NSString, sorted[sorted.count / 2]))
+                }
             }
         }
 

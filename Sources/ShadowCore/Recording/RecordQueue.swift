@@ -3,12 +3,14 @@ import Synchronization
 /// A bounded, never-blocking hand-off from many producers to one consumer that takes batches.
 ///
 /// Producers call ``offer(_:)``, which never suspends: when the queue is full the element is
-/// refused and the caller counts the drop. The consumer awaits ``nextBatch(maximum:)``.
+/// refused and the caller counts the drop. The consumer awaits ``nextBatch(maximum:)``, or, on a
+/// thread of its own, polls with ``poll(maximum:orWake:)`` and blocks until woken.
 public final class RecordQueue<Element: Sendable>: Sendable {
     private struct State {
         var buffer: [Element] = []
         var head = 0
-        var waiter: CheckedContinuation<Void, Never>?
+        /// Called once when an element arrives, on ``wake()`` or on ``finish()``.
+        var waiter: (@Sendable () -> Void)?
         var finished = false
         var accepted = 0
         var refused = 0
@@ -42,7 +44,7 @@ public final class RecordQueue<Element: Sendable>: Sendable {
     /// - Returns: `false` when the element was refused.
     @discardableResult
     public func offer(_ element: Element) -> Bool {
-        let waiter: CheckedContinuation<Void, Never>?
+        let waiter: (@Sendable () -> Void)?
         let accepted: Bool
         (accepted, waiter) = self.state.withLock { state in
             guard !state.finished, state.count < self.capacity else {
@@ -55,8 +57,37 @@ public final class RecordQueue<Element: Sendable>: Sendable {
             state.waiter = nil
             return (true, waiter)
         }
-        waiter?.resume()
+        waiter?()
         return accepted
+    }
+
+    /// What ``poll(maximum:orWake:)`` found.
+    public enum Poll: Sendable {
+        /// Elements taken, or `nil` once finished and drained.
+        case ready([Element]?)
+        /// Nothing queued: the wake-up was registered and will be called once.
+        case registered
+    }
+
+    /// Takes up to `maximum` elements when some are queued (or reports the end); otherwise
+    /// registers `wake`, called once when an element arrives, ``wake()`` or ``finish()`` is
+    /// called, after which ``takeAfterWake(maximum:)`` says what woke it. One consumer only.
+    public func poll(maximum: Int, orWake wake: @escaping @Sendable () -> Void) -> Poll {
+        self.state.withLock { state in
+            if state.count > 0 { return .ready(state.take(maximum)) }
+            if state.finished { return .ready(nil) }
+            state.waiter = wake
+            return .registered
+        }
+    }
+
+    /// After a registered wake-up: up to `maximum` elements, empty after a bare ``wake()``, or
+    /// `nil` once finished and drained.
+    public func takeAfterWake(maximum: Int) -> [Element]? {
+        self.state.withLock { state in
+            if state.count > 0 { return state.take(maximum) }
+            return state.finished ? nil : []
+        }
     }
 
     /// Waits until an element is queued, ``wake()`` is called or the queue is finished, and takes
@@ -69,17 +100,11 @@ public final class RecordQueue<Element: Sendable>: Sendable {
         }
         if let ready { return ready }
         await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
-            let resumeNow = self.state.withLock { state in
-                if state.count > 0 || state.finished { return true }
-                state.waiter = continuation
-                return false
+            if case .ready = self.poll(maximum: 0, orWake: { continuation.resume() }) {
+                continuation.resume()
             }
-            if resumeNow { continuation.resume() }
         }
-        return self.state.withLock { state in
-            if state.count > 0 { return state.take(maximum) }
-            return state.finished ? nil : []
-        }
+        return self.takeAfterWake(maximum: maximum)
     }
 
     /// Wakes a waiting consumer, which then gets an empty batch.
@@ -89,7 +114,7 @@ public final class RecordQueue<Element: Sendable>: Sendable {
             state.waiter = nil
             return waiter
         }
-        waiter?.resume()
+        waiter?()
     }
 
     /// Whether ``finish()`` was called.
@@ -108,7 +133,7 @@ public final class RecordQueue<Element: Sendable>: Sendable {
             state.waiter = nil
             return waiter
         }
-        waiter?.resume()
+        waiter?()
     }
 
     /// Elements waiting.

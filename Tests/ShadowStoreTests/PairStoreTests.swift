@@ -257,6 +257,9 @@ import Testing
                     #expect(queue.offer(makeRecord(id: String(format: "r%05d", index), candidate: index % 3 == 0 ? "{}" : #"{"label":"cat"}"#)))
                 }
                 #expect(try await eventually(within: .seconds(120)) { writer.statistics.snapshot().written == 5_001 })
+                // Scoring and writing run on threads of their own, off the cooperative pool.
+                #expect(Self.threadNames().contains("shadowd-score"))
+                #expect(Self.threadNames().contains("shadowd-write"))
                 await group.triggerGracefulShutdown()
                 try await tasks.waitForAll()
             }
@@ -268,6 +271,17 @@ import Testing
             try reader.close()
             try store.close()
         }
+    }
+}
+
+extension PairStoreTests {
+    /// This process's thread names (`/proc/self/task/*/comm`).
+    static func threadNames() -> Set<String> {
+        let tasks = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/task")) ?? []
+        return Set(
+            tasks.compactMap { try? String(contentsOfFile: "/proc/self/task/\($0)/comm", encoding: .utf8) }
+                .map { $0.trimmingCharacters(in: .whitespacesAndNewlines) }
+        )
     }
 }
 

@@ -12,6 +12,7 @@ let package = Package(
         .library(name: "ShadowReport", targets: ["ShadowReport"]),
         .library(name: "ShadowFixtures", targets: ["ShadowFixtures"]),
         .library(name: "ShadowParquet", targets: ["ShadowParquet"]),
+        .library(name: "ShadowTensor", targets: ["ShadowTensor"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.3"),
@@ -29,6 +30,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-certificates", from: "1.21.1"),
         .package(url: "https://github.com/apple/swift-asn1", from: "1.7.4"),
         .package(url: "https://github.com/adam-fowler/compress-nio", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-protobuf", from: "1.39.0"),
     ],
     targets: [
         // No I/O: configuration, routing, header rules, JSON, scorers, the bounded record hand-off.
@@ -78,6 +80,17 @@ let package = Package(
                 .product(name: "CompressNIO", package: "compress-nio"),
                 .product(name: "NIOCore", package: "swift-nio"),
             ]
+        ),
+        // Tensor protocols into the JSON value model the scorers read: KServe V2 and TF Serving
+        // protobuf messages (Swift generated from Protos/ by scripts/protos/generate, committed),
+        // and the V2 REST binary tensor extension. No I/O.
+        .target(
+            name: "ShadowTensor",
+            dependencies: [
+                "ShadowCore",
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+            ],
+            exclude: ["Protos"]
         ),
         // `shadowd export`: pairs and coverage as Hive-partitioned Parquet or NDJSON.
         .target(
@@ -169,6 +182,10 @@ let package = Package(
             name: "ShadowStoreTests",
             // The export reads what the store wrote: its tests share the store's record helpers.
             dependencies: ["ShadowCore", "ShadowStore", "ShadowExport", "ShadowFixtures", .product(name: "GRDB", package: "GRDB.swift")]
+        ),
+        .testTarget(
+            name: "ShadowTensorTests",
+            dependencies: ["ShadowCore", "ShadowTensor", .product(name: "SwiftProtobuf", package: "swift-protobuf")]
         ),
         .testTarget(
             name: "ShadowParquetTests",

@@ -14,6 +14,8 @@ final class LoopContext {
     private var servingPools: [String: UpstreamPool] = [:]
     private var lanes: [String: ShadowLane] = [:]
     private var handlers: [ObjectIdentifier: ProxyHandler] = [:]
+    /// Client h2c connections (their streams are among `handlers`).
+    private var http2Connections: [ObjectIdentifier: HTTP2ConnectionGuard] = [:]
     private(set) var shuttingDown = false
     /// Request ids and sampling draws; seeded from the system once, so the request path makes
     /// no getrandom syscalls.
@@ -165,6 +167,14 @@ final class LoopContext {
 
     var connectionCount: Int { self.handlers.count }
 
+    func register(http2 connection: HTTP2ConnectionGuard) {
+        self.http2Connections[ObjectIdentifier(connection)] = connection
+    }
+
+    func unregister(http2 connection: HTTP2ConnectionGuard) {
+        self.http2Connections.removeValue(forKey: ObjectIdentifier(connection))
+    }
+
     /// Shadow copies queued or running on this loop.
     var pendingShadowWork: Int { self.lanes.values.reduce(0) { $0 + $1.pending } }
 
@@ -172,11 +182,13 @@ final class LoopContext {
     func beginShutdown() {
         self.shuttingDown = true
         for handler in Array(self.handlers.values) { handler.closeWhenIdle() }
+        for connection in self.http2Connections.values { connection.goAway() }
     }
 
     /// Drain timeout passed: cut every remaining client connection.
     func forceCloseConnections() {
         for handler in Array(self.handlers.values) { handler.forceClose() }
+        for connection in Array(self.http2Connections.values) { connection.close() }
     }
 
     /// Shadow work that did not finish in time is recorded as `shutdown`, never silently lost.
@@ -188,6 +200,8 @@ final class LoopContext {
     }
 
     func closeUpstreams() {
+        // Client HTTP/2 connections whose streams all ended.
+        for connection in Array(self.http2Connections.values) { connection.close() }
         for pool in self.baselinePools.values { pool.closeAll() }
         for pool in self.servingPools.values { pool.closeAll() }
         for lane in self.lanes.values { lane.pool.closeAll() }

@@ -141,6 +141,11 @@ extension LimitsConfiguration {
         self.maxRequestBody = try reader.bytes("max_request_body", default: self.maxRequestBody, range: 0...(1 << 30))
         self.mirrorMaxBody = try reader.bytes("mirror_max_body", default: self.mirrorMaxBody, range: 0...(1 << 30))
         self.coverageAlertPercent = try reader.double("coverage_alert_percent", default: self.coverageAlertPercent, range: 0...100)
+        self.http2MaxConcurrentStreams = try reader.int(
+            "http2_max_concurrent_streams",
+            default: self.http2MaxConcurrentStreams,
+            range: 1...10_000
+        )
     }
 }
 

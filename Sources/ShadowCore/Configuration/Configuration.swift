@@ -85,12 +85,21 @@ public struct LimitsConfiguration: Sendable, Equatable {
     /// A candidate compared on fewer than this percent of the copies meant for it over the last
     /// minute is logged (once per episode, and again when it recovers); 0 turns it off.
     public var coverageAlertPercent: Double
+    /// Streams one HTTP/2 client connection may have open at once (its SETTINGS).
+    public var http2MaxConcurrentStreams: Int
 
-    public init(maxHeaderBytes: Int = 64 * 1024, maxRequestBody: Int = 16 << 20, mirrorMaxBody: Int = 1 << 20, coverageAlertPercent: Double = 50) {
+    public init(
+        maxHeaderBytes: Int = 64 * 1024,
+        maxRequestBody: Int = 16 << 20,
+        mirrorMaxBody: Int = 1 << 20,
+        coverageAlertPercent: Double = 50,
+        http2MaxConcurrentStreams: Int = 100
+    ) {
         self.maxHeaderBytes = maxHeaderBytes
         self.maxRequestBody = maxRequestBody
         self.mirrorMaxBody = mirrorMaxBody
         self.coverageAlertPercent = coverageAlertPercent
+        self.http2MaxConcurrentStreams = http2MaxConcurrentStreams
     }
 }
 

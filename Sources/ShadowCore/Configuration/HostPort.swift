@@ -50,24 +50,31 @@ public struct UpstreamURL: Sendable, Hashable, CustomStringConvertible {
     public var basePath: String
     /// `https://`: the connection is TLS, verified against the upstream's trust roots.
     public var usesTLS: Bool
+    /// `h2c://`: cleartext HTTP/2 with prior knowledge (what gRPC servers speak without TLS):
+    /// one connection carries many requests at once, each on its own stream.
+    public var usesHTTP2: Bool
 
-    public init(host: String, port: Int, basePath: String = "", usesTLS: Bool = false) {
+    public init(host: String, port: Int, basePath: String = "", usesTLS: Bool = false, usesHTTP2: Bool = false) {
         self.host = host
         self.port = port
         self.basePath = basePath
         self.usesTLS = usesTLS
+        self.usesHTTP2 = usesHTTP2
     }
 
-    /// Parses an `http://` or `https://` URL; says why when it cannot.
+    /// Parses an `http://`, `https://` or `h2c://` URL; says why when it cannot.
     public static func parse(_ text: String) -> Result<UpstreamURL, ParseFailure> {
         let lower = text.lowercased()
         let usesTLS: Bool
+        var usesHTTP2 = false
         if lower.hasPrefix("https://") {
             usesTLS = true
         } else if lower.hasPrefix("http://") {
             usesTLS = false
+        } else if lower.hasPrefix("h2c://") {
+            (usesTLS, usesHTTP2) = (false, true)
         } else {
-            return .failure(ParseFailure(reason: "expected an http:// or https:// URL, got '\(text)'"))
+            return .failure(ParseFailure(reason: "expected an http://, https:// or h2c:// URL, got '\(text)'"))
         }
         let rest = text.drop { $0 != ":" }.dropFirst("://".count)
         let authority = rest.prefix { $0 != "/" && $0 != "?" && $0 != "#" }
@@ -86,17 +93,17 @@ public struct UpstreamURL: Sendable, Hashable, CustomStringConvertible {
             let host = authority.hasPrefix("[") ? String(authority.dropFirst().dropLast()) : String(authority)
             hostPort = HostPort(host: host, port: usesTLS ? 443 : 80)
         } else {
-            return .failure(ParseFailure(reason: "expected \(usesTLS ? "https" : "http")://host[:port], got '\(text)'"))
+            return .failure(ParseFailure(reason: "expected \(lower.prefix { $0 != ":" })://host[:port], got '\(text)'"))
         }
         guard hostPort.port > 0 else { return .failure(ParseFailure(reason: "port must be 1...65535, got 0")) }
-        return .success(UpstreamURL(host: hostPort.host, port: hostPort.port, basePath: path, usesTLS: usesTLS))
+        return .success(UpstreamURL(host: hostPort.host, port: hostPort.port, basePath: path, usesTLS: usesTLS, usesHTTP2: usesHTTP2))
     }
 
     public struct ParseFailure: Error, Sendable {
         public let reason: String
     }
 
-    public var scheme: String { self.usesTLS ? "https" : "http" }
+    public var scheme: String { self.usesTLS ? "https" : self.usesHTTP2 ? "h2c" : "http" }
 
     private var defaultPort: Int { self.usesTLS ? 443 : 80 }
 

@@ -84,6 +84,8 @@ public struct ArmResult: Sendable, Equatable {
     public var arrivals: [ChunkArrival] = []
     /// What a call costs (from the configuration at the time of the request).
     public var price: CostConfiguration?
+    /// A gRPC answer's `grpc-status` (in its trailers, or its head for a trailers-only answer).
+    public var grpcStatus: Int?
 
     public init(
         version: String,

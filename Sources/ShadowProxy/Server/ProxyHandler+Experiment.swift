@@ -156,7 +156,7 @@ final class CallRelay: UpstreamResponseDelegate {
 
     func upstreamHead(_ head: HTTPResponseHead) { self.target?.upstreamHead(head) }
     func upstreamBody(_ buffer: ByteBuffer) { self.target?.upstreamBody(buffer) }
-    func upstreamEnd() { self.target?.upstreamEnd() }
+    func upstreamEnd(trailers: HTTPHeaders?) { self.target?.upstreamEnd(trailers: trailers) }
     func upstreamFailed(_ error: ArmError) { self.target?.upstreamFailed(error) }
     func upstreamReadComplete() { self.target?.upstreamReadComplete() }
     func upstreamWritable() { self.target?.upstreamWritable() }

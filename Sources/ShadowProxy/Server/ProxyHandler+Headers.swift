@@ -77,6 +77,11 @@ extension ProxyHandler {
             headers.add(name: name, value: value)
         }
         headers.add(name: "host", value: target.hostHeader)
+        // The one `te` HTTP/2 allows, which gRPC servers use to tell a proxy that passes
+        // trailers: end to end over an h2c upstream.
+        if target.usesHTTP2, head.headers[canonicalForm: "te"].contains(where: { $0.lowercased() == "trailers" }) {
+            headers.add(name: "te", value: "trailers")
+        }
         if let peer {
             headers.add(name: "x-forwarded-for", value: forwardedFor.map { "\($0), \(peer)" } ?? peer)
         } else if let forwardedFor {

@@ -51,10 +51,11 @@ extension ProxyHandler {
         context.fireChannelWritabilityChanged()
     }
 
-    func upstreamEnd() {
+    func upstreamEnd(trailers: HTTPHeaders?) {
+        self.answer.trailers(trailers)
         self.finishBaseline(error: nil)
         guard let context = self.context, case .forwarding = self.state else { return }
-        self.finishResponse(context: context, close: !self.keepAlive)
+        self.finishResponse(context: context, close: !self.keepAlive, trailers: trailers)
     }
 
     func upstreamFailed(_ error: ArmError) {

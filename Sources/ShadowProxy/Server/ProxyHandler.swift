@@ -342,19 +342,20 @@ final class ProxyHandler: ChannelInboundHandler, UpstreamResponseDelegate {
         self.finishResponse(context: context, close: shouldClose)
     }
 
-    func finishResponse(context: ChannelHandlerContext, close: Bool) {
+    /// Ends the answer (with the baseline's trailers: gRPC's status travels there).
+    func finishResponse(context: ChannelHandlerContext, close: Bool, trailers: HTTPHeaders? = nil) {
         // An answer that ends before its request did leaves unread body on the connection.
         let close = close || self.upload != nil
         self.upload = nil
         self.setUploadPaused(false)
         if close || self.closeWhenDone {
             self.state = .closed
-            context.writeAndFlush(Self.wrapOutboundOut(.end(nil))).assumeIsolated().whenComplete { _ in
+            context.writeAndFlush(Self.wrapOutboundOut(.end(trailers))).assumeIsolated().whenComplete { _ in
                 context.close(promise: nil)
             }
         } else {
             self.state = .idle
-            context.writeAndFlush(Self.wrapOutboundOut(.end(nil)), promise: nil)
+            context.writeAndFlush(Self.wrapOutboundOut(.end(trailers)), promise: nil)
             self.armRequestTimer()
         }
     }

@@ -1,6 +1,7 @@
 import Logging
 import NIOCore
 import NIOHTTP1
+import NIOHTTP2
 import NIOPosix
 import ServiceLifecycle
 import ShadowCore
@@ -64,18 +65,46 @@ public final class ProxyServer: Service, Sendable {
                     guard let bound = contexts[ObjectIdentifier(channel.eventLoop)] else {
                         throw ServeError("no loop context for event loop")
                     }
-                    try channel.pipeline.syncOperations.configureHTTPServerPipeline(
-                        withPipeliningAssistance: true,
-                        withErrorHandling: false,
-                        withOutboundHeaderValidation: false,
-                        withEncoderConfiguration: .init(),
-                        withDecoderLimitConfiguration: decoderLimits
+                    let sniffer = HTTPVersionSniffer(
+                        http1: { channel in
+                            try channel.pipeline.syncOperations.configureHTTPServerPipeline(
+                                withPipeliningAssistance: true,
+                                withErrorHandling: false,
+                                withOutboundHeaderValidation: false,
+                                withEncoderConfiguration: .init(),
+                                withDecoderLimitConfiguration: decoderLimits
+                            )
+                            try channel.pipeline.syncOperations.addHandler(ProxyHandler(loopContext: bound.value))
+                        },
+                        http2: { channel in try Self.configureHTTP2(channel, limits: limits, context: bound) }
                     )
-                    try channel.pipeline.syncOperations.addHandler(ProxyHandler(loopContext: bound.value))
+                    try channel.pipeline.syncOperations.addHandler(sniffer)
                 }
             }
             .bind(host: listen.host, port: listen.port)
             .get()
+    }
+
+    /// An h2c connection: every stream is an exchange of its own, decoded into the HTTP/1-shaped
+    /// parts the proxy handler reads (trailers included), with the limits a production HTTP/2
+    /// server sets. NIO's HTTP/2 handler bounds the known attacks itself (rapid reset, CVE-2023-44487;
+    /// CONTINUATION floods; too many control frames or protocol glitches): it answers them with a
+    /// GOAWAY and the connection closes, other connections unaffected.
+    static func configureHTTP2(_ channel: any Channel, limits: LimitsConfiguration, context: NIOLoopBound<LoopContext>) throws {
+        var connection = NIOHTTP2Handler.ConnectionConfiguration()
+        connection.initialSettings = [
+            HTTP2Setting(parameter: .maxConcurrentStreams, value: limits.http2MaxConcurrentStreams),
+            HTTP2Setting(parameter: .maxHeaderListSize, value: limits.maxHeaderBytes),
+        ]
+        let pipeline = channel.pipeline.syncOperations
+        _ = try pipeline.configureHTTP2Pipeline(mode: .server, connectionConfiguration: connection, streamConfiguration: .init()) { stream in
+            stream.eventLoop.makeCompletedFuture {
+                try stream.pipeline.syncOperations.addHandler(HTTP2FramePayloadToHTTP1ServerCodec())
+                // Streams run on their connection's event loop, the one `context` is bound to.
+                try stream.pipeline.syncOperations.addHandler(ProxyHandler(loopContext: context.value))
+            }
+        }
+        try pipeline.addHandler(HTTP2ConnectionGuard(context: context.value))
     }
 
     /// Whether every event loop runs a no-op within `limit` (a wedged loop would not).

@@ -99,7 +99,8 @@ final class ShadowCall: UpstreamResponseDelegate {
 
     func upstreamReadComplete() {}
 
-    func upstreamEnd() {
+    func upstreamEnd(trailers: HTTPHeaders?) {
+        self.answer.trailers(trailers)
         self.finish(error: nil)
     }
 

@@ -29,6 +29,13 @@ struct AnswerCapture {
         self.result.status = Int(head.status.code)
         self.result.timeToHeadMicros = self.elapsedMicros
         self.result.contentType = head.headers.first(name: "content-type")
+        // A trailers-only gRPC answer (an error before any message) carries its status here.
+        if let status = head.headers.first(name: "grpc-status") { self.result.grpcStatus = Int(status) }
+    }
+
+    /// The answer's trailers: gRPC's status is read from them.
+    mutating func trailers(_ trailers: HTTPHeaders?) {
+        if let status = trailers?.first(name: "grpc-status") { self.result.grpcStatus = Int(status) }
     }
 
     /// Whether every byte seen so far was kept.

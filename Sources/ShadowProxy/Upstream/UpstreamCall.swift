@@ -138,13 +138,13 @@ final class UpstreamCall {
         self.delegate?.upstreamReadComplete()
     }
 
-    func complete() {
+    func complete(trailers: HTTPHeaders? = nil) {
         guard !self.finished else { return }
         self.finished = true
         self.timer?.cancel()
         self.connection = nil
         self.waiting = []
-        self.delegate?.upstreamEnd()
+        self.delegate?.upstreamEnd(trailers: trailers)
     }
 
     func fail(_ error: ArmError, detail: String? = nil) {

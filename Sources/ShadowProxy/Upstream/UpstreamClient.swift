@@ -124,7 +124,10 @@ final class ReplayCall: UpstreamResponseDelegate {
 
     func upstreamReadComplete() {}
 
-    func upstreamEnd() { self.finish(nil) }
+    func upstreamEnd(trailers: HTTPHeaders?) {
+        self.answer.trailers(trailers)
+        self.finish(nil)
+    }
 
     func upstreamFailed(_ error: ArmError) { self.finish(error) }
 

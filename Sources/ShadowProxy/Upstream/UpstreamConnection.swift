@@ -3,9 +3,12 @@ import NIOHTTP1
 import NIOSSL
 import ShadowCore
 
-/// A keep-alive HTTP/1.1 connection to one upstream, owned by a pool on one event loop.
+/// A keep-alive HTTP/1.1 connection to one upstream, owned by a pool on one event loop; or one
+/// HTTP/2 stream on a shared connection (``isStream``), which carries one call and closes.
 final class UpstreamConnection {
     let channel: any Channel
+    /// An HTTP/2 stream: never returned to the idle pool.
+    let isStream: Bool
     private let handler: UpstreamHandler
     private let pool: UpstreamPool
     /// The pool's generation when connected: an older one is closed instead of reused.
@@ -14,8 +17,9 @@ final class UpstreamConnection {
     /// When it went idle in the pool; stale connections are not reused.
     var idleSince: NIODeadline = .now()
 
-    init(channel: any Channel, handler: UpstreamHandler, pool: UpstreamPool, generation: Int) {
+    init(channel: any Channel, handler: UpstreamHandler, pool: UpstreamPool, generation: Int, isStream: Bool = false) {
         self.channel = channel
+        self.isStream = isStream
         self.handler = handler
         self.pool = pool
         self.generation = generation
@@ -56,7 +60,7 @@ final class UpstreamConnection {
     // MARK: - From the handler
 
     func responseEnded(keepAlive: Bool) {
-        if keepAlive && !self.isClosed {
+        if keepAlive && !self.isClosed && !self.isStream {
             self.pool.release(self)
         } else {
             self.close()
@@ -100,7 +104,7 @@ final class UpstreamHandler: ChannelInboundHandler {
             call.deliverHead(head)
         case .body(let buffer):
             call.deliverBody(buffer)
-        case .end:
+        case .end(let trailers):
             self.call = nil
             self.sawHead = false
             // Reuse only when both sides agreed to keep the connection, the whole request went
@@ -108,7 +112,7 @@ final class UpstreamHandler: ChannelInboundHandler {
             // abandoned (an abandoned call has already closed the connection).
             let reusable = self.expectsKeepAlive && self.responseKeepAlive && call.requestEnded && !call.finished
             self.completedResponses += 1
-            call.complete()
+            call.complete(trailers: trailers)
             self.connection?.responseEnded(keepAlive: reusable)
         }
     }

@@ -1,6 +1,7 @@
 import Logging
 import NIOCore
 import NIOHTTP1
+import NIOHTTP2
 import NIOPosix
 import ShadowCore
 import Synchronization
@@ -31,6 +32,9 @@ final class UpstreamPool {
     private let logger: Logger
     /// The last connect failure logged; the same one again is not logged until a connect succeeds.
     private var loggedFailure: String?
+    /// `h2c://`: the shared connection, and the calls waiting while it connects.
+    private var http2: HTTP2UpstreamConnection?
+    private var http2Waiting: [UpstreamCall] = []
 
     /// How long a candidate that refused a connection is not asked again: a refusing candidate
     /// then costs a queued failure per copy instead of a connect system call (measured: −14%
@@ -68,6 +72,10 @@ final class UpstreamPool {
     /// Runs `call` on an idle connection, or on a new one once connected. The request's parts
     /// may be written to the call before or after.
     func execute(_ call: UpstreamCall, connectTimeout: TimeAmount) {
+        if self.endpoint.url.usesHTTP2 {
+            self.executeOnStream(call, connectTimeout: connectTimeout)
+            return
+        }
         let now = NIODeadline.now()
         while let connection = self.idle.popLast() {
             if connection.isClosed || !connection.channel.isActive { continue }
@@ -116,6 +124,50 @@ final class UpstreamPool {
         }
     }
 
+    /// `h2c://`: a stream on the shared connection, connecting it first when there is none (or
+    /// the last one was retired by a GOAWAY). Calls arriving meanwhile wait for that connect.
+    private func executeOnStream(_ call: UpstreamCall, connectTimeout: TimeAmount) {
+        if let connection = self.http2, connection.isUsable {
+            connection.open(call, pool: self, generation: self.generation)
+            return
+        }
+        let now = NIODeadline.now()
+        if let until = self.refusedUntil, now < until {
+            self.loop.assumeIsolated().execute { call.fail(.refused) }
+            return
+        }
+        self.http2Waiting.append(call)
+        guard self.http2Waiting.count == 1 else { return }
+        let generation = self.generation
+        self.connect(self.endpoint, deadline: now + connectTimeout).assumeIsolated().whenComplete { result in
+            let waiting = self.http2Waiting
+            self.http2Waiting = []
+            switch result {
+            case .success(let channel):
+                let pipeline = channel.pipeline.syncOperations
+                guard let handler = try? pipeline.handler(type: NIOHTTP2Handler.self), let multiplexer = try? handler.syncMultiplexer(),
+                    let watcher = try? pipeline.handler(type: HTTP2GoAwayWatcher.self)
+                else {
+                    channel.close(promise: nil)
+                    for call in waiting { call.fail(.reset) }
+                    return
+                }
+                self.refusedUntil = nil
+                self.loggedFailure = nil
+                let connection = HTTP2UpstreamConnection(channel: channel, multiplexer: multiplexer)
+                watcher.onGoAway = { [weak connection] in connection?.markGoingAway() }
+                self.http2?.channel.close(mode: .all, promise: nil)
+                self.http2 = connection
+                for call in waiting where !call.finished { connection.open(call, pool: self, generation: generation) }
+            case .failure(let error):
+                let failure = Self.classify(error)
+                if failure.kind == .refused, let backoff = self.refusalBackoff { self.refusedUntil = .now() + backoff }
+                self.noteFailure(failure)
+                for call in waiting { call.fail(failure.kind, detail: failure.detail) }
+            }
+        }
+    }
+
     /// Connects (through the proxy's tunnel if one applies) and, for TLS, completes the
     /// handshake; all within `deadline`.
     private func connect(_ endpoint: UpstreamEndpoint, deadline: NIODeadline) -> EventLoopFuture<any Channel> {
@@ -160,9 +212,20 @@ final class UpstreamPool {
         }
     }
 
-    /// TLS (when `https://`), HTTP/1.1 and the response handler.
+    /// TLS (when `https://`), HTTP/1.1 and the response handler; or, for `h2c://`, HTTP/2 (its
+    /// streams get their handlers when opened).
     private static func addProtocolHandlers(_ channel: any Channel, _ endpoint: UpstreamEndpoint) throws {
         let pipeline = channel.pipeline.syncOperations
+        if endpoint.url.usesHTTP2 {
+            _ = try pipeline.configureHTTP2Pipeline(
+                mode: .client,
+                connectionConfiguration: .init(),
+                streamConfiguration: .init(),
+                inboundStreamInitializer: { $0.close() }  // an upstream pushing streams: refused
+            )
+            try pipeline.addHandler(HTTP2GoAwayWatcher())
+            return
+        }
         if let tls = endpoint.tls {
             try pipeline.addHandler(try tls.makeHandler())
             try pipeline.addHandler(TLSHandshakeWaiter(promise: channel.eventLoop.makePromise()))
@@ -239,6 +302,8 @@ final class UpstreamPool {
 
     /// Closes every connection (shutdown).
     func closeAll() {
+        self.http2?.channel.close(promise: nil)
+        self.http2 = nil
         for connection in self.all.values { connection.close() }
         self.idle.removeAll()
     }

@@ -9,7 +9,8 @@ import ShadowCore
 protocol UpstreamResponseDelegate: AnyObject {
     func upstreamHead(_ head: HTTPResponseHead)
     func upstreamBody(_ buffer: ByteBuffer)
-    func upstreamEnd()
+    /// The answer ended, with its trailers when it had any (gRPC's `grpc-status` travels there).
+    func upstreamEnd(trailers: HTTPHeaders?)
     /// The call failed; no further parts follow (a head may already have been delivered).
     func upstreamFailed(_ error: ArmError)
     /// The upstream connection finished a read burst: a good moment to flush downstream.

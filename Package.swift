@@ -60,6 +60,7 @@ let package = Package(
             dependencies: [
                 "ShadowCore",
                 "ShadowStore",
+                "ShadowTensor",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),

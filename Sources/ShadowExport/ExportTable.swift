@@ -35,7 +35,8 @@ public struct ExportTable: Sendable {
             .init("baseline_last_token_us", .int64), .init("candidate_last_token_us", .int64),
             .init("baseline_tokens_per_second", .double), .init("candidate_tokens_per_second", .double), .init("baseline_cost", .double),
             .init("candidate_cost", .double), .init("source", .string), .init("experiment", .string), .init("arm", .string),
-            .init("served_by", .string), .init("fallback", .int64),
+            .init("served_by", .string), .init("fallback", .int64), .init("baseline_grpc_status", .int64),
+            .init("candidate_grpc_status", .int64),
         ],
         expressions: ["received_at": "received_at_us"]
     )

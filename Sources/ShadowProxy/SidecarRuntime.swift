@@ -1,6 +1,7 @@
 import NIOCore
 import ShadowCore
 import ShadowStore
+import ShadowTensor
 
 /// A configuration made ready for the request path: routes indexed, scorers built, upstream
 /// endpoints prepared (IP literals parsed once, TLS contexts built with their files read).
@@ -34,6 +35,9 @@ final class SidecarRuntime: Sendable {
         let targetHeaders: [UpstreamHeaders]
         /// The route's live experiment, if it has one.
         let experiment: Experiment?
+        /// Reads gRPC tensor messages (and V2 binary tensor bodies) as JSON, when the scorer
+        /// names `kserve_v2` or `tf_serving`.
+        let bodyDecoder: (any BodyDecoder)?
     }
 
     /// A route's experiment as the request path needs it.
@@ -107,7 +111,8 @@ final class SidecarRuntime: Sendable {
                             counters: experiments.counters(for: experiment.name)
                         )
                     }
-                }
+                },
+                bodyDecoder: TensorBodyDecoder(outputProtocol: route.scorer.outputProtocol)
             )
         }
         self.unroutedMetrics = metrics.handles(route: "-", targets: [])

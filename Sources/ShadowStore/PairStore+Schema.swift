@@ -78,7 +78,20 @@ extension PairStore {
                 // the `pairs` view shows the baseline's body as `candidate_body`.
                 "ALTER TABLE shadows ADD COLUMN body_same INTEGER;\nDROP VIEW pairs;\n" + PairStore.version9PairsView
             ),
+            (
+                10,
+                // gRPC answers: each arm's `grpc-status` (from its trailers, or its head when it
+                // answered trailers-only), so an answer that is HTTP 200 but a gRPC error counts.
+                "ALTER TABLE exchanges ADD COLUMN baseline_grpc_status INTEGER;\nALTER TABLE shadows ADD COLUMN grpc_status INTEGER;\n"
+                    + "DROP VIEW pairs;\n" + PairStore.version10PairsView
+            ),
         ]
+
+    /// Version 10's `pairs` view: version 9's with each arm's gRPC status appended.
+    static let version10PairsView = PairStore.version9PairsView.replacingOccurrences(
+        of: "    e.fallback\n",
+        with: "    e.fallback,\n    e.baseline_grpc_status,\n    s.grpc_status AS candidate_grpc_status\n"
+    )
 
     /// Version 8's `pairs` view: version 7's with the experiment columns appended.
     static let version8PairsView = PairStore.version7PairsView.replacingOccurrences(

@@ -58,6 +58,9 @@ extension PairStore {
     /// `noise` tracker, candidates are scored without the route's noisy paths) and counts its
     /// coverage. No I/O: it can run anywhere, apart from the database.
     public static func score(_ batch: [ExchangeRecord], noise: NoiseFloorTracker? = nil) -> ScoredBatch {
+        // Binary bodies (gRPC tensor messages) become JSON here, off the event loop, before
+        // they are scored and stored.
+        let batch = batch.map { $0.decodingBodies() }
         var coverage: [CoverageCounter.Key: Int] = [:]
         var scored: [[Score?]] = []
         scored.reserveCapacity(batch.count)
@@ -203,6 +206,7 @@ extension PairStore {
                     exchange.bind(record.exposure?.arm?.rawValue)
                     exchange.bind(record.exposure?.servedBy.rawValue)
                     exchange.bind(record.exposure.map { $0.fallback ? 1 : 0 })
+                    exchange.bind(record.baseline.grpcStatus)
                     try exchange.execute(in: db)
                     let exchangeID = db.lastInsertedRowID
                     for (index, ((candidate, score), c)) in zip(zip(record.candidates, scores), arms.candidates).enumerated() {
@@ -248,6 +252,7 @@ extension PairStore {
                         shadow.bind(c.cost)
                         shadow.bind(c.lastTokenMicros)
                         shadow.bind(same ? 1 : nil as Int?)
+                        shadow.bind(result.grpcStatus)
                         try shadow.execute(in: db)
                     }
                 }
@@ -347,18 +352,18 @@ extension PairStore {
             baseline_version, baseline_status, baseline_latency_us, baseline_ttfb_us, baseline_content_type,
             baseline_body, baseline_body_bytes, baseline_error, segment, baseline_first_byte_us, baseline_first_token_us, baseline_events,
             baseline_prompt_tokens, baseline_completion_tokens, baseline_cost, baseline_last_token_us, source,
-            experiment, experiment_key, arm, served_by, fallback
+            experiment, experiment_key, arm, served_by, fallback, baseline_grpc_status
         ) VALUES (?1, ?2, ?3, ?4, ?5, ?6, \(bodyExpression(7)), ?8, ?9, ?10, ?11, ?12, ?13, \(bodyExpression(14)), ?15, ?16, ?17, ?18, ?19,
-            ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28, ?29, ?30)
+            ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28, ?29, ?30, ?31)
         """
 
     static let insertShadowSQL = """
         INSERT INTO shadows (
             exchange_id, candidate, candidate_version, status, latency_us, ttfb_us, content_type, body, body_bytes,
             error, outcome, scorer, divergence, diverged, explanation, differing_paths, first_byte_us, first_token_us, events,
-            prompt_tokens, completion_tokens, cost, last_token_us, body_same
+            prompt_tokens, completion_tokens, cost, last_token_us, body_same, grpc_status
         ) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, \(bodyExpression(8)), ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23,
-            ?24)
+            ?24, ?25)
         """
 
     /// An explanation with notes added (an object of its own when there was none).

@@ -25,6 +25,12 @@ public struct ExchangeRecord: Sendable {
     /// Set on a route with an experiment: the request's arm and who answered it. An enrolled
     /// request is recorded even when no copy made a pair (its exposure counts).
     public var exposure: ExperimentExposure?
+    /// Reads binary bodies (gRPC tensor messages) as JSON for scoring and storage; set when the
+    /// route's scorer names a tensor protocol.
+    public var bodyDecoder: (any BodyDecoder)?
+    /// The request's `Content-Type` and `Inference-Header-Content-Length`, for the decoder.
+    public var requestContentType: String?
+    public var requestInferenceHeaderLength: Int?
 
     public init(
         requestID: String,
@@ -86,6 +92,8 @@ public struct ArmResult: Sendable, Equatable {
     public var price: CostConfiguration?
     /// A gRPC answer's `grpc-status` (in its trailers, or its head for a trailers-only answer).
     public var grpcStatus: Int?
+    /// `Inference-Header-Content-Length`: the JSON part of a V2 binary tensor answer.
+    public var inferenceHeaderLength: Int?
 
     public init(
         version: String,

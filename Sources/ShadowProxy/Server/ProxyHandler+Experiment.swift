@@ -127,6 +127,11 @@ extension ProxyHandler {
         )
         record.readsUsage = route.readsUsage
         record.exposure = self.serving?.exposure
+        if let decoder = route.bodyDecoder {
+            record.bodyDecoder = decoder
+            record.requestContentType = request.head.headers.first(name: "content-type")
+            record.requestInferenceHeaderLength = request.head.headers.first(name: "inference-header-content-length").flatMap { Int($0) }
+        }
         return record
     }
 

@@ -31,6 +31,7 @@ struct AnswerCapture {
         self.result.contentType = head.headers.first(name: "content-type")
         // A trailers-only gRPC answer (an error before any message) carries its status here.
         if let status = head.headers.first(name: "grpc-status") { self.result.grpcStatus = Int(status) }
+        if let length = head.headers.first(name: "inference-header-content-length") { self.result.inferenceHeaderLength = Int(length) }
     }
 
     /// The answer's trailers: gRPC's status is read from them.

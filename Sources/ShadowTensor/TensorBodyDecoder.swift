@@ -1,0 +1,68 @@
+import ShadowCore
+
+/// Reads a tensor protocol's binary bodies as JSON for the recorder: gRPC messages of KServe V2
+/// `ModelInfer` or TF Serving `Predict` (length-prefixed; several messages, as a server stream
+/// sends them, become an array), and for KServe V2 the REST binary tensor extension. Anything
+/// else, a compressed gRPC message or one that does not decode, is left as it came and compared
+/// byte for byte.
+public struct TensorBodyDecoder: BodyDecoder {
+    public let outputProtocol: OutputProtocol
+
+    /// A decoder for routes whose scorer names `kserve_v2` or `tf_serving`; nil for others.
+    public init?(outputProtocol: OutputProtocol) {
+        guard outputProtocol == .kserveV2 || outputProtocol == .tfServing else { return nil }
+        self.outputProtocol = outputProtocol
+    }
+
+    public func decode(_ body: [UInt8], side: BodySide, framing: BodyFraming) -> [UInt8]? {
+        if framing.contentType?.lowercased().hasPrefix("application/grpc") == true {
+            guard let message = self.message(path: framing.path, side: side), let messages = GRPCFraming.messages(in: body) else { return nil }
+            let decoded = messages.compactMap { try? TensorDecoder.decode($0, as: message) }
+            guard decoded.count == messages.count, let first = decoded.first else { return nil }
+            return Array((decoded.count == 1 ? first : .array(decoded)).serialized.utf8)
+        }
+        if self.outputProtocol == .kserveV2, let length = framing.inferenceHeaderLength {
+            return (try? BinaryTensorExtension.decode(body, headerLength: length)).map { Array($0.serialized.utf8) }
+        }
+        return nil
+    }
+
+    /// The message a gRPC method carries on `side`, by the method's name.
+    func message(path: String, side: BodySide) -> TensorDecoder.Message? {
+        let method = path.split(separator: "/").last.map(String.init) ?? ""
+        switch (self.outputProtocol, method) {
+        case (.kserveV2, "ModelInfer"), (.kserveV2, "ModelStreamInfer"):
+            return side == .request ? .kserveV2Request : .kserveV2Response
+        case (.tfServing, "Predict"):
+            return side == .request ? .tfServingRequest : .tfServingResponse
+        default:
+            return nil
+        }
+    }
+}
+
+/// gRPC's message framing over HTTP/2: each message is a compressed flag (1 byte), a big-endian
+/// length (4 bytes) and the message.
+public enum GRPCFraming {
+    /// The messages of a whole body; nil when the framing is broken or a message is compressed
+    /// (`grpc-encoding`: left to byte comparison).
+    public static func messages(in body: [UInt8]) -> [[UInt8]]? {
+        var messages: [[UInt8]] = []
+        var offset = 0
+        while offset < body.count {
+            guard body.count - offset >= 5, body[offset] == 0 else { return nil }
+            let length = Int(body[offset + 1]) << 24 | Int(body[offset + 2]) << 16 | Int(body[offset + 3]) << 8 | Int(body[offset + 4])
+            offset += 5
+            guard body.count - offset >= length else { return nil }
+            messages.append(Array(body[offset..<(offset + length)]))
+            offset += length
+        }
+        return messages
+    }
+
+    /// One message, framed uncompressed.
+    public static func frame(_ message: [UInt8]) -> [UInt8] {
+        let length = UInt32(message.count)
+        return [0, UInt8(length >> 24), UInt8(length >> 16 & 0xFF), UInt8(length >> 8 & 0xFF), UInt8(length & 0xFF)] + message
+    }
+}

@@ -1,5 +1,6 @@
 import NIOCore
 import NIOHTTP1
+import NIOHTTP2
 import NIOPosix
 import NIOSSL
 import NIOTLS
@@ -22,12 +23,14 @@ public final class FixtureServer: Sendable {
     }
 
     /// Binds `host:port` (port 0 lets the kernel choose) and serves until ``stop()``; over TLS
-    /// with `tls` (HTTPS, as a hosted model API).
+    /// with `tls` (HTTPS, as a hosted model API); with `http2`, cleartext HTTP/2 with prior
+    /// knowledge (h2c, as a gRPC model server), each stream answered like a request.
     public static func start(
         host: String = "127.0.0.1",
         port: Int = 0,
         group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
         tls: NIOSSLContext? = nil,
+        http2: Bool = false,
         responder: @escaping Responder
     ) async throws -> FixtureServer {
         let counters = FixtureCounters()
@@ -41,6 +44,19 @@ public final class FixtureServer: Sendable {
                     if let tls {
                         try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: tls))
                         try channel.pipeline.syncOperations.addHandler(HandshakeCounter(counters: counters))
+                    }
+                    if http2 {
+                        _ = try channel.pipeline.syncOperations.configureHTTP2Pipeline(
+                            mode: .server,
+                            connectionConfiguration: .init(),
+                            streamConfiguration: .init()
+                        ) { stream in
+                            stream.eventLoop.makeCompletedFuture {
+                                try stream.pipeline.syncOperations.addHandler(HTTP2FramePayloadToHTTP1ServerCodec())
+                                try stream.pipeline.syncOperations.addHandler(FixtureHandler(responder: responder, counters: counters))
+                            }
+                        }
+                        return
                     }
                     try channel.pipeline.syncOperations.configureHTTPServerPipeline(withErrorHandling: true)
                     try channel.pipeline.syncOperations.addHandler(FixtureHandler(responder: responder, counters: counters))
@@ -119,8 +135,10 @@ public struct FixtureResponse: Sendable {
         case resetMidBody
         /// Send bytes that are not HTTP, then close.
         case garbage
-        /// Close the connection without a response.
+        /// Close the connection without a response (over HTTP/2: reset the stream).
         case closeImmediately
+        /// HTTP/2: send GOAWAY (refusing this stream and any later one), then close the connection.
+        case goAway
     }
 
     public var status: Int
@@ -130,6 +148,8 @@ public struct FixtureResponse: Sendable {
     public var mode: Mode
     /// Held until the test opens this gate (then `delay`, then the answer): order, not a clock.
     public var gate: FixtureGate?
+    /// Sent after the body (gRPC's `grpc-status` travels here); forces chunked framing over HTTP/1.1.
+    public var trailers: [(name: String, value: String)]?
 
     public init(
         status: Int = 200,
@@ -137,8 +157,10 @@ public struct FixtureResponse: Sendable {
         body: [UInt8] = [],
         delay: Duration = .zero,
         mode: Mode = .normal,
-        gate: FixtureGate? = nil
+        gate: FixtureGate? = nil,
+        trailers: [(name: String, value: String)]? = nil
     ) {
+        self.trailers = trailers
         self.status = status
         self.headers = headers
         self.body = body
@@ -220,18 +242,36 @@ private final class FixtureHandler: ChannelInboundHandler {
         case .closeImmediately:
             context.close(promise: nil)
         case .garbage:
-            // Bypass the HTTP encoder: write raw bytes below it.
+            // Bypass the HTTP encoder (over HTTP/2, the connection's framing): write raw bytes below it.
+            let garbage = context.channel.allocator.buffer(string: "NOT HTTP AT ALL \u{0}\u{1}\r\n\r\n")
+            if let parent = context.channel.parent {
+                if let framing = try? parent.pipeline.syncOperations.context(handlerType: NIOHTTP2Handler.self) {
+                    framing.writeAndFlush(NIOAny(garbage), promise: nil)
+                }
+                parent.eventLoop.assumeIsolated().scheduleTask(in: .milliseconds(5)) { parent.close(promise: nil) }
+                return
+            }
             if let encoder = try? context.pipeline.syncOperations.context(handlerType: HTTPResponseEncoder.self) {
-                encoder.writeAndFlush(NIOAny(context.channel.allocator.buffer(string: "NOT HTTP AT ALL \u{0}\u{1}\r\n\r\n")), promise: nil)
+                encoder.writeAndFlush(NIOAny(garbage), promise: nil)
             }
             context.eventLoop.assumeIsolated().scheduleTask(in: .milliseconds(5)) { context.close(promise: nil) }
+        case .goAway:
+            guard let parent = context.channel.parent else {
+                context.close(promise: nil)
+                return
+            }
+            let frame = HTTP2Frame(streamID: .rootStream, payload: .goAway(lastStreamID: .rootStream, errorCode: .noError, opaqueData: nil))
+            parent.writeAndFlush(frame).assumeIsolated().whenComplete { _ in parent.close(promise: nil) }
         case .normal, .normalThenClose:
-            headers.replaceOrAdd(name: "content-length", value: String(response.body.count))
+            if response.trailers == nil || context.channel.parent != nil {
+                headers.replaceOrAdd(name: "content-length", value: String(response.body.count))
+            }
             context.write(Self.wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: status, headers: headers))), promise: nil)
             if !response.body.isEmpty {
                 context.write(Self.wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(bytes: response.body)))), promise: nil)
             }
-            context.writeAndFlush(Self.wrapOutboundOut(.end(nil)), promise: nil)
+            let trailers = response.trailers.map { HTTPHeaders($0.map { ($0.name, $0.value) }) }
+            context.writeAndFlush(Self.wrapOutboundOut(.end(trailers)), promise: nil)
             if case .normalThenClose(let after) = response.mode {
                 context.eventLoop.assumeIsolated().scheduleTask(in: TimeAmount(after)) { context.close(promise: nil) }
             }

@@ -17,12 +17,14 @@ public struct ModelFixture: Sendable {
         { request in self.respond(to: request) }
     }
 
-    /// Starts a fixture server for this model.
-    public func start(host: String = "127.0.0.1", port: Int = 0, tls: NIOSSLContext? = nil) async throws -> FixtureServer {
-        try await FixtureServer.start(host: host, port: port, tls: tls, responder: self.responder)
+    /// Starts a fixture server for this model; with `grpc`, over h2c (gRPC's transport without
+    /// TLS), where it answers the gRPC methods (``grpcModelInfer``, ``grpcPredict``).
+    public func start(host: String = "127.0.0.1", port: Int = 0, tls: NIOSSLContext? = nil, grpc: Bool = false) async throws -> FixtureServer {
+        try await FixtureServer.start(host: host, port: port, tls: tls, http2: grpc, responder: self.responder)
     }
 
     public func respond(to request: FixtureRequest) -> FixtureResponse {
+        if GRPCSemantics.isGRPC(contentType: request.header("content-type")) { return self.respondGRPC(to: request) }
         let path = request.uri.split(separator: "?").first.map(String.init) ?? request.uri
         if request.method == "GET", path == "/v2/health/ready" || path == "/v2/health/live" || path == "/health" {
             return .json(#"{"ready":true}"#)

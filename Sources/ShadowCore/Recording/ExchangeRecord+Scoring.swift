@@ -27,6 +27,19 @@ extension ExchangeRecord {
                 differingPaths: ["(status)"]
             )
         }
+        // gRPC answers an error with HTTP 200 and a status in its trailers: a different status
+        // is a divergence, as a different HTTP status is.
+        if baseline.grpcStatus != other.grpcStatus {
+            func shown(_ status: Int?) -> JSONValue { status.map { .number(Double($0)) } ?? .null }
+            return Score(
+                value: 1,
+                diverged: true,
+                explanation: .object([
+                    ("grpc_status", .string("differs")), ("baseline", shown(baseline.grpcStatus)), ("candidate", shown(other.grpcStatus)),
+                ]),
+                differingPaths: ["(grpc-status)"]
+            )
+        }
         if baseline.body.truncated || other.body.truncated {
             let equal = baseline.body == other.body
             return Score(

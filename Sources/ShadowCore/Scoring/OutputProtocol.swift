@@ -20,7 +20,7 @@ public enum OutputProtocol: String, Sendable, Equatable, CaseIterable {
         switch self {
         case .raw: []
         case .kserveV2: ["$.id", "$.model_version"]
-        case .tfServing: ["$.model_version"]
+        case .tfServing: ["$.model_version", "$.model_spec.version", "$.model_spec.version_label"]
         case .openAI: ["$.id", "$.created", "$.system_fingerprint"]
         case .anthropic: ["$.id"]
         }

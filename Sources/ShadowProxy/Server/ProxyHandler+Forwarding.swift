@@ -42,7 +42,8 @@ extension ProxyHandler {
             price: target.map { $0.cost } ?? configuration.baseline.cost,
             limit: 0
         )
-        self.baselineTimeout = TimeAmount(target?.timeout ?? configuration.baseline.timeout)
+        let configured = target?.timeout ?? configuration.baseline.timeout
+        self.baselineTimeout = TimeAmount(self.grpcTimeout.map { min($0, configured) } ?? configured)
         let call = UpstreamCall(delegate: self.serving?.relay ?? self)
         self.call = call
         call.write(.head(baselineHead))

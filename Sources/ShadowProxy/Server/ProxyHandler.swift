@@ -60,6 +60,10 @@ final class ProxyHandler: ChannelInboundHandler, UpstreamResponseDelegate {
     var exchange: PendingExchange?
     var keepAlive = true
     var clientVersion = HTTPVersion.http1_1
+    /// The request is gRPC: the sidecar's own errors go out as gRPC statuses.
+    var isGRPC = false
+    /// The client's `grpc-timeout`: caps the baseline's timeout.
+    var grpcTimeout: Duration?
     var responseStarted = false
     /// The serving arm's answer as the record keeps it (timed from its dispatch, then from the
     /// end of the request).
@@ -202,6 +206,8 @@ final class ProxyHandler: ChannelInboundHandler, UpstreamResponseDelegate {
         self.loopContext.shared.statistics.requests.add(1, ordering: .relaxed)
         self.keepAlive = head.isKeepAlive && !self.closeWhenDone
         self.clientVersion = head.version
+        self.isGRPC = GRPCSemantics.isGRPC(contentType: head.headers.first(name: "content-type"))
+        self.grpcTimeout = self.isGRPC ? GRPCSemantics.timeout(head.headers.first(name: "grpc-timeout")) : nil
         let now = wallClockMicros()
         self.requestID = Self.requestID(from: head.headers, random: &self.loopContext.random, atMicros: now)
         self.routeMetrics = self.loopContext.runtime.unroutedMetrics
@@ -326,6 +332,10 @@ final class ProxyHandler: ChannelInboundHandler, UpstreamResponseDelegate {
     func respond(_ error: SidecarError, close: Bool) {
         guard let context = self.context else { return }
         let shouldClose = close || !self.keepAlive
+        if self.isGRPC {
+            self.respondGRPC(error, close: shouldClose, context: context)
+            return
+        }
         var headers = HTTPHeaders()
         let body = error.jsonBody(requestID: self.requestID)
         headers.add(name: "content-type", value: "application/json")
@@ -340,6 +350,24 @@ final class ProxyHandler: ChannelInboundHandler, UpstreamResponseDelegate {
         self.routeMetrics?.countResponse(status: Int(error.status.code))
         context.write(Self.wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(string: body)))), promise: nil)
         self.finishResponse(context: context, close: shouldClose)
+    }
+
+    /// A gRPC client expects a gRPC status, not an HTTP error page: HTTP 200, no message, and
+    /// `grpc-status` with `grpc-message` in the trailers (UNAVAILABLE for a baseline that
+    /// failed, DEADLINE_EXCEEDED for one that timed out).
+    private func respondGRPC(_ error: SidecarError, close: Bool, context: ChannelHandlerContext) {
+        var headers = HTTPHeaders()
+        headers.add(name: "content-type", value: "application/grpc")
+        headers.add(name: "x-request-id", value: self.requestID)
+        headers.add(name: "x-shadowd-error", value: error.code)
+        let head = HTTPResponseHead(version: self.clientVersion, status: .ok, headers: headers)
+        context.write(Self.wrapOutboundOut(.head(head)), promise: nil)
+        self.routeMetrics?.countResponse(status: Int(error.status.code))
+        let status = GRPCSemantics.status(forHTTP: Int(error.status.code))
+        let trailers: HTTPHeaders = [
+            "grpc-status": String(status.rawValue), "grpc-message": GRPCSemantics.encodeMessage("shadowd: " + error.message),
+        ]
+        self.finishResponse(context: context, close: close, trailers: trailers)
     }
 
     /// Ends the answer (with the baseline's trailers: gRPC's status travels there).

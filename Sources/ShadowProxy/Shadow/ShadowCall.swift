@@ -58,7 +58,9 @@ final class ShadowCall: UpstreamResponseDelegate {
         self.answer.start()
         let call = UpstreamCall(delegate: self)
         self.call = call
-        call.arm(timeout: TimeAmount(self.candidate.timeout), on: pool.loop, error: .timeout)
+        // A gRPC client's deadline caps the copy's timeout too: its answer would be late anyway.
+        let deadline = GRPCSemantics.timeout(self.head.headers.first(name: "grpc-timeout"))
+        call.arm(timeout: TimeAmount(deadline.map { min($0, self.candidate.timeout) } ?? self.candidate.timeout), on: pool.loop, error: .timeout)
         call.write(head: self.head, body: self.body)
         pool.execute(call, connectTimeout: TimeAmount(self.candidate.connectTimeout))
     }

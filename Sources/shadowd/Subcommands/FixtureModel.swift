@@ -39,7 +39,16 @@ extension ShadowdCommand {
         )
         var tlsGenerate: String?
 
+        @Flag(
+            help:
+                "Serve gRPC over h2c (cleartext HTTP/2) instead: KServe V2 inference.GRPCInferenceService/ModelInfer and TF Serving tensorflow.serving.PredictionService/Predict."
+        )
+        var grpc = false
+
         func validate() throws {
+            if self.grpc && (self.tlsGenerate != nil || self.tlsCert != nil) {
+                throw ValidationError("--grpc serves cleartext h2c; it takes no TLS options")
+            }
             if self.tlsGenerate != nil && self.tlsCert != nil { throw ValidationError("--tls-generate and --tls-cert exclude each other") }
             if (self.tlsCert == nil) != (self.tlsKey == nil) { throw ValidationError("--tls-cert and --tls-key go together") }
             if self.tlsClientCa != nil && self.tlsCert == nil { throw ValidationError("--tls-client-ca needs --tls-cert and --tls-key") }
@@ -78,11 +87,11 @@ extension ShadowdCommand {
             }
             let server: FixtureServer
             do {
-                server = try await ModelFixture(spec: spec).start(host: self.host, port: self.port, tls: tls)
+                server = try await ModelFixture(spec: spec).start(host: self.host, port: self.port, tls: tls, grpc: self.grpc)
             } catch {
                 throw CleanExit.message("error: cannot listen on \(self.host):\(self.port): \(error)", code: 1)
             }
-            let scheme = tls == nil ? "http" : "https"
+            let scheme = self.grpc ? "h2c" : tls == nil ? "http" : "https"
             let banner = "fixture model '\(spec.name)' version \(spec.version) listening on \(scheme)://\(self.host):\(server.port)\n"
             FileHandle.standardOutput.write(Data(banner.utf8))
             // Serve until SIGTERM/SIGINT.

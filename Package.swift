@@ -204,7 +204,8 @@ let package = Package(
         .testTarget(
             name: "ShadowProxyTests",
             dependencies: [
-                "ShadowCore", "ShadowStore", "ShadowProxy", "ShadowFixtures", "ShadowReplay",
+                "ShadowCore", "ShadowStore", "ShadowProxy", "ShadowFixtures", "ShadowReplay", "ShadowTensor",
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),

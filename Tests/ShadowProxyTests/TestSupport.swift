@@ -88,6 +88,8 @@ enum Upstream {
     case port(Int)
     /// An HTTPS fixture with this server context.
     case tls(NIOSSLContext, FixtureServer.Responder)
+    /// An h2c fixture (a gRPC server); the route's URL must say `h2c://` (``useHTTP2(_:)``).
+    case h2c(FixtureServer.Responder)
 
     func start() async throws -> (port: Int, server: FixtureServer?, reserved: ReservedPort?) {
         switch self {
@@ -98,6 +100,9 @@ enum Upstream {
             return (server.port, server, nil)
         case .tls(let context, let responder):
             let server = try await FixtureServer.start(tls: context, responder: responder)
+            return (server.port, server, nil)
+        case .h2c(let responder):
+            let server = try await FixtureServer.start(http2: true, responder: responder)
             return (server.port, server, nil)
         case .refusing:
             let reserved = try ReservedPort()

@@ -298,12 +298,23 @@ final class RawConnection {
     }
 
     fileprivate func blockingReceiveUntilClosed() -> (response: String, closed: Bool) {
+        let (bytes, closed) = self.blockingReceiveBytesUntilClosed()
+        return (String(decoding: bytes, as: UTF8.self), closed)
+    }
+
+    /// As ``receiveUntilClosed()``, the bytes as they came (binary protocols).
+    func receiveBytesUntilClosed() async -> (bytes: [UInt8], closed: Bool) {
+        let box = UncheckedBox(self)
+        return await offPool { box.value.blockingReceiveBytesUntilClosed() }
+    }
+
+    fileprivate func blockingReceiveBytesUntilClosed() -> (bytes: [UInt8], closed: Bool) {
         var received: [UInt8] = []
         var buffer = [UInt8](repeating: 0, count: 65536)
         while true {
             let count = recv(self.descriptor, &buffer, buffer.count, 0)
-            if count == 0 { return (String(decoding: received, as: UTF8.self), true) }
-            if count < 0 { return (String(decoding: received, as: UTF8.self), errno == ECONNRESET) }
+            if count == 0 { return (received, true) }
+            if count < 0 { return (received, errno == ECONNRESET) }
             received.append(contentsOf: buffer[0..<count])
         }
     }

@@ -53,7 +53,7 @@ public final class FixtureServer: Sendable {
                         ) { stream in
                             stream.eventLoop.makeCompletedFuture {
                                 try stream.pipeline.syncOperations.addHandler(HTTP2FramePayloadToHTTP1ServerCodec())
-                                try stream.pipeline.syncOperations.addHandler(FixtureHandler(responder: responder, counters: counters))
+                                try stream.pipeline.syncOperations.addHandler(FixtureHandler(responder: responder, counters: counters, http2: true))
                             }
                         }
                         return
@@ -186,11 +186,14 @@ private final class FixtureHandler: ChannelInboundHandler {
 
     let responder: FixtureServer.Responder
     let counters: FixtureCounters
+    /// On an HTTP/2 stream (its channel's parent is the connection, not the listener).
+    let http2: Bool
     private var request: FixtureRequest?
 
-    init(responder: @escaping FixtureServer.Responder, counters: FixtureCounters) {
+    init(responder: @escaping FixtureServer.Responder, counters: FixtureCounters, http2: Bool = false) {
         self.responder = responder
         self.counters = counters
+        self.http2 = http2
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -244,7 +247,7 @@ private final class FixtureHandler: ChannelInboundHandler {
         case .garbage:
             // Bypass the HTTP encoder (over HTTP/2, the connection's framing): write raw bytes below it.
             let garbage = context.channel.allocator.buffer(string: "NOT HTTP AT ALL \u{0}\u{1}\r\n\r\n")
-            if let parent = context.channel.parent {
+            if self.http2, let parent = context.channel.parent {
                 if let framing = try? parent.pipeline.syncOperations.context(handlerType: NIOHTTP2Handler.self) {
                     framing.writeAndFlush(NIOAny(garbage), promise: nil)
                 }
@@ -256,14 +259,14 @@ private final class FixtureHandler: ChannelInboundHandler {
             }
             context.eventLoop.assumeIsolated().scheduleTask(in: .milliseconds(5)) { context.close(promise: nil) }
         case .goAway:
-            guard let parent = context.channel.parent else {
+            guard self.http2, let parent = context.channel.parent else {
                 context.close(promise: nil)
                 return
             }
             let frame = HTTP2Frame(streamID: .rootStream, payload: .goAway(lastStreamID: .rootStream, errorCode: .noError, opaqueData: nil))
             parent.writeAndFlush(frame).assumeIsolated().whenComplete { _ in parent.close(promise: nil) }
         case .normal, .normalThenClose:
-            if response.trailers == nil || context.channel.parent != nil {
+            if response.trailers == nil || self.http2 {
                 headers.replaceOrAdd(name: "content-length", value: String(response.body.count))
             }
             context.write(Self.wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: status, headers: headers))), promise: nil)

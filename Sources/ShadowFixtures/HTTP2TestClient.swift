@@ -43,11 +43,13 @@ public final class HTTP2TestClient: Sendable {
     }
 
     /// Sends one request on a new stream and waits for the whole answer (or the stream's reset).
+    /// `onFirstBody` runs when the answer's first body bytes arrive (to prove streaming by order).
     public func send(
         method: HTTPMethod = .POST,
         path: String,
         headers: [(String, String)] = [],
-        body: [UInt8] = []
+        body: [UInt8] = [],
+        onFirstBody: (@Sendable () -> Void)? = nil
     ) async throws -> HTTP2TestResponse {
         let promise = self.channel.eventLoop.makePromise(of: HTTP2TestResponse.self)
         let multiplexer = self.multiplexer
@@ -56,7 +58,7 @@ public final class HTTP2TestClient: Sendable {
             multiplexer.value.createStreamChannel { stream in
                 stream.eventLoop.makeCompletedFuture {
                     try stream.pipeline.syncOperations.addHandler(HTTP2FramePayloadToHTTP1ClientCodec(httpProtocol: .http))
-                    try stream.pipeline.syncOperations.addHandler(StreamCollector(promise: promise, started: started))
+                    try stream.pipeline.syncOperations.addHandler(StreamCollector(promise: promise, started: started, onFirstBody: onFirstBody))
                 }
             }.whenComplete { result in
                 switch result {
@@ -75,11 +77,22 @@ public final class HTTP2TestClient: Sendable {
         return try await promise.futureResult.get()
     }
 
-    /// A gRPC unary call: `message` framed, `te: trailers` and the gRPC content type set.
-    public func unary(path: String, message: [UInt8], headers: [(String, String)] = []) async throws -> HTTP2TestResponse {
+    /// A gRPC call with one request message: `message` framed, `te: trailers` and the gRPC
+    /// content type set.
+    public func unary(
+        path: String,
+        message: [UInt8],
+        headers: [(String, String)] = [],
+        onFirstBody: (@Sendable () -> Void)? = nil
+    ) async throws -> HTTP2TestResponse {
         let length = UInt32(message.count)
         let framed = [0, UInt8(length >> 24), UInt8(length >> 16 & 0xFF), UInt8(length >> 8 & 0xFF), UInt8(length & 0xFF)] + message
-        return try await self.send(path: path, headers: [("content-type", "application/grpc"), ("te", "trailers")] + headers, body: framed)
+        return try await self.send(
+            path: path,
+            headers: [("content-type", "application/grpc"), ("te", "trailers")] + headers,
+            body: framed,
+            onFirstBody: onFirstBody
+        )
     }
 
     public func close() async {
@@ -129,10 +142,12 @@ private final class StreamCollector: ChannelInboundHandler {
     private let started: ContinuousClock.Instant
     private var response = HTTP2TestResponse(status: 0, headers: [], body: [], trailers: [], latency: .zero)
     private var done = false
+    private var onFirstBody: (@Sendable () -> Void)?
 
-    init(promise: EventLoopPromise<HTTP2TestResponse>, started: ContinuousClock.Instant) {
+    init(promise: EventLoopPromise<HTTP2TestResponse>, started: ContinuousClock.Instant, onFirstBody: (@Sendable () -> Void)?) {
         self.promise = promise
         self.started = started
+        self.onFirstBody = onFirstBody
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -142,6 +157,8 @@ private final class StreamCollector: ChannelInboundHandler {
             self.response.headers = head.headers.map { ($0.name, $0.value) }
         case .body(let buffer):
             self.response.body.append(contentsOf: buffer.readableBytesView)
+            self.onFirstBody?()
+            self.onFirstBody = nil
         case .end(let trailers):
             self.response.trailers = trailers.map { $0.map { ($0.name, $0.value) } } ?? []
             self.response.latency = ContinuousClock.now - self.started

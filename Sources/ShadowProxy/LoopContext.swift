@@ -1,5 +1,7 @@
+import Logging
 import NIOCore
 import ShadowCore
+import Synchronization
 
 /// Everything the request path needs on one event loop: upstream pools, shadow lanes and the
 /// live connections. Only ever touched on its loop, so the hot path takes no locks.
@@ -166,6 +168,24 @@ final class LoopContext {
     }
 
     var connectionCount: Int { self.handlers.count }
+
+    /// Counts a new client connection; false (counted as refused, logged now and then) when it
+    /// is over `server.max_connections`: thousands of idle connections must not exhaust file
+    /// descriptors or memory. The caller closes it and still uncounts it when it goes.
+    func admitConnection() -> Bool {
+        let statistics = self.shared.statistics
+        let open = statistics.openConnections.add(1, ordering: .relaxed).newValue
+        let limit = self.runtime.configuration.server.maxConnections
+        guard open > limit else { return true }
+        let refused = statistics.refusedConnections.add(1, ordering: .relaxed).newValue
+        if refused == 1 || refused % 1_000 == 0 {
+            self.shared.logger.warning(
+                "connection limit reached: closing new client connections",
+                metadata: ["server.max_connections": "\(limit)", "shadow.connections.refused": "\(refused)"]
+            )
+        }
+        return false
+    }
 
     func register(http2 connection: HTTP2ConnectionGuard) {
         self.http2Connections[ObjectIdentifier(connection)] = connection

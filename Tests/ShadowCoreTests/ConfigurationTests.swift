@@ -228,7 +228,7 @@ import Testing
         ("routes:\n  - name: r\n    prefix: a\n    baseline: {url: \"http://127.0.0.1:1\"}", "routes[0].prefix: must start with '/'"),
         (
             "routes:\n  - name: r\n    prefix: /a\n    baseline: {url: \"ftp://127.0.0.1:1\"}",
-            "routes[0].baseline.url: expected an http:// or https:// URL"
+            "routes[0].baseline.url: expected an http://, https:// or h2c:// URL"
         ),
         (
             "routes:\n  - name: r\n    prefix: /a\n    baseline: {url: \"http://127.0.0.1:1\", tls: {ca_file: /etc/ca.pem}}",

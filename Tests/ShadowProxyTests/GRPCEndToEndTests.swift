@@ -199,6 +199,52 @@ import class GRDB.Row
         #expect(scores[0].1?.contains(#""outside_tolerance":2"#) == true, "\(scores)")
     }
 
+    /// A server stream passes through message by message: the client has the first message
+    /// while the baseline still holds the second (released only once the client has the
+    /// first: a sidecar that buffered the answer would never finish). The messages are recorded
+    /// as one array of decoded documents.
+    @Test func aServerStreamPassesThroughMessageByMessage() async throws {
+        func message(_ label: String) throws -> [UInt8] {
+            var response = Inference_ModelInferResponse()
+            response.modelName = "m"
+            var output = Inference_ModelInferResponse.InferOutputTensor()
+            output.name = "label"
+            output.datatype = "BYTES"
+            output.shape = [1]
+            output.contents.bytesContents = [Data(label.utf8)]
+            response.outputs = [output]
+            return GRPCFraming.frame(Array(try response.serializedData()))
+        }
+        let gate = FixtureGate()
+        let (first, second) = (try message("first"), try message("second"))
+        try await withSidecar(
+            baseline: .h2c { _ in
+                FixtureResponse(headers: [("content-type", "application/grpc")], mode: .gatedChunks(first: [first], gate: gate, rest: [second]))
+            },
+            candidates: [("v2", .h2c { _ in FixtureResponse(headers: [("content-type", "application/grpc")], body: first + second) })],
+            configure: Self.grpcRoute(ScorerConfiguration(kind: .json, outputProtocol: .kserveV2))
+        ) { sidecar, _, candidates in
+            let client = try await HTTP2TestClient.connect(port: sidecar.port)
+            let answer = try await client.unary(
+                path: "/inference.GRPCInferenceService/ModelStreamInfer",
+                message: try Self.modelInfer(id: "s", pixels: [1]),
+                onFirstBody: { gate.open() }
+            )
+            #expect(answer.body == first + second)
+            #expect(try await eventually { (candidates[0]?.requestCount ?? 0) == 1 })
+            await client.close()
+            await sidecar.stop()
+            let queue = try DatabaseQueue(path: sidecar.databasePath)
+            try await queue.read { db in
+                let row = try #require(try Row.fetchOne(db, sql: "SELECT * FROM pairs"))
+                let labels = try String.fetchOne(db, sql: "SELECT json_extract(baseline_body, '$[1].outputs[0].data[0]') FROM pairs")
+                #expect(labels == "second", "both messages, decoded, as an array")
+                #expect((row["diverged"] as Int?) == 0)
+            }
+            try queue.close()
+        }
+    }
+
     @Test func aFailingBaselineIsAGRPCStatusNotAnErrorPage() async throws {
         try await withSidecar(baseline: .refusing, configure: Self.grpcRoute(ScorerConfiguration(kind: .exact))) { sidecar, _, _ in
             let client = try await HTTP2TestClient.connect(port: sidecar.port)

@@ -162,6 +162,18 @@ import Testing
         return frames
     }
 
+    /// An h2c connection with no stream open is closed at `server.idle_timeout`, as an idle
+    /// HTTP/1.1 one is; one with a stream in flight is not (the other tests' calls).
+    @Test func anIdleConnectionIsClosedAtTheIdleTimeout() async throws {
+        try await withSidecar(baseline: .h2c { _ in FixtureResponse() }, configure: { $0.server.idleTimeout = .milliseconds(300) }) { sidecar, _, _ in
+            let connection = try RawConnection(port: sidecar.port, timeout: .seconds(30))
+            _ = connection.sendChecked(Self.preface + Self.settings)
+            let (_, closed) = await connection.receiveBytesUntilClosed()
+            #expect(closed, "closed by the sidecar, not by the 30 s receive timeout")
+            #expect(try await eventually { sidecar.sidecar.statistics.snapshot.openConnections == 0 })
+        }
+    }
+
     /// Something that starts like the preface but is not one is HTTP/1.1, and bad HTTP/1.1.
     @Test func anInvalidPrefaceIsABadRequest() async throws {
         try await Self.underAttack { port in

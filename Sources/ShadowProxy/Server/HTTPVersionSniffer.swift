@@ -1,26 +1,26 @@
 import NIOCore
 
 /// Tells cleartext HTTP/2 with prior knowledge (h2c: what gRPC clients send without TLS) from
-/// HTTP/1.1 by the connection's first bytes, sets the pipeline up for the one it is, and leaves.
+/// HTTP/1.1 by the connection's first bytes, and leaves.
 ///
-/// An HTTP/2 client opens with the 24-byte preface `PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n`, which no
-/// valid HTTP/1.1 request starts like; the first byte that differs decides HTTP/1.1, so an
-/// HTTP/1.1 request is never delayed waiting for more bytes.
-final class HTTPVersionSniffer: ChannelInboundHandler, RemovableChannelHandler {
+/// The connection starts as HTTP/1.1 (its handlers are already behind this one, so it is
+/// counted, limited and timed out from the moment it is accepted, whatever it sends); when the
+/// bytes are the HTTP/2 preface, `http2` swaps those handlers for HTTP/2 ones. The preface,
+/// `PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n`, is no valid HTTP/1.1 request's start; the first byte that
+/// differs decides HTTP/1.1, so an HTTP/1.1 request never waits for more bytes.
+final class HTTPVersionSniffer: ChannelInboundHandler, RemovableChannelHandler, @unchecked Sendable {
+    // @unchecked Sendable: only ever touched on its channel's event loop; it is Sendable only
+    // because NIO's pipeline positions (`.after(handler)`) ask for it.
     typealias InboundIn = ByteBuffer
     typealias InboundOut = ByteBuffer
 
     static let preface = Array("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".utf8)
 
     private var buffered: ByteBuffer?
-    private let http1: (any Channel) throws -> Void
     private let http2: (any Channel) throws -> Void
 
-    /// - Parameters:
-    ///   - http1: adds the HTTP/1.1 handlers after this one.
-    ///   - http2: adds the HTTP/2 handlers after this one.
-    init(http1: @escaping (any Channel) throws -> Void, http2: @escaping (any Channel) throws -> Void) {
-        self.http1 = http1
+    /// - Parameter http2: replaces the HTTP/1.1 handlers after this one with HTTP/2 ones.
+    init(http2: @escaping (any Channel) throws -> Void) {
         self.http2 = http2
     }
 
@@ -32,7 +32,7 @@ final class HTTPVersionSniffer: ChannelInboundHandler, RemovableChannelHandler {
         }
         let seen = incoming.readableBytesView.prefix(Self.preface.count)
         guard seen.elementsEqual(Self.preface.prefix(seen.count)) else {
-            self.decide(context: context, bytes: incoming, configure: self.http1)
+            self.decide(context: context, bytes: incoming, configure: { _ in })
             return
         }
         guard seen.count == Self.preface.count else {

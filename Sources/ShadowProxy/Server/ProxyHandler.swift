@@ -11,7 +11,7 @@ import Synchronization
 ///
 /// The client only ever sees the baseline's bytes (or a sidecar error when the baseline fails);
 /// nothing on this path waits for a candidate, the writer or a lock held by either.
-final class ProxyHandler: ChannelInboundHandler, UpstreamResponseDelegate {
+final class ProxyHandler: ChannelInboundHandler, RemovableChannelHandler, UpstreamResponseDelegate {
     typealias InboundIn = HTTPServerRequestPart
     typealias OutboundOut = HTTPServerResponsePart
 
@@ -75,8 +75,13 @@ final class ProxyHandler: ChannelInboundHandler, UpstreamResponseDelegate {
     /// The request's place in its route's experiment, if the route has one.
     var serving: Serving?
 
-    init(loopContext: LoopContext) {
+    /// On an HTTP/2 stream: one exchange; its connection is counted and limited by
+    /// ``HTTP2ConnectionGuard``, not here.
+    let isStream: Bool
+
+    init(loopContext: LoopContext, stream: Bool = false) {
         self.loopContext = loopContext
+        self.isStream = stream
     }
 
     var limits: LimitsConfiguration { self.loopContext.runtime.configuration.limits }
@@ -87,18 +92,7 @@ final class ProxyHandler: ChannelInboundHandler, UpstreamResponseDelegate {
         self.context = context
         self.requestTimer = LoopDeadline(on: context.eventLoop) { [weak self] in self?.requestTimedOut() }
         self.loopContext.register(self)
-        let statistics = self.loopContext.shared.statistics
-        let open = statistics.openConnections.add(1, ordering: .relaxed).newValue
-        let limit = self.loopContext.runtime.configuration.server.maxConnections
-        if open > limit {
-            // Thousands of idle keep-alive connections must not exhaust file descriptors or memory.
-            let refused = statistics.refusedConnections.add(1, ordering: .relaxed).newValue
-            if refused == 1 || refused % 1_000 == 0 {
-                self.loopContext.shared.logger.warning(
-                    "connection limit reached: closing new client connections",
-                    metadata: ["server.max_connections": "\(limit)", "shadow.connections.refused": "\(refused)"]
-                )
-            }
+        if !self.isStream, !self.loopContext.admitConnection() {
             self.state = .closed
             // The initializer adds this handler before the channel is registered and active;
             // a close issued then can fail, leaving the connection open and counted. Close it
@@ -128,7 +122,7 @@ final class ProxyHandler: ChannelInboundHandler, UpstreamResponseDelegate {
         self.requestTimer?.cancel()
         self.requestTimer = nil
         self.loopContext.unregister(self)
-        self.loopContext.shared.statistics.openConnections.subtract(1, ordering: .relaxed)
+        if !self.isStream { self.loopContext.shared.statistics.openConnections.subtract(1, ordering: .relaxed) }
         self.context = nil
     }
 

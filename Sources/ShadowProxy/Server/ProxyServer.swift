@@ -65,20 +65,16 @@ public final class ProxyServer: Service, Sendable {
                     guard let bound = contexts[ObjectIdentifier(channel.eventLoop)] else {
                         throw ServeError("no loop context for event loop")
                     }
-                    let sniffer = HTTPVersionSniffer(
-                        http1: { channel in
-                            try channel.pipeline.syncOperations.configureHTTPServerPipeline(
-                                withPipeliningAssistance: true,
-                                withErrorHandling: false,
-                                withOutboundHeaderValidation: false,
-                                withEncoderConfiguration: .init(),
-                                withDecoderLimitConfiguration: decoderLimits
-                            )
-                            try channel.pipeline.syncOperations.addHandler(ProxyHandler(loopContext: bound.value))
-                        },
-                        http2: { channel in try Self.configureHTTP2(channel, limits: limits, context: bound) }
+                    let pipeline = channel.pipeline.syncOperations
+                    try pipeline.addHandler(HTTPVersionSniffer { channel in try Self.switchToHTTP2(channel, limits: limits, context: bound) })
+                    try pipeline.configureHTTPServerPipeline(
+                        withPipeliningAssistance: true,
+                        withErrorHandling: false,
+                        withOutboundHeaderValidation: false,
+                        withEncoderConfiguration: .init(),
+                        withDecoderLimitConfiguration: decoderLimits
                     )
-                    try channel.pipeline.syncOperations.addHandler(sniffer)
+                    try pipeline.addHandler(ProxyHandler(loopContext: bound.value))
                 }
             }
             .bind(host: listen.host, port: listen.port)
@@ -90,21 +86,36 @@ public final class ProxyServer: Service, Sendable {
     /// server sets. NIO's HTTP/2 handler bounds the known attacks itself (rapid reset, CVE-2023-44487;
     /// CONTINUATION floods; too many control frames or protocol glitches): it answers them with a
     /// GOAWAY and the connection closes, other connections unaffected.
-    static func configureHTTP2(_ channel: any Channel, limits: LimitsConfiguration, context: NIOLoopBound<LoopContext>) throws {
+    static func switchToHTTP2(_ channel: any Channel, limits: LimitsConfiguration, context: NIOLoopBound<LoopContext>) throws {
+        let pipeline = channel.pipeline.syncOperations
+        // The HTTP/1.1 handlers the connection started with (none has seen a byte yet). Some
+        // leave the pipeline a moment later, so the HTTP/2 ones go in before them, right after
+        // the sniffer that hands them the bytes.
+        let sniffer = try pipeline.handler(type: HTTPVersionSniffer.self)
+        pipeline.removeHandler(context: try pipeline.context(handlerType: ProxyHandler.self), promise: nil)
+        pipeline.removeHandler(context: try pipeline.context(handlerType: HTTPServerPipelineHandler.self), promise: nil)
+        pipeline.removeHandler(context: try pipeline.context(handlerType: ByteToMessageHandler<HTTPRequestDecoder>.self), promise: nil)
+        pipeline.removeHandler(context: try pipeline.context(handlerType: HTTPResponseEncoder.self), promise: nil)
         var connection = NIOHTTP2Handler.ConnectionConfiguration()
         connection.initialSettings = [
             HTTP2Setting(parameter: .maxConcurrentStreams, value: limits.http2MaxConcurrentStreams),
             HTTP2Setting(parameter: .maxHeaderListSize, value: limits.maxHeaderBytes),
         ]
-        let pipeline = channel.pipeline.syncOperations
-        _ = try pipeline.configureHTTP2Pipeline(mode: .server, connectionConfiguration: connection, streamConfiguration: .init()) { stream in
+        let guardHandler = HTTP2ConnectionGuard(context: context.value)
+        _ = try pipeline.configureHTTP2Pipeline(
+            mode: .server,
+            connectionConfiguration: connection,
+            streamConfiguration: .init(),
+            streamDelegate: HTTP2ConnectionGuard.StreamCounter(NIOLoopBound(guardHandler, eventLoop: channel.eventLoop)),
+            position: .after(sniffer)
+        ) { stream in
             stream.eventLoop.makeCompletedFuture {
                 try stream.pipeline.syncOperations.addHandler(HTTP2FramePayloadToHTTP1ServerCodec())
                 // Streams run on their connection's event loop, the one `context` is bound to.
-                try stream.pipeline.syncOperations.addHandler(ProxyHandler(loopContext: context.value))
+                try stream.pipeline.syncOperations.addHandler(ProxyHandler(loopContext: context.value, stream: true))
             }
         }
-        try pipeline.addHandler(HTTP2ConnectionGuard(context: context.value))
+        try pipeline.addHandler(guardHandler, position: .after(try pipeline.handler(type: NIOHTTP2Handler.self)))
     }
 
     /// Whether every event loop runs a no-op within `limit` (a wedged loop would not).

@@ -2,6 +2,7 @@ import NIOCore
 import NIOHTTP1
 import NIOHTTP2
 import NIOPosix
+import ShadowTensor
 
 /// A minimal HTTP/2 client with prior knowledge (h2c, as gRPC clients connect) over one
 /// connection, for tests and benchmarks: each request gets its own stream, so many can be in
@@ -85,12 +86,10 @@ public final class HTTP2TestClient: Sendable {
         headers: [(String, String)] = [],
         onFirstBody: (@Sendable () -> Void)? = nil
     ) async throws -> HTTP2TestResponse {
-        let length = UInt32(message.count)
-        let framed = [0, UInt8(length >> 24), UInt8(length >> 16 & 0xFF), UInt8(length >> 8 & 0xFF), UInt8(length & 0xFF)] + message
-        return try await self.send(
+        try await self.send(
             path: path,
             headers: [("content-type", "application/grpc"), ("te", "trailers")] + headers,
-            body: framed,
+            body: GRPCFraming.frame(message),
             onFirstBody: onFirstBody
         )
     }
@@ -119,20 +118,8 @@ public struct HTTP2TestResponse: Sendable {
     /// `grpc-status`, from the trailers or (trailers-only) the head.
     public var grpcStatus: Int? { (self.trailer("grpc-status") ?? self.header("grpc-status")).flatMap { Int($0) } }
 
-    /// The gRPC messages of the body, unframed.
-    public var messages: [[UInt8]] {
-        var messages: [[UInt8]] = []
-        var offset = 0
-        while self.body.count - offset >= 5 {
-            let length =
-                Int(self.body[offset + 1]) << 24 | Int(self.body[offset + 2]) << 16 | Int(self.body[offset + 3]) << 8 | Int(self.body[offset + 4])
-            offset += 5
-            guard self.body.count - offset >= length else { break }
-            messages.append(Array(self.body[offset..<(offset + length)]))
-            offset += length
-        }
-        return messages
-    }
+    /// The gRPC messages of the body, unframed (none when the framing is broken).
+    public var messages: [[UInt8]] { GRPCFraming.messages(in: self.body) ?? [] }
 }
 
 private final class StreamCollector: ChannelInboundHandler {

@@ -21,10 +21,7 @@ extension TensorDecoder {
                 contents: $0.hasContents ? $0.contents : nil
             )
         }
-        var members: [(key: String, value: JSONValue)] = [("model_name", .string(request.modelName))]
-        if !request.modelVersion.isEmpty { members.append(("model_version", .string(request.modelVersion))) }
-        if !request.id.isEmpty { members.append(("id", .string(request.id))) }
-        if !request.parameters.isEmpty { members.append(("parameters", Self.parameters(request.parameters))) }
+        var members = Self.header(request.modelName, request.modelVersion, request.id, request.parameters)
         members.append(("inputs", try Self.tensors(inputs, raw: request.rawInputContents, message: "ModelInferRequest", field: "raw_input_contents")))
         if !request.outputs.isEmpty {
             let outputs = request.outputs.map { output -> JSONValue in
@@ -47,14 +44,25 @@ extension TensorDecoder {
                 contents: $0.hasContents ? $0.contents : nil
             )
         }
-        var members: [(key: String, value: JSONValue)] = [("model_name", .string(response.modelName))]
-        if !response.modelVersion.isEmpty { members.append(("model_version", .string(response.modelVersion))) }
-        if !response.id.isEmpty { members.append(("id", .string(response.id))) }
-        if !response.parameters.isEmpty { members.append(("parameters", Self.parameters(response.parameters))) }
+        var members = Self.header(response.modelName, response.modelVersion, response.id, response.parameters)
         members.append(
             ("outputs", try Self.tensors(outputs, raw: response.rawOutputContents, message: "ModelInferResponse", field: "raw_output_contents"))
         )
         return .object(members)
+    }
+
+    /// The members a request and a response share: the model, its version, the id, parameters.
+    static func header(
+        _ modelName: String,
+        _ modelVersion: String,
+        _ id: String,
+        _ parameters: [String: Inference_InferParameter]
+    ) -> [(key: String, value: JSONValue)] {
+        var members: [(key: String, value: JSONValue)] = [("model_name", .string(modelName))]
+        if !modelVersion.isEmpty { members.append(("model_version", .string(modelVersion))) }
+        if !id.isEmpty { members.append(("id", .string(id))) }
+        if !parameters.isEmpty { members.append(("parameters", Self.parameters(parameters))) }
+        return members
     }
 
     /// The tensors as V2 REST objects; raw buffers, when present, belong to the tensors in order.

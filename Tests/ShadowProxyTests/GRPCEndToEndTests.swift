@@ -245,6 +245,48 @@ import class GRDB.Row
         }
     }
 
+    /// The V2 REST binary tensor extension over HTTP/1.1: tritonclient's own request body
+    /// (`Fixtures/tensors/v2-binary-request.bin`), a baseline answering in binary and a candidate
+    /// answering the same tensors as JSON. Both are decoded, so the pair compares equal, and
+    /// `json_extract` reads the request's tensors.
+    @Test func theBinaryTensorExtensionIsDecodedOverHTTP1() async throws {
+        let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../../Fixtures/tensors")
+        let body = Array(try Data(contentsOf: fixtures.appendingPathComponent("v2-binary-request.bin")))
+        let header = #"{"model_name":"m","outputs":[{"name":"scores","datatype":"FP32","shape":[2],"parameters":{"binary_data_size":8}}]}"#
+        let scores: [Float] = [0.25, 0.75]
+        let binary = Array(header.utf8) + scores.flatMap { withUnsafeBytes(of: $0.bitPattern.littleEndian, Array.init) }
+        let json = #"{"model_name":"m","outputs":[{"name":"scores","datatype":"FP32","shape":[2],"data":[0.25,0.75]}]}"#
+        try await withSidecar(
+            baseline: .responder { _ in
+                FixtureResponse(
+                    headers: [("content-type", "application/octet-stream"), ("inference-header-content-length", String(header.utf8.count))],
+                    body: binary
+                )
+            },
+            candidates: [("v2", .responder { _ in .json(json) })],
+            configure: { $0.routes[0].scorer = ScorerConfiguration(kind: .json, outputProtocol: .kserveV2) }
+        ) { sidecar, _, candidates in
+            let client = try await sidecar.client()
+            let answer = try await client.send(
+                method: .POST,
+                path: "/v2/models/m/infer",
+                headers: [("content-type", "application/octet-stream"), ("inference-header-content-length", "329")],
+                body: body
+            )
+            #expect(answer.body == binary, "the client gets the baseline's bytes")
+            #expect(try await eventually { (candidates[0]?.requestCount ?? 0) == 1 })
+            await sidecar.stop()
+            let queue = try DatabaseQueue(path: sidecar.databasePath)
+            try await queue.read { db in
+                let row = try #require(try Row.fetchOne(db, sql: "SELECT * FROM pairs"))
+                #expect((row["diverged"] as Int?) == 0, "decoded, not compared as bytes: \(row)")
+                #expect(try String.fetchOne(db, sql: "SELECT json_extract(request_body, '$.inputs[1].data[1]') FROM pairs") == "bc")
+                #expect(try Double.fetchOne(db, sql: "SELECT json_extract(baseline_body, '$.outputs[0].data[1]') FROM pairs") == 0.75)
+            }
+            try queue.close()
+        }
+    }
+
     @Test func aFailingBaselineIsAGRPCStatusNotAnErrorPage() async throws {
         try await withSidecar(baseline: .refusing, configure: Self.grpcRoute(ScorerConfiguration(kind: .exact))) { sidecar, _, _ in
             let client = try await HTTP2TestClient.connect(port: sidecar.port)

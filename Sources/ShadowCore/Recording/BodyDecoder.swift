@@ -36,6 +36,7 @@ extension ExchangeRecord {
         func decode(_ body: inout CapturedBody, _ side: BodySide, _ framing: BodyFraming) {
             guard !body.bytes.isEmpty, !body.truncated, let json = decoder.decode(body.bytes, side: side, framing: framing) else { return }
             body = CapturedBody(bytes: json, totalBytes: body.totalBytes)
+            body.isDecoded = true
         }
         let request = BodyFraming(path: self.path, contentType: self.requestContentType, inferenceHeaderLength: self.requestInferenceHeaderLength)
         decode(&record.requestBody, .request, request)

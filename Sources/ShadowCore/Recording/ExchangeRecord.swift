@@ -64,7 +64,10 @@ public struct CapturedBody: Sendable, Equatable {
     public var bytes: [UInt8]
     /// Bytes seen in total, including any beyond the cap.
     public var totalBytes: Int
-    public var truncated: Bool { self.totalBytes > self.bytes.count }
+    /// The bytes are a decoded form (JSON text of a binary tensor message): `totalBytes` is
+    /// still the size on the wire, and no longer says whether the bytes were cut.
+    public var isDecoded = false
+    public var truncated: Bool { !self.isDecoded && self.totalBytes > self.bytes.count }
 
     public init(bytes: [UInt8] = [], totalBytes: Int? = nil) {
         self.bytes = bytes

@@ -92,6 +92,8 @@ let package = Package(
             dependencies: [
                 "ShadowCore",
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+                .product(name: "CompressNIO", package: "compress-nio"),
+                .product(name: "NIOCore", package: "swift-nio"),
             ],
             exclude: ["Protos"]
         ),
@@ -191,7 +193,10 @@ let package = Package(
         ),
         .testTarget(
             name: "ShadowTensorTests",
-            dependencies: ["ShadowCore", "ShadowTensor", .product(name: "SwiftProtobuf", package: "swift-protobuf")]
+            dependencies: [
+                "ShadowCore", "ShadowTensor", .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+                .product(name: "CompressNIO", package: "compress-nio"), .product(name: "NIOCore", package: "swift-nio"),
+            ]
         ),
         .testTarget(
             name: "ShadowParquetTests",

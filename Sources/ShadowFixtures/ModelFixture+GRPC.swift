@@ -17,8 +17,8 @@ extension ModelFixture {
         case Self.grpcPredict: message = .tfServingRequest
         default: return Self.grpcError(12, "unknown method \(request.uri.prefix(100))")
         }
-        guard let frames = GRPCFraming.messages(in: request.body), frames.count == 1 else {
-            return Self.grpcError(13, "expected one uncompressed message")
+        guard let frames = GRPCFraming.messages(in: request.body, encoding: request.header("grpc-encoding")), frames.count == 1 else {
+            return Self.grpcError(13, "expected one message (uncompressed, gzip or deflate)")
         }
         let document: JSONValue
         do {

@@ -1,3 +1,5 @@
+import CompressNIO
+import NIOCore
 import ShadowCore
 
 /// Reads a tensor protocol's binary bodies as JSON for the recorder: gRPC messages of KServe V2
@@ -16,7 +18,9 @@ public struct TensorBodyDecoder: BodyDecoder {
 
     public func decode(_ body: [UInt8], side: BodySide, framing: BodyFraming) -> [UInt8]? {
         if framing.contentType?.lowercased().hasPrefix("application/grpc") == true {
-            guard let message = self.message(path: framing.path, side: side), let messages = GRPCFraming.messages(in: body) else { return nil }
+            guard let message = self.message(path: framing.path, side: side),
+                let messages = GRPCFraming.messages(in: body, encoding: framing.grpcEncoding)
+            else { return nil }
             let decoded = messages.compactMap { try? TensorDecoder.decode($0, as: message) }
             guard decoded.count == messages.count, let first = decoded.first else { return nil }
             return Array((decoded.count == 1 ? first : .array(decoded)).serialized.utf8)
@@ -44,20 +48,44 @@ public struct TensorBodyDecoder: BodyDecoder {
 /// gRPC's message framing over HTTP/2: each message is a compressed flag (1 byte), a big-endian
 /// length (4 bytes) and the message.
 public enum GRPCFraming {
-    /// The messages of a whole body; nil when the framing is broken or a message is compressed
-    /// (`grpc-encoding`: left to byte comparison).
-    public static func messages(in body: [UInt8]) -> [[UInt8]]? {
+    /// A decompressed message may grow to at most this (a compression bomb stops there, and the
+    /// pair is compared byte for byte).
+    public static let maximumDecompressedBytes = 16 << 20
+
+    /// The messages of a whole body, compressed ones inflated when `encoding` is `gzip` or
+    /// `deflate`; nil when the framing is broken or a compressed message cannot be inflated
+    /// (another `grpc-encoding`, or bad data: left to byte comparison).
+    public static func messages(in body: [UInt8], encoding: String? = nil) -> [[UInt8]]? {
         var messages: [[UInt8]] = []
         var offset = 0
         while offset < body.count {
-            guard body.count - offset >= 5, body[offset] == 0 else { return nil }
+            guard body.count - offset >= 5, body[offset] <= 1 else { return nil }
+            let compressed = body[offset] == 1
             let length = Int(body[offset + 1]) << 24 | Int(body[offset + 2]) << 16 | Int(body[offset + 3]) << 8 | Int(body[offset + 4])
             offset += 5
             guard body.count - offset >= length else { return nil }
-            messages.append(Array(body[offset..<(offset + length)]))
+            let message = Array(body[offset..<(offset + length)])
+            if compressed {
+                guard let inflated = Self.inflate(message, encoding: encoding) else { return nil }
+                messages.append(inflated)
+            } else {
+                messages.append(message)
+            }
             offset += length
         }
         return messages
+    }
+
+    static func inflate(_ message: [UInt8], encoding: String?) -> [UInt8]? {
+        let algorithm: CompressionAlgorithm
+        switch encoding?.lowercased() {
+        case "gzip": algorithm = .gzip()
+        case "deflate": algorithm = .zlib()
+        default: return nil
+        }
+        var buffer = ByteBuffer(bytes: message)
+        guard let inflated = try? buffer.decompress(with: algorithm, maxSize: Self.maximumDecompressedBytes) else { return nil }
+        return Array(inflated.readableBytesView)
     }
 
     /// One message, framed uncompressed.

@@ -1,4 +1,6 @@
+import CompressNIO
 import Foundation
+import NIOCore
 import ShadowCore
 import ShadowTensor
 import SwiftProtobuf
@@ -125,6 +127,28 @@ import Testing
             try TensorDecoder.decode(Array(try response.serializedData()), as: .tfServingResponse)
         } throws: { error in
             (error as? TensorDecodingError)?.description == #"PredictResponse, tensor "scores": shape [2, 2] holds 4 elements, the tensor carries 3"#
+        }
+    }
+
+    /// gzip- and deflate-compressed messages (`grpc-encoding`) are inflated for decoding; an
+    /// encoding not understood, or a compressed message without one, is left to byte comparison.
+    @Test func compressedMessagesAreInflated() throws {
+        let message = try Self.fixture("kserve-response-raw.bin")
+        let expected = try TensorDecoder.decode(message, as: .kserveV2Response)
+        let decoder = try #require(TensorBodyDecoder(outputProtocol: .kserveV2))
+        for (encoding, algorithm) in [("gzip", CompressionAlgorithm.gzip()), ("deflate", CompressionAlgorithm.zlib())] {
+            var buffer = ByteBuffer(bytes: message)
+            let compressed = Array(try buffer.compress(with: algorithm).readableBytesView)
+            var framed = GRPCFraming.frame(compressed)
+            framed[0] = 1
+            let framing = BodyFraming(path: "/inference.GRPCInferenceService/ModelInfer", contentType: "application/grpc", grpcEncoding: encoding)
+            let decoded = try #require(decoder.decode(framed, side: .response, framing: framing), "\(encoding)")
+            #expect(try JSONParser().parse(decoded) == expected, "\(encoding)")
+            var unknown = framing
+            unknown.grpcEncoding = "snappy"
+            #expect(decoder.decode(framed, side: .response, framing: unknown) == nil)
+            unknown.grpcEncoding = nil
+            #expect(decoder.decode(framed, side: .response, framing: unknown) == nil)
         }
     }
 

@@ -71,11 +71,18 @@ try:
         return call(request, timeout=10).SerializeToString(deterministic=True)
     for index in range(20):
         check(predict(channel, index) == predict(direct_channel, index), f"grpcio Predict {index}: the answer through the sidecar differs from direct")
+    # 3. grpcio with gzip-compressed requests: passed through untouched, decoded for the record.
+    compressed = grpc.insecure_channel(f"127.0.0.1:{port}", compression=grpc.Compression.Gzip)
+    direct_compressed = grpc.insecure_channel(f"127.0.0.1:{baseline}", compression=grpc.Compression.Gzip)
+    for index in range(100, 110):
+        check(predict(compressed, index) == predict(direct_compressed, index), f"grpcio gzip Predict {index}: the answer through the sidecar differs from direct")
 
     kserve = common.query(database, "SELECT count(*) FROM pairs WHERE route = 'kserve'", lambda rows: rows and rows[0][0] >= 104)
     check(kserve and kserve[0][0] == 104, f"kserve: {kserve} pairs recorded, expected 104")
-    tf = common.query(database, "SELECT count(*) FROM pairs WHERE route = 'tf-serving'", lambda rows: rows and rows[0][0] >= 20)
-    check(tf and tf[0][0] == 20, f"tf-serving: {tf} pairs recorded, expected 20")
+    tf = common.query(database, "SELECT count(*) FROM pairs WHERE route = 'tf-serving'", lambda rows: rows and rows[0][0] >= 30)
+    check(tf and tf[0][0] == 30, f"tf-serving: {tf} pairs recorded, expected 30")
+    gzipped = common.query(database, "SELECT count(*) FROM pairs WHERE route = 'tf-serving' AND json_extract(request_body, '$.inputs.x[0][0]') >= 100", lambda rows: rows and rows[0][0] >= 10)
+    check(gzipped and gzipped[0][0] == 10, f"gzip-compressed requests recorded decoded: {gzipped}")
     decoded = common.query(database, "SELECT count(*) FROM pairs WHERE route = 'kserve' AND json_extract(request_body, '$.id') LIKE 'triton-%' AND json_extract(baseline_body, '$.outputs[0].name') = 'label' AND baseline_grpc_status = 0", lambda rows: rows and rows[0][0] >= 104)
     check(decoded and decoded[0][0] == 104, f"kserve pairs with decoded tensors and grpc status 0: {decoded}")
     outcomes = common.query(database, "SELECT outcome, count(*) FROM pairs GROUP BY 1", lambda rows: True)
@@ -83,7 +90,7 @@ try:
     check(compared >= 100, f"compared pairs: {outcomes}")
     diverged = common.query(database, "SELECT sum(diverged) FROM pairs WHERE route = 'kserve'", lambda rows: True)[0][0] or 0
     check(0 < diverged < 40, f"the candidate disagrees on about 10% of inputs; {diverged} of 104 diverged")
-    print(f"grpc clients: 104 tritonclient ModelInfer + 20 grpcio Predict calls, equal to direct; {compared} compared, {diverged} diverged (kserve)")
+    print(f"grpc clients: 104 tritonclient ModelInfer + 30 grpcio Predict calls (10 gzip-compressed), equal to direct; {compared} compared, {diverged} diverged (kserve)")
 finally:
     common.stop_all()
 

@@ -19,11 +19,14 @@ public struct BodyFraming: Sendable, Equatable {
     public var contentType: String?
     /// `Inference-Header-Content-Length`: the JSON part of a V2 binary tensor body.
     public var inferenceHeaderLength: Int?
+    /// `grpc-encoding`: how compressed gRPC messages of the body are compressed.
+    public var grpcEncoding: String?
 
-    public init(path: String, contentType: String?, inferenceHeaderLength: Int? = nil) {
+    public init(path: String, contentType: String?, inferenceHeaderLength: Int? = nil, grpcEncoding: String? = nil) {
         self.path = path
         self.contentType = contentType
         self.inferenceHeaderLength = inferenceHeaderLength
+        self.grpcEncoding = grpcEncoding
     }
 }
 
@@ -38,10 +41,20 @@ extension ExchangeRecord {
             body = CapturedBody(bytes: json, totalBytes: body.totalBytes)
             body.isDecoded = true
         }
-        let request = BodyFraming(path: self.path, contentType: self.requestContentType, inferenceHeaderLength: self.requestInferenceHeaderLength)
+        let request = BodyFraming(
+            path: self.path,
+            contentType: self.requestContentType,
+            inferenceHeaderLength: self.requestInferenceHeaderLength,
+            grpcEncoding: self.requestGRPCEncoding
+        )
         decode(&record.requestBody, .request, request)
         func response(_ arm: ArmResult) -> BodyFraming {
-            BodyFraming(path: self.path, contentType: arm.contentType, inferenceHeaderLength: arm.inferenceHeaderLength)
+            BodyFraming(
+                path: self.path,
+                contentType: arm.contentType,
+                inferenceHeaderLength: arm.inferenceHeaderLength,
+                grpcEncoding: arm.grpcEncoding
+            )
         }
         decode(&record.baseline.body, .response, response(self.baseline))
         for index in record.candidates.indices {

@@ -31,6 +31,8 @@ public struct ExchangeRecord: Sendable {
     /// The request's `Content-Type` and `Inference-Header-Content-Length`, for the decoder.
     public var requestContentType: String?
     public var requestInferenceHeaderLength: Int?
+    /// The request's `grpc-encoding`, for the decoder.
+    public var requestGRPCEncoding: String?
 
     public init(
         requestID: String,
@@ -97,6 +99,8 @@ public struct ArmResult: Sendable, Equatable {
     public var grpcStatus: Int?
     /// `Inference-Header-Content-Length`: the JSON part of a V2 binary tensor answer.
     public var inferenceHeaderLength: Int?
+    /// A gRPC answer's `grpc-encoding` (its compressed messages' compression).
+    public var grpcEncoding: String?
 
     public init(
         version: String,

@@ -131,6 +131,7 @@ extension ProxyHandler {
             record.bodyDecoder = decoder
             record.requestContentType = request.head.headers.first(name: "content-type")
             record.requestInferenceHeaderLength = request.head.headers.first(name: "inference-header-content-length").flatMap { Int($0) }
+            record.requestGRPCEncoding = request.head.headers.first(name: "grpc-encoding")
         }
         return record
     }

@@ -32,6 +32,7 @@ struct AnswerCapture {
         // A trailers-only gRPC answer (an error before any message) carries its status here.
         if let status = head.headers.first(name: "grpc-status") { self.result.grpcStatus = Int(status) }
         if let length = head.headers.first(name: "inference-header-content-length") { self.result.inferenceHeaderLength = Int(length) }
+        self.result.grpcEncoding = head.headers.first(name: "grpc-encoding")
     }
 
     /// The answer's trailers: gRPC's status is read from them.

@@ -174,6 +174,35 @@ import Testing
         }
     }
 
+    /// A client that never opens its flow-control window (SETTINGS_INITIAL_WINDOW_SIZE 0, no
+    /// WINDOW_UPDATE) cannot take the answer: the stream is let go at `server.idle_timeout`, then
+    /// the connection, now without streams, too. Nothing waits on it forever.
+    @Test func aWindowNeverOpenedIsLetGoAtTheIdleTimeout() async throws {
+        try await withSidecar(
+            baseline: .h2c { _ in
+                FixtureResponse(
+                    headers: [("content-type", "application/grpc")],
+                    body: GRPCFraming.frame([UInt8](repeating: 7, count: 1_000)),
+                    trailers: [("grpc-status", "0")]
+                )
+            },
+            configure: { configuration in
+                GRPCEndToEndTests.grpcRoute(ScorerConfiguration(kind: .exact))(&configuration)
+                configuration.server.idleTimeout = .milliseconds(500)
+            }
+        ) { sidecar, baseline, _ in
+            let connection = try RawConnection(port: sidecar.port, timeout: .seconds(30))
+            let closedWindow = Self.frame(type: 0x4, [0x00, 0x04, 0, 0, 0, 0])  // SETTINGS_INITIAL_WINDOW_SIZE = 0
+            let request = Self.frame(type: Self.headersType, flags: Self.endHeaders | Self.endStream, stream: 1, Self.requestBlock)
+            _ = connection.sendChecked(Self.preface + closedWindow + request)
+            let (bytes, closed) = await connection.receiveBytesUntilClosed()
+            #expect(baseline?.requestCount == 1, "the baseline answered")
+            #expect(closed, "closed by the sidecar, not by the 30 s receive timeout")
+            #expect(!Self.frames(bytes).contains { $0.type == 0x0 && $0.stream == 1 }, "no DATA went out on the closed window")
+            #expect(try await eventually { sidecar.sidecar.statistics.snapshot.openConnections == 0 })
+        }
+    }
+
     /// Something that starts like the preface but is not one is HTTP/1.1, and bad HTTP/1.1.
     @Test func anInvalidPrefaceIsABadRequest() async throws {
         try await Self.underAttack { port in

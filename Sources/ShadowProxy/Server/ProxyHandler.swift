@@ -158,7 +158,9 @@ final class ProxyHandler: ChannelInboundHandler, RemovableChannelHandler, Upstre
         case .forwarding:
             if self.upload != nil { self.abortUpload(.requestTimeout()) }
         case .closed:
-            break
+            // The answer was written but never taken (an HTTP/2 client that never opens its
+            // flow-control window, an HTTP/1.1 one that stopped reading): let it go.
+            self.context?.close(promise: nil)
         }
     }
 
@@ -372,6 +374,8 @@ final class ProxyHandler: ChannelInboundHandler, RemovableChannelHandler, Upstre
         self.setUploadPaused(false)
         if close || self.closeWhenDone {
             self.state = .closed
+            // Closed once the answer is out, or at the idle timeout if the client never takes it.
+            self.armRequestTimer()
             context.writeAndFlush(Self.wrapOutboundOut(.end(trailers))).assumeIsolated().whenComplete { _ in
                 context.close(promise: nil)
             }

@@ -156,7 +156,8 @@ final class UpstreamPool {
                 self.loggedFailure = nil
                 let connection = HTTP2UpstreamConnection(channel: channel, multiplexer: multiplexer)
                 watcher.onGoAway = { [weak connection] in connection?.markGoingAway() }
-                self.http2?.channel.close(mode: .all, promise: nil)
+                // A retired connection is not closed here: the streams the upstream accepted
+                // before its GOAWAY finish on it, and the upstream closes it.
                 self.http2 = connection
                 for call in waiting where !call.finished { connection.open(call, pool: self, generation: generation) }
             case .failure(let error):

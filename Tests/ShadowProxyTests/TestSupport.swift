@@ -220,7 +220,7 @@ func withSidecar(
 
 /// Sends raw bytes on a fresh TCP connection and reads until the server closes it (or `timeout`).
 /// Returns what the server sent and whether it closed the connection.
-func rawExchange(port: Int, _ request: [UInt8], timeout: Duration = .seconds(5)) async -> (response: String, closed: Bool) {
+func rawExchange(port: Int, _ request: [UInt8], timeout: Duration = .seconds(30)) async -> (response: String, closed: Bool) {
     await offPool {
         guard let connection = try? RawConnection(port: port, timeout: timeout) else { return ("connect failed", false) }
         connection.send(request)
@@ -242,7 +242,9 @@ final class RawConnection {
     let descriptor: Int32
     private var open = true
 
-    init(port: Int, timeout: Duration = .seconds(5)) throws {
+    /// `timeout` bounds each receive: a test that waits for the server to close must not take a
+    /// busy machine's slowness (a full parallel run) for a connection left open.
+    init(port: Int, timeout: Duration = .seconds(30)) throws {
         self.descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         var address = sockaddr_in()
         address.sin_family = sa_family_t(AF_INET)

@@ -17,7 +17,7 @@ public struct TensorBodyDecoder: BodyDecoder {
     }
 
     public func decode(_ body: [UInt8], side: BodySide, framing: BodyFraming) -> [UInt8]? {
-        if framing.contentType?.lowercased().hasPrefix("application/grpc") == true {
+        if GRPCSemantics.isGRPC(contentType: framing.contentType) {
             guard let message = self.message(path: framing.path, side: side),
                 let messages = GRPCFraming.messages(in: body, encoding: framing.grpcEncoding)
             else { return nil }

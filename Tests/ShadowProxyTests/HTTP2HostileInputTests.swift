@@ -29,19 +29,9 @@ extension HTTP2AndGRPCTests {
 
         /// The GOAWAY frames' error codes among the bytes a server sent (after its SETTINGS).
         static func goAwayCodes(_ bytes: [UInt8]) -> [UInt32] {
-            var codes: [UInt32] = []
-            var offset = 0
-            while bytes.count - offset >= 9 {
-                let length = Int(bytes[offset]) << 16 | Int(bytes[offset + 1]) << 8 | Int(bytes[offset + 2])
-                let type = bytes[offset + 3]
-                guard bytes.count - offset - 9 >= length else { break }
-                if type == 0x7, length >= 8 {
-                    let code = bytes[(offset + 13)..<(offset + 17)].reduce(UInt32(0)) { $0 << 8 | UInt32($1) }
-                    codes.append(code)
-                }
-                offset += 9 + length
+            Self.frames(bytes).filter { $0.type == 0x7 && $0.payload.count >= 8 }.map { frame in
+                frame.payload[4..<8].reduce(UInt32(0)) { $0 << 8 | UInt32($1) }
             }
-            return codes
         }
 
         /// Runs `attack` against a sidecar with a gRPC baseline, then checks a well-behaved client
@@ -150,14 +140,15 @@ extension HTTP2AndGRPCTests {
             }
         }
 
-        /// The frames in `bytes`: type and stream.
-        static func frames(_ bytes: [UInt8]) -> [(type: UInt8, stream: UInt32)] {
-            var frames: [(type: UInt8, stream: UInt32)] = []
+        /// The whole frames in `bytes`: type, stream and payload.
+        static func frames(_ bytes: [UInt8]) -> [(type: UInt8, stream: UInt32, payload: ArraySlice<UInt8>)] {
+            var frames: [(type: UInt8, stream: UInt32, payload: ArraySlice<UInt8>)] = []
             var offset = 0
             while bytes.count - offset >= 9 {
                 let length = Int(bytes[offset]) << 16 | Int(bytes[offset + 1]) << 8 | Int(bytes[offset + 2])
+                guard bytes.count - offset - 9 >= length else { break }  // a frame still arriving
                 let stream = bytes[(offset + 5)..<(offset + 9)].reduce(UInt32(0)) { $0 << 8 | UInt32($1) } & 0x7FFF_FFFF
-                frames.append((bytes[offset + 3], stream))
+                frames.append((bytes[offset + 3], stream, bytes[(offset + 9)..<(offset + 9 + length)]))
                 offset += 9 + length
             }
             return frames

@@ -2,9 +2,12 @@
 /// how an error the sidecar answers itself is spelled for a gRPC client.
 public enum GRPCSemantics {
     /// Whether a `Content-Type` is gRPC's (`application/grpc`, `application/grpc+proto`, …).
+    /// Runs on every request: compares bytes in place rather than lowercasing a copy.
     public static func isGRPC(contentType: String?) -> Bool {
         guard let contentType else { return false }
-        return contentType.lowercased().hasPrefix("application/grpc")
+        let prefix = "application/grpc".utf8
+        let start = contentType.utf8.prefix(prefix.count)
+        return start.count == prefix.count && zip(start, prefix).allSatisfy { ((0x41...0x5A).contains($0) ? $0 | 0x20 : $0) == $1 }
     }
 
     /// A `grpc-timeout` value (`TimeoutValue TimeoutUnit`: at most 8 digits, then H, M, S, m, u

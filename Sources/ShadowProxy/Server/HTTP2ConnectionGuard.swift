@@ -16,7 +16,6 @@ final class HTTP2ConnectionGuard: ChannelInboundHandler {
     private let loopContext: LoopContext
     private weak var context: ChannelHandlerContext?
     private var sentGoAway = false
-    private var admitted = false
     private var openStreams = 0
     private var idleTimer: LoopDeadline?
 
@@ -27,7 +26,7 @@ final class HTTP2ConnectionGuard: ChannelInboundHandler {
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
         self.loopContext.register(http2: self)
-        self.admitted = true
+        // Counted even when refused (admitConnection counts first), so always uncounted below.
         guard self.loopContext.admitConnection() else {
             context.close(promise: nil)
             return
@@ -40,7 +39,7 @@ final class HTTP2ConnectionGuard: ChannelInboundHandler {
     func handlerRemoved(context: ChannelHandlerContext) {
         self.idleTimer?.cancel()
         self.loopContext.unregister(http2: self)
-        if self.admitted { self.loopContext.shared.statistics.openConnections.subtract(1, ordering: .relaxed) }
+        self.loopContext.shared.statistics.openConnections.subtract(1, ordering: .relaxed)
         self.context = nil
     }
 

@@ -92,6 +92,7 @@ extension ProxyHandler {
             latency: route.metrics.baseline,
             breaker: nil,
             breakerEpoch: 0,
+            clientDeadline: self.grpcTimeout,
             shared: shared
         )
         if lane.submit(call) {

@@ -216,6 +216,7 @@ extension ProxyHandler {
                 latency: route.metrics.targets[index],
                 breaker: route.breakers[index],
                 breakerEpoch: epoch,
+                clientDeadline: self.grpcTimeout,
                 shared: shared
             )
             if self.loopContext.lane(for: route, candidate: index).submit(call) {

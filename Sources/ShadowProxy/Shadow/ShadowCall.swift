@@ -28,6 +28,9 @@ final class ShadowCall: UpstreamResponseDelegate {
     private var call: UpstreamCall?
     private weak var lane: ShadowLane?
     private var answer: AnswerCapture
+    /// A gRPC client's `grpc-timeout`: it caps the copy's timeout too (its answer would be late
+    /// anyway).
+    private let clientDeadline: Duration?
 
     init(
         slot: PendingExchange.Slot,
@@ -39,8 +42,10 @@ final class ShadowCall: UpstreamResponseDelegate {
         latency: Metrics.Timer,
         breaker: CandidateBreaker?,
         breakerEpoch: UInt64,
+        clientDeadline: Duration? = nil,
         shared: SharedState
     ) {
+        self.clientDeadline = clientDeadline
         self.latency = latency
         self.breaker = breaker
         self.breakerEpoch = breakerEpoch
@@ -58,9 +63,8 @@ final class ShadowCall: UpstreamResponseDelegate {
         self.answer.start()
         let call = UpstreamCall(delegate: self)
         self.call = call
-        // A gRPC client's deadline caps the copy's timeout too: its answer would be late anyway.
-        let deadline = GRPCSemantics.timeout(self.head.headers.first(name: "grpc-timeout"))
-        call.arm(timeout: TimeAmount(deadline.map { min($0, self.candidate.timeout) } ?? self.candidate.timeout), on: pool.loop, error: .timeout)
+        let timeout = self.clientDeadline.map { min($0, self.candidate.timeout) } ?? self.candidate.timeout
+        call.arm(timeout: TimeAmount(timeout), on: pool.loop, error: .timeout)
         call.write(head: self.head, body: self.body)
         pool.execute(call, connectTimeout: TimeAmount(self.candidate.connectTimeout))
     }

@@ -29,10 +29,14 @@ struct AnswerCapture {
         self.result.status = Int(head.status.code)
         self.result.timeToHeadMicros = self.elapsedMicros
         self.result.contentType = head.headers.first(name: "content-type")
-        // A trailers-only gRPC answer (an error before any message) carries its status here.
-        if let status = head.headers.first(name: "grpc-status") { self.result.grpcStatus = Int(status) }
-        if let length = head.headers.first(name: "inference-header-content-length") { self.result.inferenceHeaderLength = Int(length) }
-        self.result.grpcEncoding = head.headers.first(name: "grpc-encoding")
+        // gRPC's fields only on gRPC answers (every answer passes here, on the event loop). A
+        // trailers-only answer (an error before any message) carries its status in the head.
+        if GRPCSemantics.isGRPC(contentType: self.result.contentType) {
+            if let status = head.headers.first(name: "grpc-status") { self.result.grpcStatus = Int(status) }
+            self.result.grpcEncoding = head.headers.first(name: "grpc-encoding")
+        } else if let length = head.headers.first(name: "inference-header-content-length") {
+            self.result.inferenceHeaderLength = Int(length)
+        }
     }
 
     /// The answer's trailers: gRPC's status is read from them.

@@ -86,11 +86,7 @@ final class UpstreamPool {
             connection.start(call, inReadBurst: true)
             return
         }
-        if let until = self.refusedUntil, now < until {
-            // Fail on the next loop turn, not re-entrantly inside the caller's start.
-            self.loop.assumeIsolated().execute { call.fail(.refused) }
-            return
-        }
+        if self.failsWhileRefused(call, now: now) { return }
         let deadline = now + connectTimeout
         let endpoint = self.endpoint
         let generation = self.generation
@@ -102,8 +98,7 @@ final class UpstreamPool {
                     call.fail(.reset)
                     return
                 }
-                self.refusedUntil = nil
-                self.loggedFailure = nil
+                self.connectSucceeded()
                 if endpoint.tls != nil { self.statistics.tlsHandshakes.add(1, ordering: .relaxed) }
                 let connection = UpstreamConnection(channel: channel, handler: handler, pool: self, generation: generation)
                 self.all[ObjectIdentifier(connection)] = connection
@@ -116,9 +111,7 @@ final class UpstreamPool {
                     connection.start(call, inReadBurst: false)
                 }
             case .failure(let error):
-                let failure = Self.classify(error)
-                if failure.kind == .refused, let backoff = self.refusalBackoff { self.refusedUntil = .now() + backoff }
-                self.noteFailure(failure)
+                let failure = self.connectFailed(error)
                 call.fail(failure.kind, detail: failure.detail)
             }
         }
@@ -132,10 +125,7 @@ final class UpstreamPool {
             return
         }
         let now = NIODeadline.now()
-        if let until = self.refusedUntil, now < until {
-            self.loop.assumeIsolated().execute { call.fail(.refused) }
-            return
-        }
+        if self.failsWhileRefused(call, now: now) { return }
         self.http2Waiting.append(call)
         guard self.http2Waiting.count == 1 else { return }
         let generation = self.generation
@@ -152,8 +142,7 @@ final class UpstreamPool {
                     for call in waiting { call.fail(.reset) }
                     return
                 }
-                self.refusedUntil = nil
-                self.loggedFailure = nil
+                self.connectSucceeded()
                 let connection = HTTP2UpstreamConnection(channel: channel, multiplexer: multiplexer)
                 watcher.onGoAway = { [weak connection] in connection?.markGoingAway() }
                 // A retired connection is not closed here: the streams the upstream accepted
@@ -161,12 +150,31 @@ final class UpstreamPool {
                 self.http2 = connection
                 for call in waiting where !call.finished { connection.open(call, pool: self, generation: generation) }
             case .failure(let error):
-                let failure = Self.classify(error)
-                if failure.kind == .refused, let backoff = self.refusalBackoff { self.refusedUntil = .now() + backoff }
-                self.noteFailure(failure)
+                let failure = self.connectFailed(error)
                 for call in waiting { call.fail(failure.kind, detail: failure.detail) }
             }
         }
+    }
+
+    /// Within the backoff after a refused connect: fails `call` as refused (on the next loop
+    /// turn, not re-entrantly inside the caller's start) without a new attempt.
+    private func failsWhileRefused(_ call: UpstreamCall, now: NIODeadline) -> Bool {
+        guard let until = self.refusedUntil, now < until else { return false }
+        self.loop.assumeIsolated().execute { call.fail(.refused) }
+        return true
+    }
+
+    private func connectSucceeded() {
+        self.refusedUntil = nil
+        self.loggedFailure = nil
+    }
+
+    /// Classifies a failed connect, starts the refusal backoff and logs it.
+    private func connectFailed(_ error: any Error) -> Failure {
+        let failure = Self.classify(error)
+        if failure.kind == .refused, let backoff = self.refusalBackoff { self.refusedUntil = .now() + backoff }
+        self.noteFailure(failure)
+        return failure
     }
 
     /// Connects (through the proxy's tunnel if one applies) and, for TLS, completes the

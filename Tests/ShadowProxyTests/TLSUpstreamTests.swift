@@ -204,6 +204,10 @@ import Testing
                 let connectTimeout: Duration = peer.kind == "connect_timeout" ? .milliseconds(500) : .seconds(10)
                 configuration.routes[0].baseline.connectTimeout = connectTimeout
                 configuration.routes[0].candidates[0].connectTimeout = connectTimeout
+                // A TLS server's answer to plain HTTP (it closes) can take seconds on a loaded
+                // machine; only the peer's own failure may end the copy, not its 5 s timeout.
+                configuration.routes[0].baseline.timeout = .seconds(30)
+                configuration.routes[0].candidates[0].timeout = .seconds(30)
             }
         ) { sidecar, _, _ in
             let client = try await sidecar.client()

@@ -30,7 +30,7 @@ extension HTTP2AndGRPCTests {
         /// The GOAWAY frames' error codes among the bytes a server sent (after its SETTINGS).
         static func goAwayCodes(_ bytes: [UInt8]) -> [UInt32] {
             Self.frames(bytes).filter { $0.type == 0x7 && $0.payload.count >= 8 }.map { frame in
-                frame.payload[4..<8].reduce(UInt32(0)) { $0 << 8 | UInt32($1) }
+                frame.payload.dropFirst(4).prefix(4).reduce(UInt32(0)) { $0 << 8 | UInt32($1) }
             }
         }
 

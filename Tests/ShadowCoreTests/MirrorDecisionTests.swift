@@ -89,4 +89,35 @@ import Testing
         // 4,000 draws: binomial SDs are 27 (25%) and 32 (50%); allow 4.
         #expect(abs(candidateIn - 1_000) < 110 && abs(replicaIn - 2_000) < 130, "\(candidateIn) \(replicaIn)")
     }
+
+    /// A gRPC request stream is never mirrored, before the sample draws (it spends no budget) and
+    /// after the gates (a gated call counts as gated).
+    @Test func aClientStreamIsNotMirroredAndSpendsNothing() {
+        let two = [MirrorDecision.Target(), MirrorDecision.Target(samplePercent: 50)]
+        var asked = 0
+        let streaming = Self.decide(
+            two,
+            MirrorDecision.Request(clientStreaming: true),
+            limiter: { _ in
+                asked += 1
+                return nil
+            }
+        )
+        #expect(streaming.chosen.isEmpty && streaming.dropped.map(\.reason) == [.clientStreaming, .clientStreaming] && asked == 0)
+        let gated = Self.decide(two, MirrorDecision.Request(admittedByGates: false, clientStreaming: true))
+        #expect(gated.dropped.map(\.reason) == [.gated, .gated])
+    }
+
+    /// What the wire says of a gRPC call's kind: exactly one length-prefixed message filling the
+    /// body is a unary or server-streaming request; anything else is a request stream.
+    @Test func aRequestStreamIsAnythingButOneWholeMessage() {
+        func message(_ length: Int) -> [UInt8] { [0, 0, 0, UInt8(length >> 8), UInt8(length & 0xFF)] + Array(repeating: 7, count: length) }
+        #expect(!GRPCSemantics.isStreamingRequest(message(0)))
+        #expect(!GRPCSemantics.isStreamingRequest(message(300)))
+        #expect(!GRPCSemantics.isStreamingRequest([1, 0, 1, 0, 0] + Array(repeating: 0, count: 65_536)), "compressed, 64 KiB")
+        #expect(GRPCSemantics.isStreamingRequest([]), "no message")
+        #expect(GRPCSemantics.isStreamingRequest(message(3) + message(4)), "two messages")
+        #expect(GRPCSemantics.isStreamingRequest(Array(message(10).dropLast())), "a cut message")
+        #expect(GRPCSemantics.isStreamingRequest([0, 0, 0]), "a cut prefix")
+    }
 }

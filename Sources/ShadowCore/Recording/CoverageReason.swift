@@ -22,6 +22,10 @@ public enum CoverageReason: String, Sendable, Hashable, CaseIterable {
     case budgetExhausted = "budget_exhausted"
     /// Not mirrored: request body above `limits.mirror_max_body`.
     case bodyTooLarge = "body_too_large"
+    /// Not mirrored: a gRPC call whose request is a stream (client-streaming or bidirectional:
+    /// other than exactly one message, or answered before it ended). It passes through to the
+    /// baseline; a conversation replayed to a candidate would not be the same call.
+    case clientStreaming = "client_streaming"
     /// Not mirrored: the candidate's shadow queue was full.
     case queueFull = "queue_full"
     /// Not sent: the copy waited in the candidate's queue longer than its `max_queue_wait`

@@ -10,6 +10,16 @@ public enum GRPCSemantics {
         return start.count == prefix.count && zip(start, prefix).allSatisfy { ((0x41...0x5A).contains($0) ? $0 | 0x20 : $0) == $1 }
     }
 
+    /// Whether a whole gRPC request body is not one call's single message, that is the request
+    /// of a client-streaming or bidirectional call: anything but one length-prefixed message
+    /// (flag byte, 4-byte big-endian length, that many bytes) filling the body exactly. Unary
+    /// and server-streaming calls always send exactly one; the wire does not name the kind.
+    public static func isStreamingRequest(_ body: some Collection<UInt8>) -> Bool {
+        guard body.count >= 5 else { return true }
+        let length = body.dropFirst().prefix(4).reduce(0) { $0 << 8 | Int($1) }
+        return body.count != 5 + length
+    }
+
     /// A `grpc-timeout` value (`TimeoutValue TimeoutUnit`: at most 8 digits, then H, M, S, m, u
     /// or n) as a duration; nil when absent or malformed.
     public static func timeout(_ value: String?) -> Duration? {

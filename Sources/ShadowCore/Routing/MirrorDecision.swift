@@ -3,7 +3,8 @@
 /// answers of the route's limiter and breakers (given as closures, so the decision is tested
 /// without sockets, clocks or locks).
 ///
-/// The order is the policy: gates, then the sample (a keyed request draws its position from the
+/// The order is the policy: gates, then the call's kind (a gRPC request stream is never
+/// mirrored), then the sample (a keyed request draws its position from the
 /// key, so a user is always in or always out; a ramp's stage scales the share, nested so a user
 /// in at 5% stays in at 20%; a target with its own share, the A/A replica, draws apart), then the
 /// mirror body limit, then the route's rate cap and budget (for the sampled copies together), then
@@ -41,11 +42,14 @@ public struct MirrorDecision: Sendable, Equatable {
         public var keyPosition: Double?
         /// The body exceeds `limits.mirror_max_body`.
         public var bodyTooLarge: Bool
+        /// A gRPC client-streaming or bidirectional call (see ``GRPCSemantics/isStreamingRequest``).
+        public var clientStreaming: Bool
 
-        public init(admittedByGates: Bool = true, keyPosition: Double? = nil, bodyTooLarge: Bool = false) {
+        public init(admittedByGates: Bool = true, keyPosition: Double? = nil, bodyTooLarge: Bool = false, clientStreaming: Bool = false) {
             self.admittedByGates = admittedByGates
             self.keyPosition = keyPosition
             self.bodyTooLarge = bodyTooLarge
+            self.clientStreaming = clientStreaming
         }
     }
 
@@ -73,6 +77,10 @@ public struct MirrorDecision: Sendable, Equatable {
         var decision = MirrorDecision(chosen: [], dropped: [])
         guard request.admittedByGates else {
             decision.dropped = targets.indices.map { ($0, .gated) }
+            return decision
+        }
+        guard !request.clientStreaming else {
+            decision.dropped = targets.indices.map { ($0, .clientStreaming) }
             return decision
         }
         let routeDraw = request.keyPosition.map { $0 * 100 } ?? Double.random(in: 0..<100, using: &random)

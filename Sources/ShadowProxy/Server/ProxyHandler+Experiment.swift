@@ -63,7 +63,9 @@ extension ProxyHandler {
         for (index, target) in route.targets.enumerated() where index != treatment {
             shared.coverage.add(route: configuration.name, candidate: target.name, reason: .servedByTreatment, atMicros: request.receivedAtMicros)
         }
-        let copy = self.serving?.experiment.configuration.shadowOtherArm == true && request.bodySize <= self.limits.mirrorMaxBody
+        let copy =
+            self.serving?.experiment.configuration.shadowOtherArm == true && request.bodySize <= self.limits.mirrorMaxBody
+            && !self.isClientStreaming(request)
         let exchange = PendingExchange(
             record: self.newRecord(request, route: route, runtime: runtime, candidates: [treatment]),
             candidateCount: 1,

@@ -86,6 +86,14 @@ extension ProxyHandler {
         self.startBaseline(request, heldBody: body, context: context)
     }
 
+    /// A gRPC call whose request is a stream of other than one message: passed through, never
+    /// mirrored. A body past `limits.mirror_max_body` is not kept to tell, and counts as too large.
+    func isClientStreaming(_ request: IncomingRequest) -> Bool {
+        guard self.isGRPC, request.bodySize <= self.limits.mirrorMaxBody else { return false }
+        guard let body = request.body else { return true }
+        return GRPCSemantics.isStreamingRequest(body.readableBytesView)
+    }
+
     /// A request body as JSON, when it is whole, at most `limit` bytes and parses.
     static func document(_ body: ByteBuffer?, size: Int, limit: Int) -> JSONValue? {
         guard size <= limit, let body, body.readableBytes == size else { return nil }
@@ -101,8 +109,12 @@ extension ProxyHandler {
     /// candidates get their copies.
     func finishUpload(_ request: IncomingRequest) {
         guard let context = self.context, let call = self.call, !self.responseStarted else {
-            // The baseline answered (or failed) before the request ended: there is no pair to make.
-            self.loopContext.shared.coverage.add(route: request.route.configuration.name, reason: .baselineError, atMicros: request.receivedAtMicros)
+            // The baseline answered (or failed) before the request ended: there is no pair to
+            // make. Over gRPC that is a bidirectional call doing what it should, and the end of
+            // its request must still reach the baseline (the server's stream ends after it).
+            self.call?.write(.end(nil))
+            let reason: CoverageReason = self.isGRPC && self.call != nil ? .clientStreaming : .baselineError
+            self.loopContext.shared.coverage.add(route: request.route.configuration.name, reason: reason, atMicros: request.receivedAtMicros)
             return
         }
         call.write(.end(nil))
@@ -170,7 +182,8 @@ extension ProxyHandler {
             request: MirrorDecision.Request(
                 admittedByGates: admitted,
                 keyPosition: keyPosition,
-                bodyTooLarge: bodySize > runtime.configuration.limits.mirrorMaxBody
+                bodyTooLarge: bodySize > runtime.configuration.limits.mirrorMaxBody,
+                clientStreaming: self.isClientStreaming(request)
             ),
             samplePercent: configuration.samplePercent,
             rampPercent: route.ramp?.percent(route: configuration.name),

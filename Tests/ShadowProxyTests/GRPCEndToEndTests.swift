@@ -299,7 +299,7 @@ extension HTTP2AndGRPCTests {
                 await client.close()
             }
             // A baseline slower than the client's deadline: DEADLINE_EXCEEDED at the deadline (the
-            // configured timeout is 5 s; the client's grpc-timeout of 200 ms caps it).
+            // configured timeout is 30 s; the client's grpc-timeout of 200 ms caps it).
             try await withSidecar(
                 baseline: .h2c { _ in FixtureResponse(mode: .hang) },
                 configure: Self.grpcRoute(ScorerConfiguration(kind: .exact))

@@ -3,7 +3,7 @@ import NIOHTTP1
 import NIOHTTP2
 import ShadowCore
 
-/// One multiplexed HTTP/2 connection to an `h2c://` upstream, shared by every call from its
+/// One multiplexed HTTP/2 connection to an upstream (`h2c://`, or `https://` for gRPC), shared by every call from its
 /// event loop: each call gets a stream of its own, decoded into HTTP/1-shaped parts so the call
 /// and response handling are the ones HTTP/1.1 connections use. Loop-bound, like its pool.
 ///
@@ -13,11 +13,14 @@ import ShadowCore
 final class HTTP2UpstreamConnection {
     let channel: any Channel
     private let multiplexer: NIOHTTP2Handler.StreamMultiplexer
+    /// Over TLS: requests say `:scheme https`.
+    private let secure: Bool
     private(set) var goingAway = false
 
-    init(channel: any Channel, multiplexer: NIOHTTP2Handler.StreamMultiplexer) {
+    init(channel: any Channel, multiplexer: NIOHTTP2Handler.StreamMultiplexer, secure: Bool) {
         self.channel = channel
         self.multiplexer = multiplexer
+        self.secure = secure
     }
 
     var isUsable: Bool { !self.goingAway && self.channel.isActive }
@@ -30,10 +33,11 @@ final class HTTP2UpstreamConnection {
     /// buffer until one closes).
     func open(_ call: UpstreamCall, pool: UpstreamPool, generation: Int) {
         let loop = self.channel.eventLoop
+        let scheme: HTTP2FramePayloadToHTTP1ClientCodec.HTTPProtocol = self.secure ? .https : .http
         self.multiplexer.createStreamChannel { stream in
             stream.eventLoop.makeCompletedFuture {
                 let pipeline = stream.pipeline.syncOperations
-                try pipeline.addHandler(HTTP2FramePayloadToHTTP1ClientCodec(httpProtocol: .http))
+                try pipeline.addHandler(HTTP2FramePayloadToHTTP1ClientCodec(httpProtocol: scheme))
                 try pipeline.addHandler(UpstreamHandler(plain: false))
             }
         }.hop(to: loop).assumeIsolated().whenComplete { result in

@@ -25,6 +25,9 @@ final class UpstreamCall {
     /// Why the call failed, in words, when the error kind alone does not say (a TLS failure's
     /// reason). Never holds secrets.
     private(set) var failureDetail: String?
+    /// A gRPC request (told from its head's content type): over `https://` it takes the
+    /// upstream's HTTP/2 connection, since gRPC cannot travel over HTTP/1.1.
+    private(set) var isGRPC = false
 
     init(delegate: any UpstreamResponseDelegate) {
         self.delegate = delegate
@@ -74,7 +77,11 @@ final class UpstreamCall {
     /// flushed at once; other parts wait for ``flush()`` so a burst goes out in one write.
     func write(_ part: HTTPClientRequestPart) {
         guard !self.finished, !self.requestEnded else { return }
-        if case .end = part { self.requestEnded = true }
+        switch part {
+        case .head(let head): self.isGRPC = GRPCSemantics.isGRPC(contentType: head.headers.first(name: "content-type"))
+        case .end: self.requestEnded = true
+        case .body: break
+        }
         if let connection = self.connection {
             connection.write(part, flush: self.requestEnded)
         } else {

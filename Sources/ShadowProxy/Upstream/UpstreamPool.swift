@@ -32,7 +32,8 @@ final class UpstreamPool {
     private let logger: Logger
     /// The last connect failure logged; the same one again is not logged until a connect succeeds.
     private var loggedFailure: String?
-    /// `h2c://`: the shared connection, and the calls waiting while it connects.
+    /// `h2c://`, or gRPC calls to `https://`: the shared connection, and the calls waiting
+    /// while it connects.
     private var http2: HTTP2UpstreamConnection?
     private var http2Waiting: [UpstreamCall] = []
 
@@ -72,7 +73,7 @@ final class UpstreamPool {
     /// Runs `call` on an idle connection, or on a new one once connected. The request's parts
     /// may be written to the call before or after.
     func execute(_ call: UpstreamCall, connectTimeout: TimeAmount) {
-        if self.endpoint.url.usesHTTP2 {
+        if self.endpoint.url.usesHTTP2 || (call.isGRPC && self.endpoint.tls != nil) {
             self.executeOnStream(call, connectTimeout: connectTimeout)
             return
         }
@@ -90,7 +91,7 @@ final class UpstreamPool {
         let deadline = now + connectTimeout
         let endpoint = self.endpoint
         let generation = self.generation
-        self.connect(endpoint, deadline: deadline).assumeIsolated().whenComplete { result in
+        self.connect(endpoint, http2: false, deadline: deadline).assumeIsolated().whenComplete { result in
             switch result {
             case .success(let channel):
                 guard let handler = try? channel.pipeline.syncOperations.handler(type: UpstreamHandler.self) else {
@@ -117,8 +118,9 @@ final class UpstreamPool {
         }
     }
 
-    /// `h2c://`: a stream on the shared connection, connecting it first when there is none (or
-    /// the last one was retired by a GOAWAY). Calls arriving meanwhile wait for that connect.
+    /// A stream on the shared HTTP/2 connection (`h2c://`, or `https://` with `h2` agreed by
+    /// ALPN), connecting it first when there is none (or the last one was retired by a GOAWAY).
+    /// Calls arriving meanwhile wait for that connect.
     private func executeOnStream(_ call: UpstreamCall, connectTimeout: TimeAmount) {
         if let connection = self.http2, connection.isUsable {
             connection.open(call, pool: self, generation: self.generation)
@@ -129,7 +131,8 @@ final class UpstreamPool {
         self.http2Waiting.append(call)
         guard self.http2Waiting.count == 1 else { return }
         let generation = self.generation
-        self.connect(self.endpoint, deadline: now + connectTimeout).assumeIsolated().whenComplete { result in
+        let endpoint = self.endpoint
+        self.connect(endpoint, http2: true, deadline: now + connectTimeout).assumeIsolated().whenComplete { result in
             let waiting = self.http2Waiting
             self.http2Waiting = []
             switch result {
@@ -143,7 +146,8 @@ final class UpstreamPool {
                     return
                 }
                 self.connectSucceeded()
-                let connection = HTTP2UpstreamConnection(channel: channel, multiplexer: multiplexer)
+                if endpoint.tls != nil { self.statistics.tlsHandshakes.add(1, ordering: .relaxed) }
+                let connection = HTTP2UpstreamConnection(channel: channel, multiplexer: multiplexer, secure: endpoint.tls != nil)
                 watcher.onGoAway = { [weak connection] in connection?.markGoingAway() }
                 // A retired connection is not closed here: the streams the upstream accepted
                 // before its GOAWAY finish on it, and the upstream closes it.
@@ -178,8 +182,9 @@ final class UpstreamPool {
     }
 
     /// Connects (through the proxy's tunnel if one applies) and, for TLS, completes the
-    /// handshake; all within `deadline`.
-    private func connect(_ endpoint: UpstreamEndpoint, deadline: NIODeadline) -> EventLoopFuture<any Channel> {
+    /// handshake; all within `deadline`. With `http2`, the connection speaks HTTP/2 (over TLS,
+    /// only once the server agreed to `h2`).
+    private func connect(_ endpoint: UpstreamEndpoint, http2: Bool, deadline: NIODeadline) -> EventLoopFuture<any Channel> {
         let bootstrap = ClientBootstrap(group: self.loop)
             .connectTimeout(max(.zero, deadline - .now()))
             .channelOption(.socketOption(.tcp_nodelay), value: 1)
@@ -189,7 +194,7 @@ final class UpstreamPool {
                         let tunnel = ProxyTunnelHandler(authority: endpoint.authority, promise: channel.eventLoop.makePromise())
                         try channel.pipeline.syncOperations.addHandler(tunnel)
                     } else {
-                        try Self.addProtocolHandlers(channel, endpoint)
+                        try Self.addProtocolHandlers(channel, endpoint, http2: http2)
                     }
                 }
             }
@@ -208,7 +213,7 @@ final class UpstreamPool {
             return Self.within(deadline, channel, tunnel.promise.futureResult).flatMapThrowing {
                 let pipeline = channel.pipeline.syncOperations
                 pipeline.removeHandler(context: try pipeline.context(handlerType: ProxyTunnelHandler.self), promise: nil)
-                try Self.addProtocolHandlers(channel, endpoint)
+                try Self.addProtocolHandlers(channel, endpoint, http2: http2)
                 return channel
             }
         }.flatMap { channel in
@@ -221,11 +226,16 @@ final class UpstreamPool {
         }
     }
 
-    /// TLS (when `https://`), HTTP/1.1 and the response handler; or, for `h2c://`, HTTP/2 (its
-    /// streams get their handlers when opened).
-    private static func addProtocolHandlers(_ channel: any Channel, _ endpoint: UpstreamEndpoint) throws {
+    /// TLS (when `https://`), then HTTP/1.1 and the response handler, or with `http2`, HTTP/2
+    /// (its streams get their handlers when opened).
+    private static func addProtocolHandlers(_ channel: any Channel, _ endpoint: UpstreamEndpoint, http2: Bool) throws {
         let pipeline = channel.pipeline.syncOperations
-        if endpoint.url.usesHTTP2 {
+        if let tls = endpoint.tls {
+            try pipeline.addHandler(try tls.makeHandler(http2: http2))
+            try pipeline.addHandler(TLSHandshakeWaiter(promise: channel.eventLoop.makePromise(), requiresHTTP2: http2))
+        }
+        if http2 {
+            // Over TLS the preface waits in the TLS handler until the handshake is done.
             _ = try pipeline.configureHTTP2Pipeline(
                 mode: .client,
                 connectionConfiguration: .init(),
@@ -235,12 +245,7 @@ final class UpstreamPool {
             try pipeline.addHandler(HTTP2GoAwayWatcher())
             return
         }
-        if let tls = endpoint.tls {
-            try pipeline.addHandler(try tls.makeHandler())
-            try pipeline.addHandler(TLSHandshakeWaiter(promise: channel.eventLoop.makePromise()))
-        } else {
-            try pipeline.addHandler(PlainPeerSniffer())
-        }
+        if endpoint.tls == nil { try pipeline.addHandler(PlainPeerSniffer()) }
         // No outbound header validation: every forwarded field was parsed from the client by
         // llhttp (no CR, LF or NUL can survive that) and the ones the sidecar adds are its own
         // or validated (request ids); checking each header again cost ~5% of the event loop.

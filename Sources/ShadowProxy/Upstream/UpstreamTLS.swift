@@ -9,7 +9,11 @@ import ShadowCore
 /// and keys are picked up), never on the request path; pools compare contexts by identity and
 /// drop connections made with an older one.
 final class UpstreamTLS: Sendable {
+    /// Offers HTTP/1.1 by ALPN: for the keep-alive pool.
     let context: NIOSSLContext
+    /// Offers only `h2` by ALPN: for the multiplexed connection gRPC calls take (gRPC needs
+    /// HTTP/2, and a server that cannot speak it must say so in the handshake).
+    let http2Context: NIOSSLContext
     /// Sent as SNI and checked against the certificate; nil for an IP literal without
     /// `server_name`, which is checked against the certificate's IP addresses instead.
     let serverHostname: String?
@@ -20,7 +24,6 @@ final class UpstreamTLS: Sendable {
         var configuration = TLSConfiguration.makeClientConfiguration()
         configuration.certificateVerification = .fullVerification
         configuration.minimumTLSVersion = settings.minimumVersion == .v1_3 ? .tlsv13 : .tlsv12
-        // HTTP/1.1 only: the forwarder speaks nothing else to upstreams (yet).
         configuration.applicationProtocols = ["http/1.1"]
         let key = settings.key
         if let caFile = settings.caFile {
@@ -52,6 +55,8 @@ final class UpstreamTLS: Sendable {
         }
         do {
             self.context = try NIOSSLContext(configuration: configuration)
+            configuration.applicationProtocols = ["h2"]
+            self.http2Context = try NIOSSLContext(configuration: configuration)
         } catch {
             throw ConfigurationError(key: key, reason: "TLS settings rejected: \(UpstreamTLS.describe(error))")
         }
@@ -79,9 +84,9 @@ final class UpstreamTLS: Sendable {
         return Array(data)
     }
 
-    /// Makes the client-side TLS handler for a new connection.
-    func makeHandler() throws -> NIOSSLClientHandler {
-        try NIOSSLClientHandler(context: self.context, serverHostname: self.serverHostname)
+    /// Makes the client-side TLS handler for a new connection: HTTP/1.1, or HTTP/2 (`h2`).
+    func makeHandler(http2: Bool = false) throws -> NIOSSLClientHandler {
+        try NIOSSLClientHandler(context: http2 ? self.http2Context : self.context, serverHostname: self.serverHostname)
     }
 
     /// BoringSSL's last upper-case reason code in an error's text, e.g. `TLSV1_ALERT_DECODE_ERROR`.
@@ -99,6 +104,9 @@ final class UpstreamTLS: Sendable {
         if let extra = error as? NIOSSLExtraError {
             if extra == .failedToValidateHostname { return "the certificate does not match the upstream's host name" }
             return "\(extra)"
+        }
+        if error is TLSHandshakeWaiter.NoHTTP2 {
+            return "the upstream did not agree to HTTP/2 (ALPN h2) in the TLS handshake, and gRPC needs it"
         }
         if error is PlainPeerSniffer.TLSOnPlainConnection {
             return "the upstream answered with TLS on a plain connection; use an https:// URL"

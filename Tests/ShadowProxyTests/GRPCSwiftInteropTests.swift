@@ -5,6 +5,7 @@ import GRPCProtobuf
 import ShadowCore
 import ShadowFixtures
 import ShadowTensor
+import Synchronization
 import Testing
 
 import class GRDB.Database
@@ -221,6 +222,37 @@ extension HTTP2AndGRPCTests {
                 try await queue.read { (db: GRDB.Database) throws in
                     #expect(try Int.fetchOne(db, sql: "SELECT count(*) FROM pairs") == 0)
                     #expect(try Int.fetchOne(db, sql: "SELECT sum(count) FROM coverage WHERE reason = 'client_streaming'") == 2)
+                }
+            }
+        }
+
+        /// An upstream that allows two streams per connection: six calls at once through the
+        /// sidecar are all at the upstream together (it holds them until the test lets go), so
+        /// the sidecar opened more connections instead of queueing behind the first.
+        @Test func anUpstreamsStreamLimitOpensMoreConnections() async throws {
+            let gate = FixtureGate()
+            let baseline = ModelService(version: "1", gate: gate)
+            try await GRPCSwiftPeers.withServer(baseline, maxConcurrentStreams: 2) { port in
+                try await withSidecar(baseline: .port(port), configure: GRPCEndToEndTests.grpcRoute(ScorerConfiguration(kind: .exact))) {
+                    sidecar,
+                    _,
+                    _ in
+                    try await GRPCSwiftPeers.withClient(port: sidecar.port) { client in
+                        try await withThrowingTaskGroup(of: String.self) { calls in
+                            for index in 0..<6 {
+                                calls.addTask {
+                                    let seen = try await Self.unary(client, GRPCSwiftPeers.inferRequest(id: "held-\(index)", values: [Float(index)]))
+                                    return seen.message.id
+                                }
+                            }
+                            let allHeld = try await eventually { baseline.inFlight.withLock { $0 } == 6 }
+                            #expect(allHeld, "\(baseline.inFlight.withLock { $0 }) of 6 calls reached the upstream")
+                            gate.open()
+                            var answered: Set<String> = []
+                            for try await id in calls { answered.insert(id) }
+                            #expect(answered == Set((0..<6).map { "held-\($0)" }))
+                        }
+                    }
                 }
             }
         }

@@ -61,9 +61,12 @@ enum GRPCSwiftPeers {
     static func withServer<Result: Sendable>(
         _ service: ModelService,
         security: HTTP2ServerTransport.Posix.TransportSecurity = .plaintext,
+        maxConcurrentStreams: Int? = nil,
         _ body: (_ port: Int) async throws -> Result
     ) async throws -> Result {
-        let transport = HTTP2ServerTransport.Posix(address: .ipv4(host: "127.0.0.1", port: 0), transportSecurity: security)
+        var config = HTTP2ServerTransport.Posix.Config.defaults
+        config.http2.maxConcurrentStreams = maxConcurrentStreams
+        let transport = HTTP2ServerTransport.Posix(address: .ipv4(host: "127.0.0.1", port: 0), transportSecurity: security, config: config)
         let server = GRPCServer(transport: transport, services: [service])
         return try await withThrowingTaskGroup(of: Void.self) { tasks in
             tasks.addTask { try await server.serve() }
@@ -108,12 +111,17 @@ enum GRPCSwiftPeers {
 final class ModelService: RegistrableRPCService {
     let version: String
     let flipped: Set<String>
+    /// When set, `ModelInfer` answers only once the test opens it.
+    let gate: FixtureGate?
     /// Calls received, by method name.
     let calls = Mutex<[String: Int]>([:])
+    /// `ModelInfer` calls being handled now.
+    let inFlight = Mutex(0)
 
-    init(version: String, flipped: Set<String> = []) {
+    init(version: String, flipped: Set<String> = [], gate: FixtureGate? = nil) {
         self.version = version
         self.flipped = flipped
+        self.gate = gate
     }
 
     func count(_ method: String) -> Int { self.calls.withLock { $0[method, default: 0] } }
@@ -137,6 +145,11 @@ final class ModelService: RegistrableRPCService {
         router.registerHandler(forMethod: GRPCSwiftPeers.modelInfer, deserializer: request, serializer: response) { stream, _ in
             self.counted(GRPCSwiftPeers.modelInfer)
             let single = try await ServerRequest(stream: stream)
+            if let gate = self.gate {
+                self.inFlight.withLock { $0 += 1 }
+                await withCheckedContinuation { continuation in gate.whenOpen { continuation.resume() } }
+                self.inFlight.withLock { $0 -= 1 }
+            }
             return StreamingServerResponse(
                 single: ServerResponse(message: self.answer(single.message), metadata: metadata, trailingMetadata: trailers)
             )

@@ -32,10 +32,17 @@ final class UpstreamPool {
     private let logger: Logger
     /// The last connect failure logged; the same one again is not logged until a connect succeeds.
     private var loggedFailure: String?
-    /// `h2c://`, or gRPC calls to `https://`: the shared connection, and the calls waiting
-    /// while it connects.
-    private var http2: HTTP2UpstreamConnection?
+    /// `h2c://`, or gRPC calls to `https://`: the multiplexed connections (the first is kept;
+    /// more open while every one has as many streams as the upstream allows), and the calls
+    /// waiting for a connect.
+    private var http2: [HTTP2UpstreamConnection] = []
+    private var http2Connecting = false
     private var http2Waiting: [UpstreamCall] = []
+    private var http2ConnectTimeout = TimeAmount.seconds(10)
+
+    /// More HTTP/2 connections than this to one upstream from one event loop are not opened:
+    /// further streams wait in NIO's buffer on the least busy one.
+    static let maxHTTP2Connections = 8
 
     /// How long a candidate that refused a connection is not asked again: a refusing candidate
     /// then costs a queued failure per copy instead of a connect system call (measured: −14%
@@ -68,6 +75,8 @@ final class UpstreamPool {
         self.generation += 1
         for connection in self.idle { connection.close() }
         self.idle.removeAll()
+        for connection in self.http2 { connection.retire() }
+        self.http2 = []
     }
 
     /// Runs `call` on an idle connection, or on a new one once connected. The request's parts
@@ -118,46 +127,88 @@ final class UpstreamPool {
         }
     }
 
-    /// A stream on the shared HTTP/2 connection (`h2c://`, or `https://` with `h2` agreed by
-    /// ALPN), connecting it first when there is none (or the last one was retired by a GOAWAY).
-    /// Calls arriving meanwhile wait for that connect.
+    /// A stream on one of the upstream's HTTP/2 connections (`h2c://`, or `https://` with `h2`
+    /// agreed by ALPN): the first with room for it, or a new one while the upstream's stream
+    /// limit is reached on every one. Calls wait only for a connect.
     private func executeOnStream(_ call: UpstreamCall, connectTimeout: TimeAmount) {
-        if let connection = self.http2, connection.isUsable {
+        self.http2ConnectTimeout = connectTimeout
+        self.http2Waiting.append(call)
+        self.dispatchStreams()
+    }
+
+    /// A stream closed: a call waiting for a connect may fit on an existing connection now.
+    func streamClosed() {
+        if !self.http2Waiting.isEmpty { self.dispatchStreams() }
+    }
+
+    /// Gives waiting calls streams on connections with room, and connects another connection
+    /// for the rest.
+    private func dispatchStreams() {
+        self.http2.removeAll { !$0.isUsable }
+        // A connection opened for a burst closes once it has been idle for the idle timeout;
+        // the first stays.
+        let now = NIODeadline.now()
+        for connection in self.http2.dropFirst() where connection.openStreams == 0 && now - connection.idleSince > self.maxIdleTime {
+            connection.retire()
+        }
+        self.http2.removeAll { !$0.isUsable }
+        while let call = self.http2Waiting.first {
+            if call.finished {
+                self.http2Waiting.removeFirst()
+                continue
+            }
+            guard let connection = self.http2.first(where: \.hasRoom) else { break }
+            self.http2Waiting.removeFirst()
             connection.open(call, pool: self, generation: self.generation)
+        }
+        guard !self.http2Waiting.isEmpty, !self.http2Connecting else { return }
+        if self.http2.count >= Self.maxHTTP2Connections, let least = self.http2.min(by: { $0.openStreams < $1.openStreams }) {
+            for call in self.http2Waiting where !call.finished { least.open(call, pool: self, generation: self.generation) }
+            self.http2Waiting = []
             return
         }
-        let now = NIODeadline.now()
-        if self.failsWhileRefused(call, now: now) { return }
-        self.http2Waiting.append(call)
-        guard self.http2Waiting.count == 1 else { return }
-        let generation = self.generation
-        let endpoint = self.endpoint
-        self.connect(endpoint, http2: true, deadline: now + connectTimeout).assumeIsolated().whenComplete { result in
+        if let until = self.refusedUntil, now < until {
             let waiting = self.http2Waiting
             self.http2Waiting = []
+            for call in waiting { _ = self.failsWhileRefused(call, now: now) }
+            return
+        }
+        self.http2Connecting = true
+        let generation = self.generation
+        let endpoint = self.endpoint
+        self.connect(endpoint, http2: true, deadline: now + self.http2ConnectTimeout).assumeIsolated().whenComplete { result in
+            self.http2Connecting = false
             switch result {
             case .success(let channel):
                 let pipeline = channel.pipeline.syncOperations
                 guard let handler = try? pipeline.handler(type: NIOHTTP2Handler.self), let multiplexer = try? handler.syncMultiplexer(),
-                    let watcher = try? pipeline.handler(type: HTTP2GoAwayWatcher.self)
+                    let watcher = try? pipeline.handler(type: HTTP2ConnectionWatcher.self)
                 else {
                     channel.close(promise: nil)
-                    for call in waiting { call.fail(.reset) }
+                    self.failWaitingStreams(.reset, detail: nil)
                     return
                 }
                 self.connectSucceeded()
                 if endpoint.tls != nil { self.statistics.tlsHandshakes.add(1, ordering: .relaxed) }
                 let connection = HTTP2UpstreamConnection(channel: channel, multiplexer: multiplexer, secure: endpoint.tls != nil)
+                connection.maxStreams = watcher.maxStreams ?? Int.max
                 watcher.onGoAway = { [weak connection] in connection?.markGoingAway() }
+                watcher.onMaxStreams = { [weak connection] in connection?.maxStreams = $0 }
                 // A retired connection is not closed here: the streams the upstream accepted
                 // before its GOAWAY finish on it, and the upstream closes it.
-                self.http2 = connection
-                for call in waiting where !call.finished { connection.open(call, pool: self, generation: generation) }
+                if generation == self.generation { self.http2.append(connection) } else { connection.retire() }
+                self.dispatchStreams()
             case .failure(let error):
                 let failure = self.connectFailed(error)
-                for call in waiting { call.fail(failure.kind, detail: failure.detail) }
+                self.failWaitingStreams(failure.kind, detail: failure.detail)
             }
         }
+    }
+
+    private func failWaitingStreams(_ error: ArmError, detail: String?) {
+        let waiting = self.http2Waiting
+        self.http2Waiting = []
+        for call in waiting { call.fail(error, detail: detail) }
     }
 
     /// Within the backoff after a refused connect: fails `call` as refused (on the next loop
@@ -223,6 +274,13 @@ final class UpstreamPool {
             // A server that accepts and then stalls the handshake is a connect timeout, not a
             // slow answer.
             return Self.within(deadline, channel, waiter.promise.futureResult).map { channel }
+        }.flatMap { channel in
+            // HTTP/2 is ready at the upstream's first SETTINGS: its stream limit is known before
+            // a call picks the connection.
+            guard http2, let watcher = try? channel.pipeline.syncOperations.handler(type: HTTP2ConnectionWatcher.self) else {
+                return channel.eventLoop.makeSucceededFuture(channel)
+            }
+            return Self.within(deadline, channel, watcher.ready.futureResult).map { channel }
         }
     }
 
@@ -242,7 +300,7 @@ final class UpstreamPool {
                 streamConfiguration: .init(),
                 inboundStreamInitializer: { $0.close() }  // an upstream pushing streams: refused
             )
-            try pipeline.addHandler(HTTP2GoAwayWatcher())
+            try pipeline.addHandler(HTTP2ConnectionWatcher(ready: channel.eventLoop.makePromise()))
             return
         }
         if endpoint.tls == nil { try pipeline.addHandler(PlainPeerSniffer()) }
@@ -316,8 +374,8 @@ final class UpstreamPool {
 
     /// Closes every connection (shutdown).
     func closeAll() {
-        self.http2?.channel.close(promise: nil)
-        self.http2 = nil
+        for connection in self.http2 { connection.channel.close(promise: nil) }
+        self.http2 = []
         for connection in self.all.values { connection.close() }
         self.idle.removeAll()
     }

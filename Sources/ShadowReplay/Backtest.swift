@@ -121,7 +121,9 @@ public final class Backtest: Sendable {
                         method: exchange.method,
                         storedBody: exchange.requestBody,
                         bodyBytes: exchange.requestBodyBytes,
-                        methods: self.options.methods
+                        methods: self.options.methods,
+                        decoded: exchange.requestBodyDecoded,
+                        grpc: exchange.isGRPC
                     ) {
                         summary.skipped[skip, default: 0] += 1
                         continue

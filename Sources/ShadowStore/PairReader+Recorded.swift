@@ -16,6 +16,10 @@ extension PairReader {
         public var requestBody: [UInt8]?
         /// As received.
         public var requestBodyBytes: Int
+        /// The body is stored decoded (JSON for a tensor message), not as it was sent.
+        public var requestBodyDecoded: Bool
+        /// A gRPC call (the baseline answered with a gRPC content type or status).
+        public var isGRPC: Bool
         public var configRevision: String
         public var segment: String?
         /// The baseline's answer as recorded (its body as stored).
@@ -26,13 +30,16 @@ extension PairReader {
     public func recordedExchanges(route: String, fromMicros: Int64?, toMicros: Int64?, afterID: Int64, limit: Int) throws -> [RecordedExchange] {
         // Replays of replays make no sense: only what the sidecar saw (schema 7 marks it).
         let live = self.schemaVersion >= 7 ? " AND source = 'live'" : ""
+        let grpcStatus = self.schemaVersion >= 10 ? "baseline_grpc_status" : "NULL AS baseline_grpc_status"
+        let decoded = self.schemaVersion >= 11 ? "request_body_decoded" : "NULL AS request_body_decoded"
         return try self.queue.read { db in
             try Row.fetchAll(
                 db,
                 sql: """
                     SELECT id, request_id, received_at_us, method, path, CAST(request_body AS BLOB) AS request_body, request_body_bytes,
                         config_revision, segment, baseline_version, baseline_status, baseline_latency_us, baseline_ttfb_us,
-                        baseline_content_type, CAST(baseline_body AS BLOB) AS baseline_body, baseline_body_bytes, baseline_error
+                        baseline_content_type, CAST(baseline_body AS BLOB) AS baseline_body, baseline_body_bytes, baseline_error,
+                        \(grpcStatus), \(decoded)
                     FROM exchanges
                     WHERE route = ? AND id > ? AND received_at_us >= ? AND received_at_us < ?\(live)
                     ORDER BY id LIMIT ?
@@ -57,6 +64,8 @@ extension PairReader {
                     path: row["path"],
                     requestBody: (row["request_body"] as Data?).map { Array($0) },
                     requestBodyBytes: row["request_body_bytes"],
+                    requestBodyDecoded: (row["request_body_decoded"] as Int?) == 1,
+                    isGRPC: row["baseline_grpc_status"] != nil || GRPCSemantics.isGRPC(contentType: row["baseline_content_type"]),
                     configRevision: row["config_revision"],
                     segment: row["segment"],
                     baseline: baseline

@@ -85,6 +85,12 @@ extension PairStore {
                 "ALTER TABLE exchanges ADD COLUMN baseline_grpc_status INTEGER;\nALTER TABLE shadows ADD COLUMN grpc_status INTEGER;\n"
                     + "DROP VIEW pairs;\n" + PairStore.version10PairsView
             ),
+            (
+                11,
+                // 1 when `request_body` is stored decoded (a gRPC tensor message or a binary
+                // tensor request as JSON), not as it was sent: replay must not send it.
+                "ALTER TABLE exchanges ADD COLUMN request_body_decoded INTEGER;"
+            ),
         ]
 
     /// Version 10's `pairs` view: version 9's with each arm's gRPC status appended.

@@ -207,6 +207,7 @@ extension PairStore {
                     exchange.bind(record.exposure?.servedBy.rawValue)
                     exchange.bind(record.exposure.map { $0.fallback ? 1 : 0 })
                     exchange.bind(record.baseline.grpcStatus)
+                    exchange.bind(record.requestBody.isDecoded ? 1 : nil as Int?)
                     try exchange.execute(in: db)
                     let exchangeID = db.lastInsertedRowID
                     for (index, ((candidate, score), c)) in zip(zip(record.candidates, scores), arms.candidates).enumerated() {
@@ -352,9 +353,9 @@ extension PairStore {
             baseline_version, baseline_status, baseline_latency_us, baseline_ttfb_us, baseline_content_type,
             baseline_body, baseline_body_bytes, baseline_error, segment, baseline_first_byte_us, baseline_first_token_us, baseline_events,
             baseline_prompt_tokens, baseline_completion_tokens, baseline_cost, baseline_last_token_us, source,
-            experiment, experiment_key, arm, served_by, fallback, baseline_grpc_status
+            experiment, experiment_key, arm, served_by, fallback, baseline_grpc_status, request_body_decoded
         ) VALUES (?1, ?2, ?3, ?4, ?5, ?6, \(bodyExpression(7)), ?8, ?9, ?10, ?11, ?12, ?13, \(bodyExpression(14)), ?15, ?16, ?17, ?18, ?19,
-            ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28, ?29, ?30, ?31)
+            ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28, ?29, ?30, ?31, ?32)
         """
 
     static let insertShadowSQL = """

@@ -14,7 +14,7 @@ import Glibc
 /// (<https://www.sqlite.org/wal.html#concurrency>).
 public final class PairStore: Sendable {
     /// The schema version this build writes (`PRAGMA user_version`).
-    public static let schemaVersion = 10
+    public static let schemaVersion = 11
 
     public let path: String
     let synchronous: StorageConfiguration.Synchronous

@@ -16,6 +16,11 @@ import Testing
         #expect(ReplayEligibility.skip(method: "POST", storedBody: hashed, bodyBytes: 14, methods: methods) == .bodyHashed)
         let redacted = Array(#"{"user":"hmac-sha256:0123456789abcdef0123456789abcdef","x":1}"#.utf8)
         #expect(ReplayEligibility.skip(method: "POST", storedBody: redacted, bodyBytes: 30, methods: methods) == .bodyRedacted)
+        // A tensor request stored as JSON: named as decoded, whatever its stored size.
+        #expect(ReplayEligibility.skip(method: "POST", storedBody: body, bodyBytes: 3, methods: methods, decoded: true) == .bodyDecoded)
+        #expect(ReplayEligibility.skip(method: "POST", storedBody: body, bodyBytes: 900, methods: methods, decoded: true) == .bodyDecoded)
+        #expect(ReplayEligibility.skip(method: "POST", storedBody: body, bodyBytes: body.count, methods: methods, grpc: true) == .grpc)
+        #expect(ReplayEligibility.skip(method: "PUT", storedBody: body, bodyBytes: body.count, methods: methods, grpc: true) == .methodNotAllowed)
     }
 
     @Test func pacingKeepsTheRecordedShapeOrAFlatRate() {

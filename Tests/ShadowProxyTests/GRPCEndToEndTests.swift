@@ -282,6 +282,7 @@ extension HTTP2AndGRPCTests {
                     let row = try #require(try Row.fetchOne(db, sql: "SELECT * FROM pairs"))
                     #expect((row["diverged"] as Int?) == 0, "decoded, not compared as bytes: \(row)")
                     #expect(try String.fetchOne(db, sql: "SELECT json_extract(request_body, '$.inputs[1].data[1]') FROM pairs") == "bc")
+                    #expect(try Int.fetchOne(db, sql: "SELECT request_body_decoded FROM exchanges") == 1, "replay must not send it")
                     #expect(try Double.fetchOne(db, sql: "SELECT json_extract(baseline_body, '$.outputs[0].data[1]') FROM pairs") == 0.75)
                 }
                 try queue.close()

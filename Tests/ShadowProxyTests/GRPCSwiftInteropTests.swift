@@ -2,8 +2,12 @@ import Foundation
 import GRPCCore
 import GRPCNIOTransportHTTP2
 import GRPCProtobuf
+import Logging
 import ShadowCore
 import ShadowFixtures
+import ShadowProxy
+import ShadowReplay
+import ShadowStore
 import ShadowTensor
 import Synchronization
 import Testing
@@ -94,7 +98,31 @@ extension HTTP2AndGRPCTests {
                     // Raw little-endian FP32 outputs are stored as numbers: 0.5 / 10.
                     let score = try Double.fetchOne(db, sql: "SELECT json_extract(baseline_body, '$.outputs[1].data[1]') FROM pairs LIMIT 1")
                     #expect(abs((score ?? 0) - 0.05) < 1e-6)
+                    #expect(try Int.fetchOne(db, sql: "SELECT count(*) FROM exchanges WHERE request_body_decoded = 1") == 12)
                 }
+                // A backtest of this traffic sends none of it, and says why.
+                let configuration = sidecar.sidecar.configuration
+                let route = configuration.routes[0]
+                let source = try PairReader(path: sidecar.databasePath)
+                let output = try PairStore(path: sidecar.databasePath + ".replay")
+                let client = try await UpstreamClient.make(
+                    candidate: route.candidates[0],
+                    configuration: configuration,
+                    environment: [:],
+                    logger: Logger(label: "test")
+                )
+                let summary = try await Backtest(
+                    source: source,
+                    output: output,
+                    options: Backtest.Options(route: route, candidate: route.candidates[0]),
+                    client: client,
+                    logger: Logger(label: "test")
+                ).run(now: { 0 }, sleep: { _ in }) { _ in }
+                await client.shutdown()
+                try output.close()
+                try source.close()
+                #expect(summary.replayed == 0 && summary.skipped == [.grpc: 12])
+                #expect(candidate.count("ModelInfer") == 12, "nothing was re-sent")
             }
         }
 

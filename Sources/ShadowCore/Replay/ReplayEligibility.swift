@@ -13,6 +13,11 @@ public enum ReplayEligibility {
         case bodyTruncated = "body_truncated"
         /// A method the replay does not send (by default only POST and GET).
         case methodNotAllowed = "method_not_allowed"
+        /// The body is stored decoded (a tensor message as JSON, for scoring), not as sent.
+        case bodyDecoded = "body_decoded"
+        /// A gRPC call: replay sends HTTP/1.1 requests, and a call's framing, metadata and
+        /// deadline are not all recorded to rebuild it.
+        case grpc
     }
 
     /// `nil` when the request may be replayed.
@@ -20,9 +25,20 @@ public enum ReplayEligibility {
     ///   - storedBody: the request body as stored (`nil` when none was stored).
     ///   - bodyBytes: the body's size as received.
     ///   - methods: the methods allowed, upper case.
-    public static func skip(method: String, storedBody: [UInt8]?, bodyBytes: Int, methods: Set<String>) -> Skip? {
+    ///   - decoded: the body is stored decoded (`exchanges.request_body_decoded`).
+    ///   - grpc: the exchange was a gRPC call (its baseline answered with a gRPC status).
+    public static func skip(
+        method: String,
+        storedBody: [UInt8]?,
+        bodyBytes: Int,
+        methods: Set<String>,
+        decoded: Bool = false,
+        grpc: Bool = false
+    ) -> Skip? {
         guard methods.contains(method.uppercased()) else { return .methodNotAllowed }
+        if grpc { return .grpc }
         guard bodyBytes > 0 else { return nil }
+        if decoded { return .bodyDecoded }
         guard let body = storedBody else { return .bodyNotStored }
         if body.starts(with: Self.hashPrefix) && body.count <= Self.hashPrefix.count + 32 { return .bodyHashed }
         if body.count < bodyBytes { return .bodyTruncated }

@@ -4,13 +4,14 @@ import GRPCNIOTransportHTTP2
 import NIOHTTP1
 import ShadowCore
 import ShadowFixtures
-import ShadowProxy
 import ShadowTensor
 import Testing
 
 import class GRDB.Database
 import class GRDB.DatabaseQueue
 import class GRDB.Row
+
+@testable import ShadowProxy
 
 /// gRPC to `https://` upstreams: the call takes one multiplexed HTTP/2 connection per upstream,
 /// agreed by ALPN in the TLS handshake (grpc-swift servers with certificates made at test time),
@@ -24,6 +25,27 @@ extension HTTP2AndGRPCTests {
                 certificateChain: [.bytes(Array(certificate.certificatePEM.utf8), format: .pem)],
                 privateKey: .bytes(Array(certificate.privateKeyPEM.utf8), format: .pem)
             )
+        }
+
+        /// gRPC's C core refuses a call without `te: trailers` (found by grpcio TLS servers in
+        /// `scripts/clients/grpc`): it reaches every upstream the call goes to over HTTP/2, and
+        /// only those (HTTP/1.1 has no use for it).
+        @Test func teTrailersReachesEveryHTTP2Upstream() throws {
+            func forwarded(to url: String, contentType: String) throws -> [String] {
+                let head = HTTPRequestHead(
+                    version: .http2,
+                    method: .POST,
+                    uri: "/inference.GRPCInferenceService/ModelInfer",
+                    headers: ["content-type": contentType, "te": "trailers"]
+                )
+                let target = try UpstreamURL.parse(url).get()
+                return ProxyHandler.upstreamHead(head, target: target, requestID: "r", peer: nil, framing: .chunked, shadow: false)
+                    .headers[canonicalForm: "te"].map(String.init)
+            }
+            #expect(try forwarded(to: "h2c://127.0.0.1:9001", contentType: "application/grpc") == ["trailers"])
+            #expect(try forwarded(to: "https://127.0.0.1:9001", contentType: "application/grpc+proto") == ["trailers"])
+            #expect(try forwarded(to: "https://127.0.0.1:9001", contentType: "application/json") == [])
+            #expect(try forwarded(to: "http://127.0.0.1:9001", contentType: "application/grpc") == [])
         }
 
         @Test func aGRPCCallToAnHTTPSUpstreamTakesHTTP2AgreedByALPN() async throws {

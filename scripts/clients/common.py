@@ -47,14 +47,15 @@ def logs():
     return text
 
 
-def serve(shadowd, config_text, replacements, env=None):
+def serve(shadowd, config_text, replacements, env=None, name="config"):
     """Writes `config_text` with `replacements` and loopback port 0 listeners, starts
-    `shadowd serve` on it; returns (sidecar port, database path)."""
+    `shadowd serve` on it; returns (sidecar port, database path). `name` keeps two sidecars'
+    files apart."""
     for old, new in replacements.items():
         config_text = config_text.replace(old, new)
     config_text = config_text.replace("listen: 127.0.0.1:8080", "listen: 127.0.0.1:0").replace("listen: 127.0.0.1:8081", "listen: 127.0.0.1:0")
-    config_path = os.path.join(workdir, "config.yaml")
-    database = os.path.join(workdir, "pairs.sqlite")
+    config_path = os.path.join(workdir, f"{name}.yaml")
+    database = os.path.join(workdir, f"{name}.sqlite")
     with open(config_path, "w") as target:
         target.write(config_text)
     port = start(shadowd, ["serve", "--config", config_path, "--db", database], r"shadow\.listen=\S*?:", env=env)

@@ -105,6 +105,10 @@ public struct UpstreamURL: Sendable, Hashable, CustomStringConvertible {
 
     public var scheme: String { self.usesTLS ? "https" : self.usesHTTP2 ? "h2c" : "http" }
 
+    /// Whether a request goes to this upstream over HTTP/2: every request to `h2c://`, and gRPC
+    /// calls to `https://` (agreed by ALPN: gRPC cannot travel over HTTP/1.1).
+    public func speaksHTTP2(forGRPC grpc: Bool) -> Bool { self.usesHTTP2 || (self.usesTLS && grpc) }
+
     private var defaultPort: Int { self.usesTLS ? 443 : 80 }
 
     public var description: String {

@@ -77,9 +77,11 @@ extension ProxyHandler {
             headers.add(name: name, value: value)
         }
         headers.add(name: "host", value: target.hostHeader)
-        // The one `te` HTTP/2 allows, which gRPC servers use to tell a proxy that passes
-        // trailers: end to end over an h2c upstream.
-        if target.usesHTTP2, head.headers[canonicalForm: "te"].contains(where: { $0.lowercased() == "trailers" }) {
+        // The one `te` HTTP/2 allows, which gRPC servers require (a proxy that passes trailers):
+        // end to end whenever the upstream gets the request over HTTP/2.
+        if head.headers[canonicalForm: "te"].contains(where: { $0.lowercased() == "trailers" }),
+            target.speaksHTTP2(forGRPC: GRPCSemantics.isGRPC(contentType: head.headers.first(name: "content-type")))
+        {
             headers.add(name: "te", value: "trailers")
         }
         if let peer {

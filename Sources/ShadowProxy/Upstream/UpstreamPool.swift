@@ -82,7 +82,7 @@ final class UpstreamPool {
     /// Runs `call` on an idle connection, or on a new one once connected. The request's parts
     /// may be written to the call before or after.
     func execute(_ call: UpstreamCall, connectTimeout: TimeAmount) {
-        if self.endpoint.url.usesHTTP2 || (call.isGRPC && self.endpoint.tls != nil) {
+        if self.endpoint.url.speaksHTTP2(forGRPC: call.isGRPC) {
             self.executeOnStream(call, connectTimeout: connectTimeout)
             return
         }

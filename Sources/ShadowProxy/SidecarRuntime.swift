@@ -6,7 +6,10 @@ import ShadowTensor
 /// A configuration made ready for the request path: routes indexed, scorers built, upstream
 /// endpoints prepared (IP literals parsed once, TLS contexts built with their files read).
 final class SidecarRuntime: Sendable {
-    struct Route: Sendable {
+    /// One route made ready. A class, not a struct: the request path hands a route around (the
+    /// handler, its request, each copy), and a struct this size cost a retain per field at every
+    /// hand-off.
+    final class Route: Sendable {
         let configuration: RouteConfiguration
         let scorer: any Scorer
         /// The candidates, then the A/A replica if configured.
@@ -38,6 +41,44 @@ final class SidecarRuntime: Sendable {
         /// Reads gRPC tensor messages (and V2 binary tensor bodies) as JSON, when the scorer
         /// names `kserve_v2` or `tf_serving`.
         let bodyDecoder: (any BodyDecoder)?
+
+        init(
+            configuration: RouteConfiguration,
+            scorer: any Scorer,
+            targets: [CandidateConfiguration],
+            decisionTargets: [MirrorDecision.Target],
+            baseline: UpstreamEndpoint,
+            candidateEndpoints: [UpstreamEndpoint],
+            metrics: SidecarMetrics.RouteHandles,
+            breakers: [CandidateBreaker?],
+            limiter: RouteLimiter?,
+            salt: String,
+            sampleField: JSONPathPattern?,
+            ramp: RampController?,
+            readsUsage: Bool,
+            baselineHeaders: UpstreamHeaders,
+            targetHeaders: [UpstreamHeaders],
+            experiment: Experiment?,
+            bodyDecoder: (any BodyDecoder)?
+        ) {
+            self.configuration = configuration
+            self.scorer = scorer
+            self.targets = targets
+            self.decisionTargets = decisionTargets
+            self.baseline = baseline
+            self.candidateEndpoints = candidateEndpoints
+            self.metrics = metrics
+            self.breakers = breakers
+            self.limiter = limiter
+            self.salt = salt
+            self.sampleField = sampleField
+            self.ramp = ramp
+            self.readsUsage = readsUsage
+            self.baselineHeaders = baselineHeaders
+            self.targetHeaders = targetHeaders
+            self.experiment = experiment
+            self.bodyDecoder = bodyDecoder
+        }
     }
 
     /// A route's experiment as the request path needs it.

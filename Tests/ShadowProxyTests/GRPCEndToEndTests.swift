@@ -24,15 +24,10 @@ extension HTTP2AndGRPCTests {
             }
         }
 
+        /// A V2 request's bytes, its tensor in `raw_input_contents` (as Triton's clients send it).
         static func modelInfer(id: String, pixels: [Float]) throws -> [UInt8] {
-            var request = Inference_ModelInferRequest()
-            request.modelName = "classifier"
-            request.id = id
-            var input = Inference_ModelInferRequest.InferInputTensor()
-            input.name = "pixels"
-            input.datatype = "FP32"
-            input.shape = [1, Int64(pixels.count)]
-            request.inputs = [input]
+            var request = GRPCSwiftPeers.inferRequest(id: id, values: pixels)
+            request.inputs[0].contents = Inference_InferTensorContents()
             request.rawInputContents = [Data(pixels.flatMap { withUnsafeBytes(of: $0.bitPattern.littleEndian, Array.init) })]
             return Array(try request.serializedData())
         }

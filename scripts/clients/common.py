@@ -10,6 +10,22 @@ import time
 
 workdir = tempfile.mkdtemp(prefix="shadowd-client-")
 children = []
+failures = []
+
+
+def check(condition, message):
+    """Notes `message` as a failure unless `condition` holds (the check goes on)."""
+    if not condition:
+        failures.append(message)
+
+
+def finish(label):
+    """Prints the failures and the processes' output and exits 1, or prints `label: ok`."""
+    if failures:
+        print("\n".join(failures))
+        print(logs()[-3000:])
+        sys.exit(1)
+    print(f"{label}: ok")
 
 
 def start(shadowd, arguments, pattern, env=None):

@@ -14,12 +14,7 @@ sys.path.insert(0, os.path.dirname(__file__))
 import common  # noqa: E402
 
 shadowd = sys.argv[1]
-failures = []
-
-
-def check(condition, message):
-    if not condition:
-        failures.append(message)
+check = common.check
 
 
 # TF Serving's messages from the repository's own .proto, through a descriptor set (no generated
@@ -94,8 +89,4 @@ try:
 finally:
     common.stop_all()
 
-if failures:
-    print("\n".join(failures))
-    print(common.logs()[-3000:])
-    sys.exit(1)
-print("grpc clients: ok")
+common.finish("grpc clients")

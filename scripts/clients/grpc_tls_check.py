@@ -17,12 +17,7 @@ sys.path.insert(0, os.path.dirname(__file__))
 import common  # noqa: E402
 
 shadowd = sys.argv[1]
-failures = []
-
-
-def check(condition, message):
-    if not condition:
-        failures.append(message)
+check = common.check
 
 
 def openssl(*arguments):
@@ -144,8 +139,4 @@ finally:
     baseline.stop(None)
     candidate.stop(None)
 
-if failures:
-    print("\n".join(failures))
-    print(common.logs()[-3000:])
-    sys.exit(1)
-print("grpc over TLS: ok")
+common.finish("grpc over TLS")

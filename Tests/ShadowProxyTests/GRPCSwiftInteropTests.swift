@@ -284,5 +284,33 @@ extension HTTP2AndGRPCTests {
                 }
             }
         }
+
+        /// An `h2c://` URL that points at an HTTP/1.1 server: the copy fails at connect as an
+        /// invalid response, named in the log, and the client is not touched.
+        @Test func anH2CURLOnAnHTTP1ServerIsNamed() async throws {
+            let baseline = ModelService(version: "1")
+            let log = LogRecorder()
+            try await GRPCSwiftPeers.withServer(baseline) { port in
+                try await withSidecar(
+                    baseline: .port(port),
+                    candidates: [("http1", .responder { _ in .json("{}") })],
+                    configure: GRPCEndToEndTests.grpcRoute(ScorerConfiguration(kind: .exact)),
+                    log: log
+                ) { sidecar, _, candidates in
+                    try await GRPCSwiftPeers.withClient(port: sidecar.port) { client in
+                        let seen = try await Self.unary(client, GRPCSwiftPeers.inferRequest(id: "one", values: [2]))
+                        #expect(GRPCSwiftPeers.label(seen.message) == "cat")
+                    }
+                    #expect(try await eventually { sidecar.shadowPending == 0 })
+                    await sidecar.stop()
+                    #expect(candidates[0]?.requestCount == 0, "the preface is no HTTP/1.1 request")
+                    let queue = try DatabaseQueue(path: sidecar.databasePath)
+                    defer { try? queue.close() }
+                    let error = try await queue.read { try String.fetchOne($0, sql: "SELECT candidate_error FROM pairs") }
+                    #expect(error == "invalid_response")
+                    #expect(!log.messages(containing: "cannot connect to upstream").isEmpty, "the operator is told")
+                }
+            }
+        }
     }
 }

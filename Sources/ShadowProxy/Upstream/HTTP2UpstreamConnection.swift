@@ -93,6 +93,10 @@ final class HTTP2UpstreamConnection {
 final class HTTP2ConnectionWatcher: ChannelInboundHandler {
     typealias InboundIn = HTTP2Frame
 
+    /// The connection closed before the upstream's first SETTINGS: not an HTTP/2 server, or one
+    /// that hung up.
+    struct ClosedBeforeSettings: Error {}
+
     /// Completed by the upstream's first SETTINGS; failed if the connection closes before.
     let ready: EventLoopPromise<Void>
     private var settled = false
@@ -123,13 +127,13 @@ final class HTTP2ConnectionWatcher: ChannelInboundHandler {
 
     func channelInactive(context: ChannelHandlerContext) {
         self.onGoAway?()
-        self.settle(ChannelError.ioOnClosedChannel)
+        self.settle(ClosedBeforeSettings())
         context.fireChannelInactive()
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
         // A connect that failed never activates the channel; its pipeline just goes.
-        self.settle(ChannelError.ioOnClosedChannel)
+        self.settle(ClosedBeforeSettings())
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {

@@ -257,6 +257,13 @@ final class UpstreamPool {
         }
         if TLSHandshakeWaiter.isTLSFailure(error) { return Failure(kind: .tls, detail: UpstreamTLS.describe(error)) }
         if let tunnelError = error as? ProxyTunnelHandler.TunnelError { return Failure(kind: .refused, detail: tunnelError.reason) }
+        // An HTTP/2 connection whose peer answered the preface with something else, or hung up.
+        if error is any NIOHTTP2Error {
+            return Failure(kind: .invalidResponse, detail: "the upstream does not speak HTTP/2 (an HTTP/1.1 server behind an h2c:// URL?)")
+        }
+        if error is HTTP2ConnectionWatcher.ClosedBeforeSettings {
+            return Failure(kind: .reset, detail: "the upstream closed the connection before its HTTP/2 settings")
+        }
         return Failure(kind: .refused)
     }
 

@@ -200,6 +200,14 @@ import Testing
             let warning = "of its copies over the last minute, below limits.coverage_alert_percent"
             let notice = "of its copies over the last minute again"
             try await self.load(sidecar, clients: 1, limit: .seconds(30)) { candidate.requestCount >= 150 }
+            // The partition starts from a steady state, every copy so far recorded: a recorder
+            // lagging under load (CI runs every suite at once) would deliver the healthy phase's
+            // pairs after the partition began, while its drops count at once, and the share
+            // would fall, rise and fall again at the episode's edge (seen: 3 warnings).
+            let settled = try await eventually(within: .seconds(30)) {
+                sidecar.shadowPending == 0 && sidecar.sidecar.writer.statistics.snapshot().written >= sidecar.sidecar.statistics.snapshot.mirrored
+            }
+            #expect(settled, "the healthy phase is recorded before the partition")
             link.set(.blackhole)
             let sent = Tally()
             try await self.load(sidecar, clients: 2, limit: .seconds(60)) {

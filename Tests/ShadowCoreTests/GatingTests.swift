@@ -275,6 +275,24 @@ extension CircuitBreakerTests {
         #expect(share == 1)
     }
 
+    /// Compared pairs are counted when written, drops at once: a recorder running behind
+    /// delivers pairs from before a partition after its first drops. The share rises again for a
+    /// while, but the episode is not declared over within its first window.
+    @Test func lateCountsFromBeforeAnEpisodeDoNotEndIt() {
+        var watch = CoverageWatch(threshold: 0.5, minimumCopies: 100)
+        var alerts: [CoverageWatch.Alert] = []
+        watch.add(self.batch(compared: 0, failed: 150), nowNanos: 1 * Self.second)
+        alerts += watch.evaluate(nowNanos: 1 * Self.second)
+        // The healthy pairs from before the partition, written late.
+        watch.add(self.batch(compared: 400), nowNanos: 3 * Self.second)
+        alerts += watch.evaluate(nowNanos: 3 * Self.second)
+        for second in 4...50 as ClosedRange<UInt64> {
+            watch.add(self.batch(compared: 0, failed: 20), nowNanos: second * Self.second)
+            alerts += watch.evaluate(nowNanos: second * Self.second)
+        }
+        #expect(alerts.map(\.low) == [true], "one warning, no recovery in between: \(alerts)")
+    }
+
     @Test func tooFewCopiesAreNotJudged() {
         var watch = CoverageWatch(threshold: 0.5, minimumCopies: 100)
         watch.add(self.batch(compared: 1, failed: 50), nowNanos: 0)

@@ -6,7 +6,11 @@
 /// expired, recorder full, write failed). Requests left out on purpose (not sampled, gated, rate
 /// or budget capped, body too large) and those without a baseline answer do not count. An episode
 /// starts when the share falls below the threshold with at least `minimumCopies` in the window,
-/// and ends when it is back at or above it: one alert each way, not one per batch.
+/// and ends when it is back at or above it: one alert each way, not one per batch. The end is
+/// judged only once a whole window lies inside the episode: until then the window still holds
+/// counts from before it, and compared pairs reach the watch later than drops do (they are
+/// counted when written, drops at once), so a recorder running behind would make the share
+/// dip, rise and dip again at the episode's start.
 ///
 /// A value type with the time passed in: tested without a clock.
 public struct CoverageWatch: Sendable {
@@ -39,7 +43,8 @@ public struct CoverageWatch: Sendable {
     static let bucketSeconds: UInt64 = 10
     static let bucketCount = 6
     private var buckets: [Key: [(second: UInt64, counts: Counts)]] = [:]
-    private var low: Set<Key> = []
+    /// Candidates in an episode, and when it started (seconds, monotonic).
+    private var low: [Key: UInt64] = [:]
 
     /// - Parameters:
     ///   - threshold: a share below it starts an episode (0 turns the watch off).
@@ -93,14 +98,18 @@ public struct CoverageWatch: Sendable {
         var alerts: [Alert] = []
         for entry in self.shares(nowNanos: nowNanos) {
             let key = Key(route: entry.route, candidate: entry.candidate)
-            let wasLow = self.low.contains(key)
+            let now = nowNanos / 1_000_000_000
+            let lowSince = self.low[key]
             let isLow = entry.intended >= self.minimumCopies && entry.share < self.threshold
-            // Recovery needs the share back, not just a quiet window.
-            let recovered = wasLow && entry.intended > 0 && entry.share >= self.threshold
-            if isLow && !wasLow {
-                self.low.insert(key)
+            // Recovery needs the share back, not just a quiet window, over a window that began
+            // after the episode did.
+            let recovered =
+                lowSince.map { now >= $0 + Self.bucketSeconds * UInt64(Self.bucketCount) } == true && entry.intended > 0
+                && entry.share >= self.threshold
+            if isLow && lowSince == nil {
+                self.low[key] = now
             } else if recovered {
-                self.low.remove(key)
+                self.low[key] = nil
             } else {
                 continue
             }

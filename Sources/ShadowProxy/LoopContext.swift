@@ -10,7 +10,13 @@ final class LoopContext {
     let shared: SharedState
     /// How many loops share the configured limits (queues and concurrency are split evenly).
     let loopCount: Int
-    var runtime: SidecarRuntime
+    var runtime: SidecarRuntime {
+        // A reload makes new routes: their pools and lanes are looked up (and updated) again.
+        didSet { self.routeSlots.removeAll() }
+    }
+    /// Each route's pools and lanes on this loop, found by the route's identity: the keyed
+    /// lookups below build strings, which cost ~1.5% of the loop when done per request.
+    private var routeSlots: [ObjectIdentifier: RouteSlots] = [:]
     private var baselinePools: [String: UpstreamPool] = [:]
     /// Pools of experiment treatments that answer clients, by candidate URL.
     private var servingPools: [String: UpstreamPool] = [:]
@@ -30,7 +36,35 @@ final class LoopContext {
         self.loopCount = loopCount
     }
 
+    /// A route's pools and lanes on this loop, once looked up.
+    private final class RouteSlots {
+        /// Held so its identifier cannot be reused while this entry stands.
+        let route: SidecarRuntime.Route
+        var baseline: UpstreamPool?
+        var lanes: [ShadowLane?]
+
+        init(route: SidecarRuntime.Route) {
+            self.route = route
+            self.lanes = Array(repeating: nil, count: route.targets.count)
+        }
+    }
+
+    private func slots(of route: SidecarRuntime.Route) -> RouteSlots {
+        if let slots = self.routeSlots[ObjectIdentifier(route)] { return slots }
+        let slots = RouteSlots(route: route)
+        self.routeSlots[ObjectIdentifier(route)] = slots
+        return slots
+    }
+
     func baselinePool(for route: SidecarRuntime.Route) -> UpstreamPool {
+        let slots = self.slots(of: route)
+        if let pool = slots.baseline { return pool }
+        let pool = self.lookUpBaselinePool(for: route)
+        slots.baseline = pool
+        return pool
+    }
+
+    private func lookUpBaselinePool(for route: SidecarRuntime.Route) -> UpstreamPool {
         let baseline = route.configuration.baseline
         return Self.pool(
             in: &self.baselinePools,
@@ -112,6 +146,14 @@ final class LoopContext {
     }
 
     func lane(for route: SidecarRuntime.Route, candidate index: Int) -> ShadowLane {
+        let slots = self.slots(of: route)
+        if let lane = slots.lanes[index] { return lane }
+        let lane = self.lookUpLane(for: route, candidate: index)
+        slots.lanes[index] = lane
+        return lane
+    }
+
+    private func lookUpLane(for route: SidecarRuntime.Route, candidate index: Int) -> ShadowLane {
         let candidate = route.targets[index]
         let key = "\(route.configuration.name)\u{0}\(candidate.name)\u{0}\(candidate.url)"
         if let lane = self.lanes[key] {

@@ -17,8 +17,8 @@ final class LoopDeadline {
     /// When ``action`` runs; nil: it does not.
     private(set) var deadline: NIODeadline?
 
-    /// - Parameter action: runs once the deadline passes (capture the owner weakly: the owner
-    ///   keeps this).
+    /// - Parameter action: runs once the deadline passes (it may capture its owner strongly if
+    ///   the owner calls ``cancel()`` and lets this go when it is done).
     init(on loop: any EventLoop, action: @escaping () -> Void) {
         self.loop = loop
         self.action = action
@@ -43,9 +43,9 @@ final class LoopDeadline {
 
     private func schedule(at deadline: NIODeadline) {
         self.firesAt = deadline
-        self.scheduled = self.loop.assumeIsolated().scheduleTask(deadline: deadline) { [weak self] in
-            self?.fired()
-        }
+        // Strong: a weak capture costs every deadline a side table. The task holds this only
+        // until it fires or is cancelled.
+        self.scheduled = self.loop.assumeIsolated().scheduleTask(deadline: deadline) { self.fired() }
     }
 
     private func fired() {

@@ -118,8 +118,8 @@ public struct UpstreamURL: Sendable, Hashable, CustomStringConvertible {
 
     /// The `Host` header value sent upstream.
     public var hostHeader: String {
-        let hostPart = self.host.contains(":") ? "[\(self.host)]" : self.host
-        return self.port == self.defaultPort ? hostPart : "\(hostPart):\(self.port)"
+        let hostPart = self.host.utf8.contains(UInt8(ascii: ":")) ? "[\(self.host)]" : self.host
+        return self.port == self.defaultPort ? hostPart : hostPart + ":" + String(self.port)
     }
 
     /// Whether the host is an IPv4 or IPv6 literal (nothing to resolve, no SNI name).

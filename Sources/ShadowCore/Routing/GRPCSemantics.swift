@@ -4,10 +4,13 @@ public enum GRPCSemantics {
     /// Whether a `Content-Type` is gRPC's (`application/grpc`, `application/grpc+proto`, …).
     /// Runs on every request: compares bytes in place rather than lowercasing a copy.
     public static func isGRPC(contentType: String?) -> Bool {
-        guard let contentType else { return false }
-        let prefix = "application/grpc".utf8
-        let start = contentType.utf8.prefix(prefix.count)
-        return start.count == prefix.count && zip(start, prefix).allSatisfy { ((0x41...0x5A).contains($0) ? $0 | 0x20 : $0) == $1 }
+        // Every request and answer asks this on the event loop: compared in place, byte by byte.
+        guard var contentType else { return false }
+        let prefix: StaticString = "application/grpc"
+        return contentType.withUTF8 { bytes in
+            bytes.count >= prefix.utf8CodeUnitCount
+                && HeaderPolicy.equalsLowercased(UnsafeBufferPointer(rebasing: bytes.prefix(prefix.utf8CodeUnitCount)), prefix)
+        }
     }
 
     /// Whether a whole gRPC request body is not one call's single message, that is the request

@@ -11,6 +11,8 @@ public enum HeaderPolicy {
     /// hop-by-hop (so the common `Connection: keep-alive` yields nothing to look up).
     public static func connectionNominated(_ values: some Sequence<some StringProtocol>) -> Set<String> {
         var names: Set<String> = []
+        // Nearly every message says only `keep-alive` or `close`: nothing to parse.
+        if values.allSatisfy({ Self.namesNothing($0) }) { return names }
         var token: [UInt8] = []
         func finish() {
             if !token.isEmpty {
@@ -33,22 +35,53 @@ public enum HeaderPolicy {
         return names
     }
 
+    /// A `Connection` value that is only `keep-alive` or `close` (any case, spaces around).
+    public static func namesNothing(_ value: some StringProtocol) -> Bool {
+        var value = String(value)
+        return value.withUTF8 { whole in
+            var bytes = whole[...]
+            while let first = bytes.first, first == UInt8(ascii: " ") || first == UInt8(ascii: "\t") { bytes = bytes.dropFirst() }
+            while let last = bytes.last, last == UInt8(ascii: " ") || last == UInt8(ascii: "\t") { bytes = bytes.dropLast() }
+            let trimmed = UnsafeBufferPointer(rebasing: bytes)
+            return Self.equalsLowercased(trimmed, "keep-alive") || Self.equalsLowercased(trimmed, "close")
+        }
+    }
+
     /// Whether `name` is hop-by-hop, compared case-insensitively without allocating.
     public static func isHopByHop(_ name: String) -> Bool {
         var name = name
-        return name.withUTF8 { bytes in
-            switch bytes.count {
-            case 2: return equalsLowercased(bytes, "te")
-            case 4: return equalsLowercased(bytes, "host")
-            case 7: return equalsLowercased(bytes, "trailer") || equalsLowercased(bytes, "upgrade")
-            case 10: return equalsLowercased(bytes, "connection") || equalsLowercased(bytes, "keep-alive")
-            case 14: return equalsLowercased(bytes, "content-length")
-            case 16: return equalsLowercased(bytes, "proxy-connection")
-            case 17: return equalsLowercased(bytes, "transfer-encoding")
-            case 18: return equalsLowercased(bytes, "proxy-authenticate")
-            case 19: return equalsLowercased(bytes, "proxy-authorization")
-            default: return false
-            }
+        return name.withUTF8 { bytes in Self.isHopByHop(bytes) }
+    }
+
+    /// Whether the name in `bytes` is hop-by-hop, compared case-insensitively.
+    public static func isHopByHop(_ bytes: UnsafeBufferPointer<UInt8>) -> Bool {
+        switch bytes.count {
+        case 2: return equalsLowercased(bytes, "te")
+        case 4: return equalsLowercased(bytes, "host")
+        case 7: return equalsLowercased(bytes, "trailer") || equalsLowercased(bytes, "upgrade")
+        case 10: return equalsLowercased(bytes, "connection") || equalsLowercased(bytes, "keep-alive")
+        case 14: return equalsLowercased(bytes, "content-length")
+        case 16: return equalsLowercased(bytes, "proxy-connection")
+        case 17: return equalsLowercased(bytes, "transfer-encoding")
+        case 18: return equalsLowercased(bytes, "proxy-authenticate")
+        case 19: return equalsLowercased(bytes, "proxy-authorization")
+        default: return false
+        }
+    }
+
+    /// ASCII case-insensitive equality with a lowercase name.
+    public static func equalsLowercased(_ bytes: UnsafeBufferPointer<UInt8>, _ lowercase: String) -> Bool {
+        guard bytes.count == lowercase.utf8.count else { return false }
+        return zip(bytes, lowercase.utf8).allSatisfy { pair in
+            ((UInt8(ascii: "A")...UInt8(ascii: "Z")).contains(pair.0) ? pair.0 | 0x20 : pair.0) == pair.1
+        }
+    }
+
+    /// Whether a comma-separated field value lists `token` (lowercase), in any case.
+    public static func listContains(_ value: String, _ token: StaticString) -> Bool {
+        value.split(separator: ",").contains { element in
+            var element = String(element.drop { $0 == " " || $0 == "\t" }.reversed().drop { $0 == " " || $0 == "\t" }.reversed())
+            return element.withUTF8 { Self.equalsLowercased($0, token) }
         }
     }
 

@@ -74,15 +74,15 @@ extension ProxyHandler {
             baselineCopy: copy
         )
         guard copy else { return exchange }
-        var head = Self.upstreamHead(
+        let head = Self.upstreamHead(
             request.head,
             target: configuration.baseline.url,
             requestID: self.requestID,
             peer: peer,
             framing: .length(request.body?.readableBytes ?? 0),
-            shadow: true
+            shadow: true,
+            rewrite: route.baselineHeaders
         )
-        if !route.baselineHeaders.isEmpty { route.baselineHeaders.apply(to: &head) }
         let lane = self.loopContext.controlLane(for: route, treatment: treatment)
         let call = ShadowCall(
             slot: .baseline,
@@ -194,15 +194,15 @@ extension ProxyHandler {
         self.loopContext.shared.statistics.experimentFallbacks.add(1, ordering: .relaxed)
 
         let baseline = route.configuration.baseline
-        var controlHead = Self.upstreamHead(
+        let controlHead = Self.upstreamHead(
             head,
             target: baseline.url,
             requestID: self.requestID,
             peer: context.channel.remoteAddress?.ipAddress,
             framing: .length(body?.readableBytes ?? 0),
-            shadow: false
+            shadow: false,
+            rewrite: route.baselineHeaders
         )
-        if !route.baselineHeaders.isEmpty { route.baselineHeaders.apply(to: &controlHead) }
         self.answer = AnswerCapture(version: baseline.version, price: baseline.cost, limit: limit)
         self.baselineTimeout = TimeAmount(baseline.timeout)
         let call = UpstreamCall(delegate: self)

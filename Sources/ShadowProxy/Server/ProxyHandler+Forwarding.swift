@@ -23,19 +23,15 @@ extension ProxyHandler {
             }
         let treatment = self.serving?.treatmentIndex
         let target = treatment.map { request.route.targets[$0] }
-        var baselineHead = Self.upstreamHead(
+        let baselineHead = Self.upstreamHead(
             request.head,
             target: target?.url ?? configuration.baseline.url,
             requestID: self.requestID,
             peer: context.channel.remoteAddress?.ipAddress,
             framing: framing,
-            shadow: false
+            shadow: false,
+            rewrite: treatment.map { request.route.targetHeaders[$0] } ?? request.route.baselineHeaders
         )
-        if let treatment {
-            request.route.targetHeaders[treatment].apply(to: &baselineHead)
-        } else if !request.route.baselineHeaders.isEmpty {
-            request.route.baselineHeaders.apply(to: &baselineHead)
-        }
         self.responseStarted = false
         self.answer = AnswerCapture(
             version: target?.version ?? configuration.baseline.version,
@@ -210,15 +206,15 @@ extension ProxyHandler {
             // the baseline and the stored request keep the client's. Not JSON: sent as it came.
             var copy = request.body
             if !candidate.rewrite.isEmpty, let document = body() { copy = Self.rewritten(document, for: candidate) }
-            var head = Self.upstreamHead(
+            let head = Self.upstreamHead(
                 request.head,
                 target: candidate.url,
                 requestID: self.requestID,
                 peer: peer,
                 framing: .length(copy?.readableBytes ?? 0),
-                shadow: true
+                shadow: true,
+                rewrite: route.targetHeaders[index]
             )
-            route.targetHeaders[index].apply(to: &head)
             let call = ShadowCall(
                 slot: .candidate(slot),
                 candidate: candidate,

@@ -35,53 +35,68 @@ extension ProxyHandler {
 
     /// The request as an upstream sees it: hop-by-hop headers (and any the client's `Connection`
     /// names) removed, framing set from `framing`, forwarding headers added after the stripping
-    /// so a client cannot delete them via `Connection`.
+    /// so a client cannot delete them via `Connection`, and the upstream's own `rewrite` (its
+    /// removals made while copying, its fields added last).
     static func upstreamHead(
         _ head: HTTPRequestHead,
         target: UpstreamURL,
         requestID: String,
         peer: String?,
         framing: UpstreamFraming,
-        shadow: Bool
+        shadow: Bool,
+        rewrite: UpstreamHeaders = .none
     ) -> HTTPRequestHead {
-        let nominated = HeaderPolicy.connectionNominated(head.headers[canonicalForm: "connection"])
+        var nominated: Set<String> = []
+        // A rewrite removing a field the sidecar sets itself is applied afterwards, as a whole.
+        let strip = rewrite.removesSidecarFields ? [] : rewrite.remove
         var headers = HTTPHeaders()
         var forwardedFor: String?
         var originalHost: String?
         var hasProto = false
+        var trailers = false
         for (name, value) in head.headers {
-            var hop = HeaderPolicy.isHopByHop(name)
-            if hop, name.utf8.count == 4 {
-                originalHost = value  // "host": replaced below, kept as X-Forwarded-Host
-                continue
-            }
-            if !hop {
-                var name = name
-                let kind: Int = name.withUTF8 { bytes in
-                    if HeaderPolicy.equalsLowercased(bytes, "x-forwarded-for") { return 1 }
-                    if HeaderPolicy.equalsLowercased(bytes, "x-request-id") || HeaderPolicy.equalsLowercased(bytes, "expect") { return 2 }
-                    if HeaderPolicy.equalsLowercased(bytes, "x-forwarded-proto") { return 3 }
-                    return 0
-                }
-                switch kind {
-                case 1:
-                    forwardedFor = forwardedFor.map { "\($0), \(value)" } ?? value
-                    continue
-                case 2: continue
-                case 3: hasProto = true
+            var name = name
+            // 0: end to end; 1: x-forwarded-for; 2: dropped; 3: x-forwarded-proto; 4: host;
+            // 5: te; 6: connection; 7: other hop-by-hop.
+            let kind: Int = name.withUTF8 { bytes in
+                switch bytes.count {
+                case 2 where HeaderPolicy.equalsLowercased(bytes, "te"): return 5
+                case 4 where HeaderPolicy.equalsLowercased(bytes, "host"): return 4
+                case 6 where HeaderPolicy.equalsLowercased(bytes, "expect"): return 2
+                case 10 where HeaderPolicy.equalsLowercased(bytes, "connection"): return 6
+                case 12 where HeaderPolicy.equalsLowercased(bytes, "x-request-id"): return 2
+                case 15 where HeaderPolicy.equalsLowercased(bytes, "x-forwarded-for"): return 1
+                case 17 where HeaderPolicy.equalsLowercased(bytes, "x-forwarded-proto"): return 3
                 default: break
                 }
-                hop = !nominated.isEmpty && nominated.contains(name.lowercased())
+                if HeaderPolicy.isHopByHop(bytes) { return 7 }
+                for removed in strip where HeaderPolicy.equalsLowercased(bytes, removed) { return 2 }
+                return 0
             }
-            if hop { continue }
+            switch kind {
+            case 1:
+                forwardedFor = forwardedFor.map { "\($0), \(value)" } ?? value
+                continue
+            case 2, 7: continue
+            case 3: hasProto = true
+            case 4:
+                originalHost = value  // replaced below, kept as X-Forwarded-Host
+                continue
+            case 5:
+                if HeaderPolicy.listContains(value, "trailers") { trailers = true }
+                continue
+            case 6:
+                if !HeaderPolicy.namesNothing(value) { nominated.formUnion(HeaderPolicy.connectionNominated([value])) }
+                continue
+            default: break
+            }
             headers.add(name: name, value: value)
         }
+        if !nominated.isEmpty { headers = Self.removing(nominated, from: headers) }
         headers.add(name: "host", value: target.hostHeader)
         // The one `te` HTTP/2 allows, which gRPC servers require (a proxy that passes trailers):
         // end to end whenever the upstream gets the request over HTTP/2.
-        if head.headers[canonicalForm: "te"].contains(where: { $0.lowercased() == "trailers" }),
-            target.speaksHTTP2(forGRPC: GRPCSemantics.isGRPC(contentType: head.headers.first(name: "content-type")))
-        {
+        if trailers, target.speaksHTTP2(forGRPC: GRPCSemantics.isGRPC(contentType: head.headers.first(name: "content-type"))) {
             headers.add(name: "te", value: "trailers")
         }
         if let peer {
@@ -101,24 +116,44 @@ extension ProxyHandler {
         case .length:
             break
         }
-        return HTTPRequestHead(version: .http1_1, method: head.method, uri: target.basePath + head.uri, headers: headers)
+        var result = HTTPRequestHead(version: .http1_1, method: head.method, uri: target.basePath + head.uri, headers: headers)
+        if rewrite.removesSidecarFields {
+            rewrite.apply(to: &result)
+        } else {
+            for (name, value) in rewrite.set { result.headers.add(name: name, value: value) }
+        }
+        return result
+    }
+
+    /// `headers` without the fields `names` (lowercased) lists: those a `Connection` field named.
+    private static func removing(_ names: Set<String>, from headers: HTTPHeaders) -> HTTPHeaders {
+        var kept = HTTPHeaders()
+        for (name, value) in headers where !names.contains(name.lowercased()) { kept.add(name: name, value: value) }
+        return kept
     }
 
     /// The baseline's response headers minus hop-by-hop ones. Content-Length is end-to-end and
     /// kept; Transfer-Encoding is re-applied by the encoder towards the client.
     static func forwardableResponseHeaders(_ source: HTTPHeaders) -> HTTPHeaders {
-        let nominated = HeaderPolicy.connectionNominated(source[canonicalForm: "connection"])
+        var nominated: Set<String> = []
         var headers = HTTPHeaders()
         for (name, value) in source {
             if HeaderPolicy.isHopByHop(name) {
+                switch name.utf8.count {
                 // Content-Length is end-to-end and kept; the rest of the set is hop-by-hop.
-                if name.utf8.count == 14 { headers.add(name: name, value: value) }
+                case 14: headers.add(name: name, value: value)
+                case 10 where !HeaderPolicy.namesNothing(value):
+                    // "connection" (not "keep-alive", the other hop-by-hop name of that length).
+                    if name.utf8.first.map({ $0 | 0x20 }) == UInt8(ascii: "c") {
+                        nominated.formUnion(HeaderPolicy.connectionNominated([value]))
+                    }
+                default: break
+                }
                 continue
             }
-            if !nominated.isEmpty, nominated.contains(name.lowercased()) { continue }
             headers.add(name: name, value: value)
         }
-        return headers
+        return nominated.isEmpty ? headers : Self.removing(nominated, from: headers)
     }
 }
 

@@ -90,7 +90,8 @@ final class ProxyHandler: ChannelInboundHandler, RemovableChannelHandler, Upstre
 
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
-        self.requestTimer = LoopDeadline(on: context.eventLoop) { [weak self] in self?.requestTimedOut() }
+        // Strong (no side table for the handler): handlerRemoved cancels and drops the timer.
+        self.requestTimer = LoopDeadline(on: context.eventLoop) { self.requestTimedOut() }
         self.loopContext.register(self)
         if !self.isStream, !self.loopContext.admitConnection() {
             self.state = .closed

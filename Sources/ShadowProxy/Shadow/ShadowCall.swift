@@ -26,7 +26,8 @@ final class ShadowCall: UpstreamResponseDelegate {
     /// Until when it may wait in its lane's queue (it waits only if no call slot was free).
     private(set) var queueDeadline: NIODeadline = .distantFuture
     private var call: UpstreamCall?
-    private weak var lane: ShadowLane?
+    /// Strong (a lane lives as long as its loop, and lets a call go when it finishes).
+    private var lane: ShadowLane?
     private var answer: AnswerCapture
     /// A gRPC client's `grpc-timeout`: it caps the copy's timeout too (its answer would be late
     /// anyway).
@@ -123,6 +124,7 @@ final class ShadowCall: UpstreamResponseDelegate {
         }
         self.breaker?.record(result, epoch: self.breakerEpoch)
         self.lane?.callFinished(self)
+        self.lane = nil
         self.exchange.finished(self.slot, result)
     }
 }

@@ -10,7 +10,9 @@ import ShadowCore
 ///
 /// Loop-bound: created, used and completed on one event loop, so it needs no locks.
 final class UpstreamCall {
-    private(set) weak var delegate: (any UpstreamResponseDelegate)?
+    /// Held strongly until the call finishes, then let go: a weak reference would give every
+    /// delegate (a handler, each shadow copy) a side table, and every retain of it the slow path.
+    private(set) var delegate: (any UpstreamResponseDelegate)?
     private(set) var connection: UpstreamConnection?
     private(set) var finished = false
     /// The request's last part has been written (a connection is reusable only after that).
@@ -40,10 +42,8 @@ final class UpstreamCall {
         self.timeoutError = error
         self.idleLimit = idle ? amount : nil
         if self.timer == nil {
-            self.timer = LoopDeadline(on: loop) { [weak self] in
-                guard let self else { return }
-                self.cancel(with: self.timeoutError)
-            }
+            // Strong: the call keeps the timer until it finishes, and drops it then.
+            self.timer = LoopDeadline(on: loop) { self.cancel(with: self.timeoutError) }
         }
         self.timer?.set(.now() + amount)
     }
@@ -148,19 +148,26 @@ final class UpstreamCall {
     func complete(trailers: HTTPHeaders? = nil) {
         guard !self.finished else { return }
         self.finished = true
-        self.timer?.cancel()
+        self.stopTimer()
         self.connection = nil
         self.waiting = []
         self.delegate?.upstreamEnd(trailers: trailers)
+        self.delegate = nil
     }
 
     func fail(_ error: ArmError, detail: String? = nil) {
         guard !self.finished else { return }
         self.finished = true
         self.failureDetail = detail
-        self.timer?.cancel()
+        self.stopTimer()
         self.connection = nil
         self.waiting = []
         self.delegate?.upstreamFailed(error)
+        self.delegate = nil
+    }
+
+    private func stopTimer() {
+        self.timer?.cancel()
+        self.timer = nil
     }
 }

@@ -61,15 +61,15 @@ public final class UpstreamClient: Sendable {
         }
         var incoming = HTTPHeaders()
         if let contentType { incoming.add(name: "content-type", value: contentType) }
-        var head = ProxyHandler.upstreamHead(
+        let head = ProxyHandler.upstreamHead(
             HTTPRequestHead(version: .http1_1, method: HTTPMethod(rawValue: method), uri: path, headers: incoming),
             target: self.candidate.url,
             requestID: requestID,
             peer: nil,
             framing: .length(payload.count),
-            shadow: true
+            shadow: true,
+            rewrite: self.headers
         )
-        self.headers.apply(to: &head)
         let pool = self.pool
         let candidate = self.candidate
         let limit = self.captureLimit

@@ -11,13 +11,26 @@ struct UpstreamHeaders: Sendable {
     let remove: [String]
     let set: [(name: String, value: String)]
 
+    /// Whether it removes a field the sidecar sets on every forwarded request (then it is
+    /// applied to the finished head, after those; otherwise its removals are made while the
+    /// client's fields are copied).
+    let removesSidecarFields: Bool
+
     var isEmpty: Bool { self.remove.isEmpty && self.set.isEmpty }
+
+    /// The fields ``ProxyHandler/upstreamHead(_:target:requestID:peer:framing:shadow:rewrite:)``
+    /// adds itself.
+    static let sidecarFields: Set<String> = [
+        "host", "te", "x-forwarded-for", "x-forwarded-proto", "x-forwarded-host", "x-request-id", "x-shadow-request",
+        "content-length", "transfer-encoding",
+    ]
 
     static let none = UpstreamHeaders(remove: [], set: [])
 
     private init(remove: [String], set: [(name: String, value: String)]) {
         self.remove = remove
         self.set = set
+        self.removesSidecarFields = remove.contains { Self.sidecarFields.contains($0) }
     }
 
     /// - Parameters:

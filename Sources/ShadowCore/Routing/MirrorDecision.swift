@@ -59,12 +59,19 @@ public struct MirrorDecision: Sendable, Equatable {
     /// Targets that do not, with the coverage reason recorded for each.
     public var dropped: [(index: Int, reason: CoverageReason)]
 
+    @usableFromInline
+    init(chosen: [(index: Int, epoch: UInt64)], dropped: [(index: Int, reason: CoverageReason)]) {
+        self.chosen = chosen
+        self.dropped = dropped
+    }
+
     /// Decides for one request.
     /// - Parameters:
     ///   - samplePercent: the route's share (0...100).
     ///   - rampPercent: the ramp stage's share of that sample (0...100), `nil` without a ramp.
     ///   - limiter: takes the sampled copies' total up-front cost; `nil` admits them, else why not.
     ///   - breaker: for a target index and a uniform draw in 0..<1, its breaker's answer.
+    @inlinable  // specialized for the caller's generator: it runs per request
     public static func decide(
         targets: [Target],
         request: Request,

@@ -12,7 +12,9 @@ public struct RouteTable: Sendable {
     /// The index (into the configured routes) of the route for `path` (query string allowed),
     /// or `nil` when none matches.
     public func index(for path: String) -> Int? {
-        let pathOnly = path.firstIndex(of: "?").map { path[..<$0] } ?? path[...]
-        return self.order.first { pathOnly.hasPrefix($0.prefix) }?.index
+        // Bytes, not Characters: this runs per request, and paths come off the wire as bytes.
+        let bytes = path.utf8
+        let pathOnly = bytes.firstIndex(of: UInt8(ascii: "?")).map { bytes[..<$0] } ?? bytes[...]
+        return self.order.first { pathOnly.starts(with: $0.prefix.utf8) }?.index
     }
 }

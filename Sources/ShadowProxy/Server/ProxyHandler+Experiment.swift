@@ -208,7 +208,7 @@ extension ProxyHandler {
         let call = UpstreamCall(delegate: self)
         self.call = call
         call.write(head: controlHead, body: body)
-        call.arm(timeout: self.baselineTimeout, on: context.eventLoop, error: .timeout)
+        self.armBaselineTimer()
         self.loopContext.baselinePool(for: route).execute(call, connectTimeout: TimeAmount(baseline.connectTimeout))
     }
 }

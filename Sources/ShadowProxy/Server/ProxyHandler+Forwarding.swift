@@ -42,6 +42,7 @@ extension ProxyHandler {
         self.baselineTimeout = TimeAmount(self.grpcTimeout.map { min($0, configured) } ?? configured)
         let call = UpstreamCall(delegate: self.serving?.relay ?? self)
         self.call = call
+        self.disarmBaselineTimer()
         call.write(.head(baselineHead))
         if let heldBody, heldBody.readableBytes > 0 { call.write(.body(.byteBuffer(heldBody))) }
         let pool =
@@ -115,7 +116,7 @@ extension ProxyHandler {
         }
         call.write(.end(nil))
         self.answer.start()
-        call.arm(timeout: self.baselineTimeout, on: context.eventLoop, error: .timeout)
+        self.armBaselineTimer()
         let runtime = self.loopContext.runtime
         self.serving?.keepForFallback(request, limits: self.limits)
         self.exchange = self.mirror(request, route: request.route, runtime: runtime, peer: context.channel.remoteAddress?.ipAddress)

@@ -24,12 +24,12 @@ extension ProxyHandler {
         context.write(Self.wrapOutboundOut(.head(response)), promise: nil)
         self.routeMetrics?.countResponse(status: Int(head.status.code))
         // From now on the timeout bounds silence between body chunks, not the whole body.
-        self.call?.arm(timeout: self.baselineTimeout, on: context.eventLoop, error: .timeout, idle: true)
+        self.armBaselineTimer()
     }
 
     func upstreamBody(_ buffer: ByteBuffer) {
         guard let context = self.context, case .forwarding = self.state else { return }
-        self.call?.touch()
+        self.armBaselineTimer()
         // Chunk arrival times let the writer time streamed events (first token).
         self.answer.body(buffer, timed: self.exchange != nil)
         context.write(Self.wrapOutboundOut(.body(.byteBuffer(buffer))), promise: nil)
@@ -83,6 +83,7 @@ extension ProxyHandler {
 
     func finishBaseline(error: ArmError?) {
         self.call = nil
+        self.disarmBaselineTimer()
         self.serving?.fallbackRequest = nil
         let latency = self.answer.elapsedMicros
         if error == nil {

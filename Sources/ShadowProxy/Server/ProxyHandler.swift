@@ -51,6 +51,10 @@ final class ProxyHandler: ChannelInboundHandler, RemovableChannelHandler, Upstre
     var context: ChannelHandlerContext?
     /// A request (or the rest of one) must arrive before this; nil while the baseline has it all.
     private var requestTimer: LoopDeadline?
+    /// The serving arm's timeout: the whole answer from the end of the request, then the silence
+    /// between its chunks. One per connection, moved per request (a timer per call scheduled
+    /// and cancelled a task on the loop's timer queue for every request).
+    private var baselineTimer: LoopDeadline?
     /// A baseline call waiting for the end of the current read burst to be dispatched.
     var pendingDispatch: (call: UpstreamCall, pool: UpstreamPool, connectTimeout: TimeAmount)?
     private var closeWhenDone = false
@@ -92,6 +96,7 @@ final class ProxyHandler: ChannelInboundHandler, RemovableChannelHandler, Upstre
         self.context = context
         // Strong (no side table for the handler): handlerRemoved cancels and drops the timer.
         self.requestTimer = LoopDeadline(on: context.eventLoop) { self.requestTimedOut() }
+        self.baselineTimer = LoopDeadline(on: context.eventLoop) { self.call?.cancel(with: .timeout) }
         self.loopContext.register(self)
         if !self.isStream, !self.loopContext.admitConnection() {
             self.state = .closed
@@ -122,6 +127,8 @@ final class ProxyHandler: ChannelInboundHandler, RemovableChannelHandler, Upstre
     func handlerRemoved(context: ChannelHandlerContext) {
         self.requestTimer?.cancel()
         self.requestTimer = nil
+        self.baselineTimer?.cancel()
+        self.baselineTimer = nil
         self.loopContext.unregister(self)
         if !self.isStream { self.loopContext.shared.statistics.openConnections.subtract(1, ordering: .relaxed) }
         self.context = nil
@@ -163,6 +170,16 @@ final class ProxyHandler: ChannelInboundHandler, RemovableChannelHandler, Upstre
             // flow-control window, an HTTP/1.1 one that stopped reading): let it go.
             self.context?.close(promise: nil)
         }
+    }
+
+    /// The serving arm's answer (or its next chunk) must arrive within its timeout from now.
+    func armBaselineTimer() {
+        self.baselineTimer?.set(.now() + self.baselineTimeout)
+    }
+
+    /// No serving call is waiting: a new one has not reached its timed part yet, or it ended.
+    func disarmBaselineTimer() {
+        self.baselineTimer?.set(nil)
     }
 
     func closeWhenIdle() {

@@ -21,9 +21,6 @@ final class UpstreamCall {
     private var waiting: [HTTPClientRequestPart] = []
     private var waitingBytes = 0
     private var timer: LoopDeadline?
-    private var timeoutError = ArmError.timeout
-    /// With an idle timeout: the silence allowed between two pieces of the answer.
-    private var idleLimit: TimeAmount?
     /// Why the call failed, in words, when the error kind alone does not say (a TLS failure's
     /// reason). Never holds secrets.
     private(set) var failureDetail: String?
@@ -35,22 +32,15 @@ final class UpstreamCall {
         self.delegate = delegate
     }
 
-    /// Fails the call with `error` unless it finishes within `amount`. With `idle`, the timeout
-    /// measures silence instead: every ``touch()`` pushes the deadline out again. Re-arming
-    /// moves the one deadline the call has.
-    func arm(timeout amount: TimeAmount, on loop: any EventLoop, error: ArmError, idle: Bool = false) {
-        self.timeoutError = error
-        self.idleLimit = idle ? amount : nil
+    /// Fails the call with `error` unless it finishes within `amount` (a shadow copy's or a
+    /// replayed request's own timeout; the serving arm's is its handler's, one per connection).
+    /// Armed once per call.
+    func arm(timeout amount: TimeAmount, on loop: any EventLoop, error: ArmError) {
         if self.timer == nil {
             // Strong: the call keeps the timer until it finishes, and drops it then.
-            self.timer = LoopDeadline(on: loop) { self.cancel(with: self.timeoutError) }
+            self.timer = LoopDeadline(on: loop) { self.cancel(with: error) }
         }
         self.timer?.set(.now() + amount)
-    }
-
-    /// Marks progress for an idle timeout.
-    func touch() {
-        if let limit = self.idleLimit { self.timer?.set(.now() + limit) }
     }
 
     /// Abandons the call: the connection is closed (never reused mid-response) and the delegate

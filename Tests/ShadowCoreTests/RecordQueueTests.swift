@@ -71,6 +71,23 @@ import Testing
         #expect(RouteTable(routes: []).index(for: "/") == nil)
     }
 
+    @Test func connectionValuesAndListsAreReadWithoutAllocating() {
+        for value in ["keep-alive", " Keep-Alive ", "CLOSE", "close\t"] { #expect(HeaderPolicy.namesNothing(value), "\(value)") }
+        for value in ["keep-alive, x-foo", "upgrade", "", "closed"] { #expect(!HeaderPolicy.namesNothing(value), "\(value)") }
+        #expect(HeaderPolicy.listContains("deflate, Trailers", "trailers"))
+        #expect(HeaderPolicy.listContains("trailers", "trailers"))
+        #expect(!HeaderPolicy.listContains("trailersx, deflate", "trailers"))
+        #expect(GRPCSemantics.isGRPC(contentType: "Application/GRPC+proto"))
+        #expect(GRPCSemantics.isGRPC(contentType: "application/grpc"))
+        #expect(!GRPCSemantics.isGRPC(contentType: "application/grp"))
+        #expect(!GRPCSemantics.isGRPC(contentType: "application/json"))
+        #expect(!GRPCSemantics.isGRPC(contentType: nil))
+        let baseline = BaselineConfiguration(url: UpstreamURL(host: "127.0.0.1", port: 1))
+        let table = RouteTable(routes: [RouteConfiguration(name: "é", prefix: "/modèle/", baseline: baseline, candidates: [])])
+        #expect(table.index(for: "/modèle/x?q=/modèle/") == 0)
+        #expect(table.index(for: "/model/x?q=/modèle/") == nil)
+    }
+
     @Test func connectionNominatedHeadersAreCollected() {
         // Names already hop-by-hop (keep-alive) need no second look-up.
         #expect(HeaderPolicy.connectionNominated(["keep-alive, X-Foo", " x-bar "]) == ["x-foo", "x-bar"])

@@ -1,0 +1,107 @@
+import NIOHTTP1
+import ShadowCore
+import Testing
+
+@testable import ShadowProxy
+
+/// The forwarded request head and response headers, built without sockets: what each upstream
+/// gets of the client's fields, and what the client gets of the baseline's.
+struct UpstreamHeadTests {
+    static let target = UpstreamURL(host: "10.0.0.7", port: 8080, basePath: "/base")
+
+    static func rewrite(set: [(String, String)] = [], remove: [String] = [], stripping: [String] = []) throws -> UpstreamHeaders {
+        let fields = try set.map { name, value in
+            HeaderRewrite.Field(name: name, value: try HeaderRewrite.Template.parse(value).get(), key: name)
+        }
+        return try UpstreamHeaders(HeaderRewrite(set: fields, remove: remove), stripping: stripping, environment: [:])
+    }
+
+    static func head(_ fields: [(String, String)], method: HTTPMethod = .POST) -> HTTPRequestHead {
+        HTTPRequestHead(version: .http1_1, method: method, uri: "/v2/infer?x=1", headers: HTTPHeaders(fields))
+    }
+
+    @Test func hopByHopAndNominatedFieldsStayBehindAndTheSidecarsOwnAreAdded() {
+        let head = Self.head([
+            ("Host", "sidecar.local"), ("Connection", "keep-alive, X-Secret-Hop"), ("X-Secret-Hop", "1"), ("Keep-Alive", "timeout=5"),
+            ("TE", "trailers"), ("Expect", "100-continue"), ("X-Request-Id", "client-id"), ("X-Forwarded-For", "1.2.3.4"),
+            ("Content-Type", "application/json"), ("Content-Length", "12"), ("X-Kept", "yes"),
+        ])
+        let forwarded = ProxyHandler.upstreamHead(head, target: Self.target, requestID: "rid", peer: "127.0.0.1", framing: .length(12), shadow: true)
+        #expect(forwarded.uri == "/base/v2/infer?x=1")
+        let names = forwarded.headers.map { $0.name.lowercased() }
+        for gone in ["connection", "x-secret-hop", "keep-alive", "te", "expect"] { #expect(!names.contains(gone), "\(gone)") }
+        #expect(forwarded.headers["host"] == ["10.0.0.7:8080"])
+        #expect(forwarded.headers["x-forwarded-host"] == ["sidecar.local"])
+        #expect(forwarded.headers["x-forwarded-for"] == ["1.2.3.4, 127.0.0.1"])
+        #expect(forwarded.headers["x-forwarded-proto"] == ["http"])
+        #expect(forwarded.headers["x-request-id"] == ["rid"])
+        #expect(forwarded.headers["x-shadow-request"] == ["1"])
+        #expect(forwarded.headers["content-length"] == ["12"])
+        #expect(forwarded.headers["x-kept"] == ["yes"])
+        #expect(forwarded.headers["content-type"] == ["application/json"])
+    }
+
+    @Test func aRewritesRemovalsAreMadeWhileCopyingAndItsFieldsComeLast() throws {
+        let rewrite = try Self.rewrite(set: [("Authorization", "Bearer upstream-key")], remove: ["x-tenant"], stripping: ["cookie", "x-api-key"])
+        #expect(!rewrite.removesSidecarFields)
+        let head = Self.head([
+            ("Authorization", "Bearer client"), ("COOKIE", "a=b"), ("X-Api-Key", "k"), ("X-Tenant", "t"), ("Accept", "*/*"),
+        ])
+        let forwarded = ProxyHandler.upstreamHead(
+            head,
+            target: Self.target,
+            requestID: "rid",
+            peer: nil,
+            framing: .length(0),
+            shadow: false,
+            rewrite: rewrite
+        )
+        #expect(forwarded.headers["authorization"] == ["Bearer upstream-key"])
+        for gone in ["cookie", "x-api-key", "x-tenant", "x-shadow-request"] { #expect(forwarded.headers[gone].isEmpty, "\(gone)") }
+        #expect(forwarded.headers["accept"] == ["*/*"])
+        #expect(forwarded.headers.map(\.name).last == "Authorization")
+    }
+
+    @Test func aRewriteOfASidecarFieldAppliesToTheFinishedHead() throws {
+        let rewrite = try Self.rewrite(set: [("Host", "api.example.com")], remove: ["x-forwarded-proto"])
+        #expect(rewrite.removesSidecarFields)
+        let forwarded = ProxyHandler.upstreamHead(
+            Self.head([("X-Forwarded-Proto", "https")]),
+            target: Self.target,
+            requestID: "rid",
+            peer: nil,
+            framing: .chunked,
+            shadow: false,
+            rewrite: rewrite
+        )
+        #expect(forwarded.headers["host"] == ["api.example.com"])
+        #expect(forwarded.headers["x-forwarded-proto"].isEmpty)
+        #expect(forwarded.headers["transfer-encoding"] == ["chunked"])
+    }
+
+    @Test func teTrailersGoesOnlyToHTTP2UpstreamsOfGRPCCalls() {
+        let grpc = Self.head([("Content-Type", "application/grpc+proto"), ("TE", "Trailers")])
+        let h2c = UpstreamURL(host: "127.0.0.1", port: 9000, usesHTTP2: true)
+        let tls = UpstreamURL(host: "127.0.0.1", port: 9443, usesTLS: true)
+        func te(_ head: HTTPRequestHead, _ target: UpstreamURL) -> [String] {
+            ProxyHandler.upstreamHead(head, target: target, requestID: "r", peer: nil, framing: .chunked, shadow: false).headers["te"]
+        }
+        #expect(te(grpc, h2c) == ["trailers"])
+        #expect(te(grpc, tls) == ["trailers"])
+        #expect(te(grpc, Self.target).isEmpty)
+        #expect(te(Self.head([("Content-Type", "application/json"), ("TE", "trailers")]), tls).isEmpty)
+        #expect(te(Self.head([("Content-Type", "application/grpc"), ("TE", "deflate")]), h2c).isEmpty)
+    }
+
+    @Test func responseHeadersLoseHopByHopAndNominatedFieldsButKeepTheirLength() {
+        let kept = ProxyHandler.forwardableResponseHeaders(
+            HTTPHeaders([
+                ("Content-Length", "5"), ("Connection", "close, X-Internal"), ("X-Internal", "1"), ("Keep-Alive", "timeout=5"),
+                ("Transfer-Encoding", "chunked"), ("Content-Type", "text/plain"),
+            ])
+        )
+        #expect(kept.map(\.name) == ["Content-Length", "Content-Type"])
+        let plain = ProxyHandler.forwardableResponseHeaders(HTTPHeaders([("Connection", "Keep-Alive"), ("X-Model", "m")]))
+        #expect(plain.map(\.name) == ["X-Model"])
+    }
+}

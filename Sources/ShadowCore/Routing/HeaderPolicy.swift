@@ -70,10 +70,15 @@ public enum HeaderPolicy {
     }
 
     /// ASCII case-insensitive equality with a lowercase name.
-    public static func equalsLowercased(_ bytes: UnsafeBufferPointer<UInt8>, _ lowercase: String) -> Bool {
+    public static func matchesLowercased(_ bytes: UnsafeBufferPointer<UInt8>, _ lowercase: String) -> Bool {
         guard bytes.count == lowercase.utf8.count else { return false }
-        return zip(bytes, lowercase.utf8).allSatisfy { pair in
-            ((UInt8(ascii: "A")...UInt8(ascii: "Z")).contains(pair.0) ? pair.0 | 0x20 : pair.0) == pair.1
+        var lowercase = lowercase
+        return lowercase.withUTF8 { expected in
+            for index in 0..<bytes.count {
+                let byte = bytes[index]
+                if ((UInt8(ascii: "A")...UInt8(ascii: "Z")).contains(byte) ? byte | 0x20 : byte) != expected[index] { return false }
+            }
+            return true
         }
     }
 

@@ -50,6 +50,8 @@ extension ProxyHandler {
         // A rewrite removing a field the sidecar sets itself is applied afterwards, as a whole.
         let strip = rewrite.removesSidecarFields ? [] : rewrite.remove
         var headers = HTTPHeaders()
+        // The client's fields and up to 8 of the sidecar's, without growing the storage.
+        headers.reserveCapacity(head.headers.count + 8 + rewrite.set.count)
         var forwardedFor: String?
         var originalHost: String?
         var hasProto = false
@@ -70,7 +72,7 @@ extension ProxyHandler {
                 default: break
                 }
                 if HeaderPolicy.isHopByHop(bytes) { return 7 }
-                for removed in strip where HeaderPolicy.equalsLowercased(bytes, removed) { return 2 }
+                for removed in strip where HeaderPolicy.matchesLowercased(bytes, removed) { return 2 }
                 return 0
             }
             switch kind {
@@ -137,6 +139,7 @@ extension ProxyHandler {
     static func forwardableResponseHeaders(_ source: HTTPHeaders) -> HTTPHeaders {
         var nominated: Set<String> = []
         var headers = HTTPHeaders()
+        headers.reserveCapacity(source.count + 2)
         for (name, value) in source {
             if HeaderPolicy.isHopByHop(name) {
                 switch name.utf8.count {

@@ -64,8 +64,12 @@ final class ShadowCall: UpstreamResponseDelegate {
         self.answer.start()
         let call = UpstreamCall(delegate: self)
         self.call = call
-        let timeout = self.clientDeadline.map { min($0, self.candidate.timeout) } ?? self.candidate.timeout
-        call.arm(timeout: TimeAmount(timeout), on: pool.loop, error: .timeout)
+        if let deadline = self.clientDeadline, deadline < self.candidate.timeout {
+            // A gRPC client's shorter deadline: out of the lane's order, so a timer of its own.
+            call.arm(timeout: TimeAmount(deadline), on: pool.loop, error: .timeout)
+        } else {
+            lane.timeouts.add(call, after: TimeAmount(self.candidate.timeout))
+        }
         call.write(head: self.head, body: self.body)
         pool.execute(call, connectTimeout: TimeAmount(self.candidate.connectTimeout))
     }

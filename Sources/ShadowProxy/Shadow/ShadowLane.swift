@@ -18,10 +18,13 @@ final class ShadowLane {
     let maxConcurrency: Int
     private var waiting = CircularBuffer<ShadowCall>()
     private var running: [ObjectIdentifier: ShadowCall] = [:]
+    /// The running calls' timeouts (the candidate's, the same for each).
+    let timeouts: TimeoutQueue
 
     init(candidate: CandidateConfiguration, pool: UpstreamPool, queueCapacity: Int, maxConcurrency: Int) {
         self.candidate = candidate
         self.pool = pool
+        self.timeouts = TimeoutQueue(loop: pool.loop)
         self.queueCapacity = queueCapacity
         self.maxConcurrency = maxConcurrency
     }

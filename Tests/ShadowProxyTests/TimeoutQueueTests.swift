@@ -1,0 +1,84 @@
+import NIOCore
+import NIOEmbedded
+import NIOHTTP1
+import ShadowCore
+import Testing
+
+@testable import ShadowProxy
+
+/// The shadow lane's timeouts on a virtual clock: calls time out in the order they started,
+/// finished ones never do, and the queue stays bounded by the calls in flight.
+struct TimeoutQueueTests {
+    /// Records how a call ended; may start another call when it fails (as a lane does).
+    final class Outcome: UpstreamResponseDelegate {
+        var failed: ArmError?
+        var onFailure: (() -> Void)?
+        func upstreamHead(_ head: HTTPResponseHead) {}
+        func upstreamBody(_ buffer: ByteBuffer) {}
+        func upstreamEnd(trailers: HTTPHeaders?) {}
+        func upstreamFailed(_ error: ArmError) {
+            self.failed = error
+            self.onFailure?()
+        }
+        func upstreamReadComplete() {}
+    }
+
+    static func call() -> (UpstreamCall, Outcome) {
+        let outcome = Outcome()
+        return (UpstreamCall(delegate: outcome), outcome)
+    }
+
+    @Test func callsTimeOutInOrderAndFinishedOnesDoNot() {
+        let loop = EmbeddedEventLoop()
+        let queue = TimeoutQueue(loop: loop)
+        let calls = (0..<3).map { _ in Self.call() }
+        for (call, _) in calls { queue.add(call, after: .seconds(1)) }
+        loop.advanceTime(by: .milliseconds(500))
+        let (late, lateOutcome) = Self.call()
+        queue.add(late, after: .seconds(1))
+        calls[1].0.complete()
+        loop.advanceTime(by: .milliseconds(499))
+        #expect(calls.allSatisfy { $0.1.failed == nil })
+        loop.advanceTime(by: .milliseconds(1))
+        #expect(calls[0].1.failed == .timeout)
+        #expect(calls[1].1.failed == nil)
+        #expect(calls[2].1.failed == .timeout)
+        #expect(lateOutcome.failed == nil)
+        loop.advanceTime(by: .milliseconds(500))
+        #expect(lateOutcome.failed == .timeout)
+        #expect(queue.count == 0)
+    }
+
+    @Test func aCallStartedByATimedOutOneIsTimedFromItsOwnStart() {
+        let loop = EmbeddedEventLoop()
+        let queue = TimeoutQueue(loop: loop)
+        let (first, firstOutcome) = Self.call()
+        let (next, nextOutcome) = Self.call()
+        firstOutcome.onFailure = { queue.add(next, after: .seconds(1)) }
+        queue.add(first, after: .seconds(1))
+        loop.advanceTime(by: .seconds(1))
+        #expect(firstOutcome.failed == .timeout)
+        #expect(nextOutcome.failed == nil)
+        loop.advanceTime(by: .milliseconds(999))
+        #expect(nextOutcome.failed == nil)
+        loop.advanceTime(by: .milliseconds(1))
+        #expect(nextOutcome.failed == .timeout)
+    }
+
+    @Test func finishedCallsBehindALongOneAreSwept() {
+        let loop = EmbeddedEventLoop()
+        let queue = TimeoutQueue(loop: loop)
+        let (stuck, stuckOutcome) = Self.call()
+        queue.add(stuck, after: .seconds(30))
+        for _ in 0..<10_000 {
+            let (call, _) = Self.call()
+            queue.add(call, after: .seconds(30))
+            call.complete()
+        }
+        // One call in flight: the finished ones behind it are swept, not kept for 30 s.
+        #expect(queue.count <= 65)
+        loop.advanceTime(by: .seconds(30))
+        #expect(stuckOutcome.failed == .timeout)
+        #expect(queue.count == 0)
+    }
+}

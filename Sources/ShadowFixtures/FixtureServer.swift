@@ -196,6 +196,9 @@ private final class FixtureHandler: ChannelInboundHandler {
         self.http2 = http2
     }
 
+    /// The request being answered is a HEAD.
+    private var answeringHEAD = false
+
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         switch Self.unwrapInboundIn(data) {
         case .head(let head):
@@ -206,6 +209,7 @@ private final class FixtureHandler: ChannelInboundHandler {
         case .end:
             guard let request = self.request else { return }
             self.request = nil
+            self.answeringHEAD = request.method == "HEAD"
             self.counters.record(request)
             var response = self.responder(request)
             if let gate = response.gate {
@@ -270,7 +274,8 @@ private final class FixtureHandler: ChannelInboundHandler {
                 headers.replaceOrAdd(name: "content-length", value: String(response.body.count))
             }
             context.write(Self.wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: status, headers: headers))), promise: nil)
-            if !response.body.isEmpty {
+            // An answer to HEAD says the length its GET would have, and sends no body.
+            if !response.body.isEmpty, !self.answeringHEAD {
                 context.write(Self.wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(bytes: response.body)))), promise: nil)
             }
             let trailers = response.trailers.map { HTTPHeaders($0.map { ($0.name, $0.value) }) }

@@ -69,6 +69,35 @@ import Testing
         }
     }
 
+    /// Requests reach upstreams as bytes, and the answer decoder still hears of each: an answer
+    /// to HEAD announces a length but has no body, and the next answer on the same upstream
+    /// connection is read from the right place.
+    @Test func anAnswerToHEADEndsAtItsHeadAndTheConnectionGoesOn() async throws {
+        try await withSidecar(baseline: .responder(Self.baseline), candidates: [("c", .responder(Self.baseline))]) { sidecar, baseline, candidates in
+            let client = try await sidecar.client()
+            for _ in 0..<3 {
+                let head = try await client.send(method: .HEAD, path: "/binary")
+                #expect(head.status == 200)
+                #expect(head.header("content-length") == String(Self.bigBody.count))
+                #expect(head.body.isEmpty)
+                let created = try await client.send(method: .POST, path: "/created", body: Array("{}".utf8))
+                #expect(created.status == 201)
+                #expect(created.text == "made")
+            }
+            let chunkedUpload = try await client.send(
+                method: .POST,
+                path: "/upload",
+                headers: [("transfer-encoding", "chunked")],
+                body: Array(repeating: UInt8(ascii: "a"), count: 70_000)
+            )
+            #expect(chunkedUpload.text.contains(#""bytes":70000"#))
+            #expect(baseline?.recentRequests.filter { $0.method == "HEAD" }.count == 3)
+            #expect(try await eventually { candidates[0]!.recentRequests.filter { $0.method == "HEAD" }.count == 3 })
+            let connections = baseline?.connectionCount ?? 0
+            #expect(connections == 1, "one baseline connection carried every request")
+        }
+    }
+
     @Test func chunkedResponsesPassThroughWhole() async throws {
         try await withSidecar(baseline: .responder(Self.baseline)) { sidecar, _, _ in
             let client = try await sidecar.client()

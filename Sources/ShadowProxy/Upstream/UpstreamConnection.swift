@@ -35,7 +35,9 @@ final class UpstreamConnection {
 
     func write(_ part: HTTPClientRequestPart, flush: Bool) {
         if case .head(let head) = part { self.handler.expectsKeepAlive = head.isKeepAlive }
-        if flush {
+        if let outlet = self.handler.outlet {
+            outlet.write(part, flush: flush)
+        } else if flush {
             self.channel.writeAndFlush(part, promise: nil)
         } else {
             self.channel.write(part, promise: nil)
@@ -43,7 +45,11 @@ final class UpstreamConnection {
     }
 
     func flush() {
-        self.channel.flush()
+        if let outlet = self.handler.outlet {
+            outlet.flush()
+        } else {
+            self.channel.flush()
+        }
     }
 
     func setAutoRead(_ enabled: Bool) {
@@ -90,9 +96,13 @@ final class UpstreamHandler: ChannelInboundHandler {
     /// is worth a hint (a TLS server on an `http://` URL closes just so).
     private var completedResponses = 0
     private let plain: Bool
+    /// Where requests go as bytes on an HTTP/1.1 connection; nil on an HTTP/2 stream (whose
+    /// codec takes request parts).
+    let outlet: RequestOutlet?
 
-    init(plain: Bool) {
+    init(plain: Bool, outlet: RequestOutlet? = nil) {
         self.plain = plain
+        self.outlet = outlet
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {

@@ -220,11 +220,14 @@ final class UpstreamPool {
             return
         }
         if endpoint.tls == nil { try pipeline.addHandler(PlainPeerSniffer()) }
-        // No outbound header validation: every forwarded field was parsed from the client by
-        // llhttp (no CR, LF or NUL can survive that) and the ones the sidecar adds are its own
-        // or validated (request ids); checking each header again cost ~5% of the event loop.
-        try pipeline.addHTTPClientHandlers(enableOutboundHeaderValidation: false)
-        try pipeline.addHandler(UpstreamHandler(plain: endpoint.tls == nil))
+        // Requests go out as bytes through the outlet, below the decoder (no NIO encoder and no
+        // header validation: every forwarded field was parsed from the client by llhttp, which
+        // lets no CR, LF or NUL through, and the ones the sidecar adds are its own or validated).
+        let decoder = HTTPResponseDecoder(leftOverBytesStrategy: .dropBytes)
+        let outlet = RequestOutlet(decoder: decoder)
+        try pipeline.addHandler(outlet)
+        try pipeline.addHandler(ByteToMessageHandler(decoder))
+        try pipeline.addHandler(UpstreamHandler(plain: endpoint.tls == nil, outlet: outlet))
     }
 
     /// `step`, failed as a connect timeout (and the channel closed) unless it ends by `deadline`.

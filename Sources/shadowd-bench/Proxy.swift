@@ -43,6 +43,13 @@ extension BenchCommand {
             for candidate in candidates { targets.append(("nginx mirror, \(candidate.label)", rig.mirrors[candidate]!)) }
             for candidate in candidates { targets.append(("shadowd, \(candidate.label)", rig.sidecars[candidate]!.port)) }
             if let compared = rig.compared { targets.append(("compared build, fast", compared.port)) }
+            // Each sidecar's admin port: its recorder is drained after each measurement (a
+            // backlog written during the next target's turn would take that target's core), and
+            // records it refused (queue full: the recorder fell behind) are counted.
+            var admins: [String: Int] = [:]
+            for candidate in candidates { admins["shadowd, \(candidate.label)"] = rig.sidecars[candidate]!.admin }
+            if let compared = rig.compared { admins["compared build, fast"] = compared.admin }
+            var refused: [String: Int] = [:]
             let duration = self.smoke ? 1 : self.duration
             let rounds = self.smoke ? 1 : self.rounds
             let fastSidecar = rig.sidecars[.fast]!.process.processIdentifier
@@ -56,14 +63,24 @@ extension BenchCommand {
                     for _ in 0..<rounds {
                         for target in targets {
                             let script = method == "POST" ? rig.postScript : nil
+                            let admin = admins[target.name]
+                            let refusedBefore = admin.map { Self.statistic("records_refused", admin: $0) } ?? 0
                             results[target.name, default: []].append(
                                 try wrk(port: target.port, connections: connections, seconds: duration, script: script)
                             )
+                            if let admin {
+                                try await Self.drainRecorder(admin: admin)
+                                refused[target.name, default: 0] += Self.statistic("records_refused", admin: admin) - refusedBefore
+                            }
                         }
                         memory.append(residentKiB(of: fastSidecar))
                     }
                     let medians = results.mapValues(WrkResult.median)
                     Self.printTable(method: method, connections: connections, rounds: rounds, targets: targets.map(\.name), medians: medians)
+                    for (name, count) in refused.sorted(by: { $0.key < $1.key }) where count > 0 {
+                        print("  \(name) REFUSED \(count) records (its recorder fell behind: not every request was recorded)")
+                    }
+                    refused = [:]
                     Self.printRatios(candidates: candidates, medians: medians)
                 }
             }
@@ -74,6 +91,22 @@ extension BenchCommand {
             for candidate in candidates {
                 let stats = httpGet(port: rig.sidecars[candidate]!.admin, path: "/stats") ?? "unavailable"
                 print("shadowd, \(candidate.label) candidate, /stats: \(stats.trimmingCharacters(in: .whitespacesAndNewlines))")
+            }
+        }
+
+        /// A number from a sidecar's `/stats` (0 when unreadable).
+        static func statistic(_ name: String, admin: Int) -> Int {
+            guard let body = httpGet(port: admin, path: "/stats"),
+                let object = try? JSONSerialization.jsonObject(with: Data(body.utf8)) as? [String: Any]
+            else { return 0 }
+            return (object[name] as? NSNumber)?.intValue ?? 0
+        }
+
+        /// Waits (at most 30 s) until the sidecar's record queue is empty.
+        static func drainRecorder(admin: Int) async throws {
+            let deadline = ContinuousClock.now + .seconds(30)
+            while Self.statistic("record_queue_depth", admin: admin) > 0, ContinuousClock.now < deadline {
+                try await Task.sleep(for: .milliseconds(50))
             }
         }
 

@@ -1,3 +1,4 @@
+import Logging
 import NIOCore
 import NIOEmbedded
 import NIOHTTP1
@@ -80,5 +81,30 @@ struct TimeoutQueueTests {
         loop.advanceTime(by: .seconds(30))
         #expect(stuckOutcome.failed == .timeout)
         #expect(queue.count == 0)
+    }
+
+    /// A reload can shorten a candidate's timeout: the new, shorter calls are not timed behind
+    /// the older, longer ones still in flight.
+    @Test func aLaneKeepsAQueuePerTimeoutLength() throws {
+        let loop = EmbeddedEventLoop()
+        let url = UpstreamURL(host: "127.0.0.1", port: 9)
+        let pool = UpstreamPool(
+            loop: loop,
+            endpoint: try UpstreamEndpoint(url: url, tls: nil, environment: [:]),
+            maxIdle: 1,
+            statistics: ProxyStatistics(),
+            logger: Logger(label: "test")
+        )
+        let lane = ShadowLane(candidate: CandidateConfiguration(name: "c", url: url), pool: pool, queueCapacity: 1, maxConcurrency: 1)
+        let (long, longOutcome) = Self.call()
+        let (short, shortOutcome) = Self.call()
+        lane.timeouts(after: .seconds(30)).add(long, after: .seconds(30))
+        lane.timeouts(after: .seconds(1)).add(short, after: .seconds(1))
+        #expect(lane.timeouts(after: .seconds(30)) === lane.timeouts(after: .seconds(30)))
+        loop.advanceTime(by: .seconds(1))
+        #expect(shortOutcome.failed == .timeout)
+        #expect(longOutcome.failed == nil)
+        loop.advanceTime(by: .seconds(29))
+        #expect(longOutcome.failed == .timeout)
     }
 }

@@ -68,7 +68,8 @@ final class ShadowCall: UpstreamResponseDelegate {
             // A gRPC client's shorter deadline: out of the lane's order, so a timer of its own.
             call.arm(timeout: TimeAmount(deadline), on: pool.loop, error: .timeout)
         } else {
-            lane.timeouts.add(call, after: TimeAmount(self.candidate.timeout))
+            let timeout = TimeAmount(self.candidate.timeout)
+            lane.timeouts(after: timeout).add(call, after: timeout)
         }
         call.write(head: self.head, body: self.body)
         pool.execute(call, connectTimeout: TimeAmount(self.candidate.connectTimeout))

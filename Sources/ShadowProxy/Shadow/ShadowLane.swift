@@ -18,15 +18,23 @@ final class ShadowLane {
     let maxConcurrency: Int
     private var waiting = CircularBuffer<ShadowCall>()
     private var running: [ObjectIdentifier: ShadowCall] = [:]
-    /// The running calls' timeouts (the candidate's, the same for each).
-    let timeouts: TimeoutQueue
+    /// The running calls' timeouts, a queue per length: the candidate's, the same for every
+    /// copy until a reload changes it (a shorter one must not wait behind the longer ones).
+    private var timeoutQueues: [TimeAmount: TimeoutQueue] = [:]
 
     init(candidate: CandidateConfiguration, pool: UpstreamPool, queueCapacity: Int, maxConcurrency: Int) {
         self.candidate = candidate
         self.pool = pool
-        self.timeouts = TimeoutQueue(loop: pool.loop)
         self.queueCapacity = queueCapacity
         self.maxConcurrency = maxConcurrency
+    }
+
+    /// The queue timing this lane's calls that last `amount`.
+    func timeouts(after amount: TimeAmount) -> TimeoutQueue {
+        if let queue = self.timeoutQueues[amount] { return queue }
+        let queue = TimeoutQueue(loop: self.pool.loop)
+        self.timeoutQueues[amount] = queue
+        return queue
     }
 
     /// Copies queued or running.

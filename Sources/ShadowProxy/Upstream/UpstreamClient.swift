@@ -96,8 +96,8 @@ final class ReplayCall: UpstreamResponseDelegate {
     private let candidate: CandidateConfiguration
     private let promise: EventLoopPromise<ArmResult>
     private var call: UpstreamCall?
-    /// The call holds its delegate weakly, and nothing else holds a replayed request: it keeps
-    /// itself alive until its answer is in.
+    /// Nothing else is sure to hold a replayed request while its call waits for a connection:
+    /// it keeps itself alive until its answer is in.
     private var retainedUntilFinished: ReplayCall?
 
     init(candidate: CandidateConfiguration, limit: Int, promise: EventLoopPromise<ArmResult>) {

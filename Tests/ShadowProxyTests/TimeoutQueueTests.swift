@@ -31,12 +31,12 @@ struct TimeoutQueueTests {
 
     @Test func callsTimeOutInOrderAndFinishedOnesDoNot() {
         let loop = EmbeddedEventLoop()
-        let queue = TimeoutQueue(loop: loop)
+        let queue = TimeoutQueue(loop: loop, amount: .seconds(1))
         let calls = (0..<3).map { _ in Self.call() }
-        for (call, _) in calls { queue.add(call, after: .seconds(1)) }
+        for (call, _) in calls { queue.add(call) }
         loop.advanceTime(by: .milliseconds(500))
         let (late, lateOutcome) = Self.call()
-        queue.add(late, after: .seconds(1))
+        queue.add(late)
         calls[1].0.complete()
         loop.advanceTime(by: .milliseconds(499))
         #expect(calls.allSatisfy { $0.1.failed == nil })
@@ -52,11 +52,11 @@ struct TimeoutQueueTests {
 
     @Test func aCallStartedByATimedOutOneIsTimedFromItsOwnStart() {
         let loop = EmbeddedEventLoop()
-        let queue = TimeoutQueue(loop: loop)
+        let queue = TimeoutQueue(loop: loop, amount: .seconds(1))
         let (first, firstOutcome) = Self.call()
         let (next, nextOutcome) = Self.call()
-        firstOutcome.onFailure = { queue.add(next, after: .seconds(1)) }
-        queue.add(first, after: .seconds(1))
+        firstOutcome.onFailure = { queue.add(next) }
+        queue.add(first)
         loop.advanceTime(by: .seconds(1))
         #expect(firstOutcome.failed == .timeout)
         #expect(nextOutcome.failed == nil)
@@ -68,12 +68,12 @@ struct TimeoutQueueTests {
 
     @Test func finishedCallsBehindALongOneAreSwept() {
         let loop = EmbeddedEventLoop()
-        let queue = TimeoutQueue(loop: loop)
+        let queue = TimeoutQueue(loop: loop, amount: .seconds(30))
         let (stuck, stuckOutcome) = Self.call()
-        queue.add(stuck, after: .seconds(30))
+        queue.add(stuck)
         for _ in 0..<10_000 {
             let (call, _) = Self.call()
-            queue.add(call, after: .seconds(30))
+            queue.add(call)
             call.complete()
         }
         // One call in flight: the finished ones behind it are swept, not kept for 30 s.
@@ -98,8 +98,8 @@ struct TimeoutQueueTests {
         let lane = ShadowLane(candidate: CandidateConfiguration(name: "c", url: url), pool: pool, queueCapacity: 1, maxConcurrency: 1)
         let (long, longOutcome) = Self.call()
         let (short, shortOutcome) = Self.call()
-        lane.timeouts(after: .seconds(30)).add(long, after: .seconds(30))
-        lane.timeouts(after: .seconds(1)).add(short, after: .seconds(1))
+        lane.timeouts(after: .seconds(30)).add(long)
+        lane.timeouts(after: .seconds(1)).add(short)
         #expect(lane.timeouts(after: .seconds(30)) === lane.timeouts(after: .seconds(30)))
         loop.advanceTime(by: .seconds(1))
         #expect(shortOutcome.failed == .timeout)

@@ -11,8 +11,6 @@ public enum HeaderPolicy {
     /// hop-by-hop (so the common `Connection: keep-alive` yields nothing to look up).
     public static func connectionNominated(_ values: some Sequence<some StringProtocol>) -> Set<String> {
         var names: Set<String> = []
-        // Nearly every message says only `keep-alive` or `close`: nothing to parse.
-        if values.allSatisfy({ Self.namesNothing($0) }) { return names }
         var token: [UInt8] = []
         func finish() {
             if !token.isEmpty {
@@ -35,14 +33,12 @@ public enum HeaderPolicy {
         return names
     }
 
-    /// A `Connection` value that is only `keep-alive` or `close` (any case, spaces around).
+    /// A `Connection` value that is only `keep-alive` or `close` (any case, spaces around):
+    /// nearly every message's, and nothing to parse.
     public static func namesNothing(_ value: some StringProtocol) -> Bool {
         var value = String(value)
         return value.withUTF8 { whole in
-            var bytes = whole[...]
-            while let first = bytes.first, first == UInt8(ascii: " ") || first == UInt8(ascii: "\t") { bytes = bytes.dropFirst() }
-            while let last = bytes.last, last == UInt8(ascii: " ") || last == UInt8(ascii: "\t") { bytes = bytes.dropLast() }
-            let trimmed = UnsafeBufferPointer(rebasing: bytes)
+            let trimmed = Self.trimmingBlanks(whole[...])
             return Self.equalsLowercased(trimmed, "keep-alive") || Self.equalsLowercased(trimmed, "close")
         }
     }
@@ -73,33 +69,40 @@ public enum HeaderPolicy {
     public static func matchesLowercased(_ bytes: UnsafeBufferPointer<UInt8>, _ lowercase: String) -> Bool {
         guard bytes.count == lowercase.utf8.count else { return false }
         var lowercase = lowercase
-        return lowercase.withUTF8 { expected in
-            for index in 0..<bytes.count {
-                let byte = bytes[index]
-                if ((UInt8(ascii: "A")...UInt8(ascii: "Z")).contains(byte) ? byte | 0x20 : byte) != expected[index] { return false }
-            }
-            return true
-        }
-    }
-
-    /// Whether a comma-separated field value lists `token` (lowercase), in any case.
-    public static func listContains(_ value: String, _ token: StaticString) -> Bool {
-        value.split(separator: ",").contains { element in
-            var element = String(element.drop { $0 == " " || $0 == "\t" }.reversed().drop { $0 == " " || $0 == "\t" }.reversed())
-            return element.withUTF8 { Self.equalsLowercased($0, token) }
-        }
+        return lowercase.withUTF8 { Self.foldedEqual(bytes, $0) }
     }
 
     /// ASCII case-insensitive equality with a lowercase literal.
     public static func equalsLowercased(_ bytes: UnsafeBufferPointer<UInt8>, _ lowercase: StaticString) -> Bool {
-        guard bytes.count == lowercase.utf8CodeUnitCount else { return false }
-        let expected = lowercase.utf8Start
+        Self.foldedEqual(bytes, UnsafeBufferPointer(start: lowercase.utf8Start, count: lowercase.utf8CodeUnitCount))
+    }
+
+    /// Whether a comma-separated field value lists `token` (lowercase), in any case.
+    public static func listContains(_ value: String, _ token: StaticString) -> Bool {
+        var value = value
+        return value.withUTF8 { whole in
+            whole.split(separator: UInt8(ascii: ","), omittingEmptySubsequences: false).contains { element in
+                Self.equalsLowercased(Self.trimmingBlanks(element), token)
+            }
+        }
+    }
+
+    /// `bytes` folded to lowercase equal `expected` (lowercase already).
+    private static func foldedEqual(_ bytes: UnsafeBufferPointer<UInt8>, _ expected: UnsafeBufferPointer<UInt8>) -> Bool {
+        guard bytes.count == expected.count else { return false }
         for index in 0..<bytes.count {
             let byte = bytes[index]
-            let folded = (UInt8(ascii: "A")...UInt8(ascii: "Z")).contains(byte) ? byte | 0x20 : byte
-            if folded != expected[index] { return false }
+            if ((UInt8(ascii: "A")...UInt8(ascii: "Z")).contains(byte) ? byte | 0x20 : byte) != expected[index] { return false }
         }
         return true
+    }
+
+    /// `bytes` without the spaces and tabs around them.
+    private static func trimmingBlanks(_ bytes: Slice<UnsafeBufferPointer<UInt8>>) -> UnsafeBufferPointer<UInt8> {
+        var bytes = bytes
+        while let first = bytes.first, first == UInt8(ascii: " ") || first == UInt8(ascii: "\t") { bytes = bytes.dropFirst() }
+        while let last = bytes.last, last == UInt8(ascii: " ") || last == UInt8(ascii: "\t") { bytes = bytes.dropLast() }
+        return UnsafeBufferPointer(rebasing: bytes)
     }
 
     /// Whether a client-supplied request id is safe to forward and store.

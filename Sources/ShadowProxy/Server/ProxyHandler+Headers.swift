@@ -146,8 +146,8 @@ extension ProxyHandler {
                 // Content-Length is end-to-end and kept; the rest of the set is hop-by-hop.
                 case 14: headers.add(name: name, value: value)
                 case 10 where !HeaderPolicy.namesNothing(value):
-                    // "connection" (not "keep-alive", the other hop-by-hop name of that length).
-                    if name.utf8.first.map({ $0 | 0x20 }) == UInt8(ascii: "c") {
+                    var name = name
+                    if name.withUTF8({ HeaderPolicy.equalsLowercased($0, "connection") }) {
                         nominated.formUnion(HeaderPolicy.connectionNominated([value]))
                     }
                 default: break

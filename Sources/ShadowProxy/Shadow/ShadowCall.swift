@@ -68,8 +68,7 @@ final class ShadowCall: UpstreamResponseDelegate {
             // A gRPC client's shorter deadline: out of the lane's order, so a timer of its own.
             call.arm(timeout: TimeAmount(deadline), on: pool.loop, error: .timeout)
         } else {
-            let timeout = TimeAmount(self.candidate.timeout)
-            lane.timeouts(after: timeout).add(call, after: timeout)
+            lane.timeouts(after: TimeAmount(self.candidate.timeout)).add(call)
         }
         call.write(head: self.head, body: self.body)
         pool.execute(call, connectTimeout: TimeAmount(self.candidate.connectTimeout))

@@ -32,7 +32,7 @@ final class ShadowLane {
     /// The queue timing this lane's calls that last `amount`.
     func timeouts(after amount: TimeAmount) -> TimeoutQueue {
         if let queue = self.timeoutQueues[amount] { return queue }
-        let queue = TimeoutQueue(loop: self.pool.loop)
+        let queue = TimeoutQueue(loop: self.pool.loop, amount: amount)
         self.timeoutQueues[amount] = queue
         return queue
     }

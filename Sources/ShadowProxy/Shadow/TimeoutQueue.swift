@@ -16,24 +16,26 @@ final class TimeoutQueue {
     }
 
     private let loop: any EventLoop
+    /// Every call's timeout.
+    let amount: TimeAmount
     private var entries = CircularBuffer<Entry>()
     private var timer: LoopDeadline?
     /// Entries the next sweep may keep: twice those left by the last one, at least 64.
     private var sweepAt = 64
 
-    init(loop: any EventLoop) {
+    init(loop: any EventLoop, amount: TimeAmount) {
         self.loop = loop
+        self.amount = amount
     }
 
-    /// Fails `call` with `timeout` unless it finishes within `amount`; `amount` must be the same
-    /// for every call of this queue (a shorter one is armed on the call itself).
-    func add(_ call: UpstreamCall, after amount: TimeAmount) {
+    /// Fails `call` with `timeout` unless it finishes within ``amount``.
+    func add(_ call: UpstreamCall) {
         while let first = self.entries.first, first.call.finished { self.entries.removeFirst() }
         if self.entries.count >= self.sweepAt {
             self.entries.removeAll { $0.call.finished }
             self.sweepAt = max(64, 2 * self.entries.count)
         }
-        let deadline = self.loop.now + amount
+        let deadline = self.loop.now + self.amount
         self.entries.append(Entry(deadline: deadline, call: call))
         if self.entries.count == 1 { self.armTimer(deadline) }
     }

@@ -19,6 +19,16 @@ fleet = Fleet(sys.argv[1])
 work, out, databases, run, arguments = fleet.work, fleet.out, fleet.databases, fleet.run, fleet.export_arguments
 failures = []
 
+
+def same_values(expected, got):
+    """Equal rows, floats to a relative 1e-6: SQLite and DuckDB sum doubles in different orders."""
+    def close(a, b):
+        if isinstance(a, (int, float)) and isinstance(b, (int, float)) and float in (type(a), type(b)):
+            return abs(a - b) <= 1e-6 * max(1, abs(a))
+        return a == b
+    return len(expected) == len(got) and all(close(a, b) for a, b in zip(expected, got))
+
+
 con = duckdb.connect()
 pairs = f"read_parquet('{out}/pairs/*/*/*.parquet', hive_partitioning=true)"
 FIGURES = (
@@ -34,9 +44,7 @@ for host, path in databases:
         columns = [row[1] for row in db.execute("PRAGMA table_info(pairs)")]
         nulls_expected = {c: db.execute(f"SELECT count(*) - count({c}) FROM pairs").fetchone()[0] for c in columns}
     got = con.execute(f"SELECT {FIGURES.format(len='octet_length')} FROM {pairs} WHERE host = ?", [host]).fetchone()
-    # Sums of doubles may differ in the last bits with the order of addition.
-    same = all((abs(a - b) <= 1e-9 * max(1, abs(a)) if isinstance(a, float) or isinstance(b, float) else a == b) for a, b in zip(expected, got))
-    if not same:
+    if not same_values(expected, got):
         failures.append(f"{host}: SQLite {expected} != DuckDB {got}")
     got_coverage = con.execute(
         f"SELECT count(*), sum(count) FROM read_parquet('{out}/coverage/*/*/*.parquet', hive_partitioning=true) WHERE host = ?", [host]
@@ -125,7 +133,7 @@ with sqlite3.connect(ab) as db:
 got_ab = (con.execute(f"SELECT count(*), count(arm), sum(fallback) FROM read_parquet('{ab_out}/exposures/*/*/*.parquet')").fetchone(),
           con.execute(f"SELECT count(*), count(DISTINCT event_id), sum(value) FROM read_parquet('{ab_out}/outcomes/*/*/*.parquet')").fetchone(),
           con.execute(f"SELECT count(*), count(arm) FROM read_parquet('{ab_out}/pairs/*/*/*.parquet')").fetchone())
-if tuple(map(tuple, expected_ab)) != tuple(map(tuple, got_ab)) or expected_ab[0][1] == 0:
+if not all(same_values(e, g) for e, g in zip(expected_ab, got_ab)) or expected_ab[0][1] == 0:
     failures.append(f"experiment export: SQLite {expected_ab} != DuckDB {got_ab}")
 print(f"experiment: {got_ab[0][0]} exposures, {got_ab[1][0]} outcomes, {got_ab[2][1]} enrolled pairs exported equal to SQLite")
 
@@ -142,7 +150,7 @@ with sqlite3.connect(million) as db:
                               .replace("length(candidate_body)", "length(CAST(candidate_body AS BLOB))") + " FROM pairs").fetchone()
 big = f"read_parquet('{million_out}/pairs/*/*/*.parquet', hive_partitioning=true)"
 got_big = con.execute(f"SELECT {BIG.format(len='octet_length')} FROM {big}").fetchone()
-if any((abs(a - b) > 1e-6 * max(1, abs(a))) if isinstance(a, float) else a != b for a, b in zip(expected_big, got_big)):
+if not same_values(expected_big, got_big):
     failures.append(f"1M pairs: SQLite {expected_big} != DuckDB {got_big}")
 million_files = sorted(glob.glob(f"{million_out}/pairs/*/*/*.parquet"))
 bounds = []

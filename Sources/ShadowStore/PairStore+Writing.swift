@@ -27,10 +27,17 @@ extension PairStore {
         var baseline: Bool
         var candidates: [Bool]
 
-        init(_ record: ExchangeRecord) {
+        init(_ record: borrowing ExchangeRecord) {
+            let baseline = record.baseline.body.bytes
+            let baselineIsJSON = JSONValidator.isValid(baseline)
             self.request = JSONValidator.isValid(record.requestBody.bytes)
-            self.baseline = JSONValidator.isValid(record.baseline.body.bytes)
-            self.candidates = record.candidates.map { JSONValidator.isValid($0.result.body.bytes) }
+            self.baseline = baselineIsJSON
+            // An answer equal to the baseline's (most of them, in shadow traffic) is what the
+            // baseline's is; comparing costs less than scanning it again.
+            self.candidates = record.candidates.map { candidate in
+                let body = candidate.result.body.bytes
+                return PairStore.sameBytes(body, baseline) ? baselineIsJSON : JSONValidator.isValid(body)
+            }
         }
     }
 
@@ -57,80 +64,30 @@ extension PairStore {
     /// Scores a batch (each compared pair, its differing paths and the per-path totals; with a
     /// `noise` tracker, candidates are scored without the route's noisy paths) and counts its
     /// coverage. No I/O: it can run anywhere, apart from the database.
-    public static func score(_ batch: [ExchangeRecord], noise: NoiseFloorTracker? = nil) -> ScoredBatch {
+    public static func score(_ batch: consuming [ExchangeRecord], noise: NoiseFloorTracker? = nil) -> ScoredBatch {
+        var batch = batch
         // Binary bodies (gRPC tensor messages) become JSON here, off the event loop, before
-        // they are scored and stored.
-        let batch = batch.map { $0.decodingBodies() }
-        var coverage: [CoverageCounter.Key: Int] = [:]
-        var scored: [[Score?]] = []
-        scored.reserveCapacity(batch.count)
-        var scorers: [String: any Scorer] = [:]
-        var pathCounts: [PathKey: Int] = [:]
-        var totals: [PathKey: (compared: Int, diverged: Int)] = [:]
-        var figures: [(baseline: ArmFigures, candidates: [ArmFigures])] = []
-        figures.reserveCapacity(batch.count)
-        var tokenCosts: [String: Double] = [:]
-        var jsonBodies: [JSONBodies] = []
-        jsonBodies.reserveCapacity(batch.count)
-        for (offset, record) in batch.enumerated() {
-            Self.yieldNow(after: offset)
-            jsonBodies.append(JSONBodies(record))
-            let baselineFigures = record.baseline.figures(readUsage: record.readsUsage)
-            let candidateFigures = record.candidates.map { $0.result.figures(readUsage: record.readsUsage) }
-            figures.append((baselineFigures, candidateFigures))
-            for (candidate, candidateFigure) in zip(record.candidates, candidateFigures) {
-                // The per-request part was charged when the copy was sent; the tokens only now.
-                guard let cost = candidateFigure.cost, let price = candidate.result.price else { continue }
-                let tokenCost = cost - price.perRequest
-                if tokenCost > 0 { tokenCosts[record.route, default: 0] += tokenCost }
-            }
-            let scores = zip(record.candidates, candidateFigures).map { candidate, candidateFigures -> Score? in
-                let scorer = noise?.scorer(for: record, candidate: candidate.name, cache: &scorers) ?? record.scorer
-                guard
-                    var score = record.score(
-                        candidate,
-                        using: scorer,
-                        baselineBody: baselineFigures.scoringBody,
-                        candidateBody: candidateFigures.scoringBody
-                    )
-                else { return nil }
-                // A stream's oddities (malformed events, no [DONE]) travel with the pair.
-                let notes = [("baseline_stream", baselineFigures.note), ("candidate_stream", candidateFigures.note)].compactMap { key, note in
-                    note.map { (key: key, value: JSONValue.string($0)) }
-                }
-                if !notes.isEmpty, case .object(let members) = score.explanation { score.explanation = .object(members + notes) }
-                return score
-            }
-            for (candidate, score) in zip(record.candidates, scores) {
-                guard let score else { continue }
-                let key = PathKey(route: record.route, candidate: candidate.name, path: "")
-                totals[key, default: (0, 0)].compared += 1
-                totals[key, default: (0, 0)].diverged += score.diverged ? 1 : 0
-                for path in score.differingPaths {
-                    pathCounts[PathKey(route: record.route, candidate: candidate.name, path: path), default: 0] += 1
-                }
-            }
-            scored.append(scores)
-            let minute = record.receivedAtMicros / 60_000_000 * 60
-            for candidate in record.candidates {
-                let key = CoverageCounter.Key(
-                    minute: minute,
-                    route: record.route,
-                    candidate: candidate.name,
-                    reason: record.coverageReason(candidate)
-                )
-                coverage[key, default: 0] += 1
+        // they are scored and stored; in place, as copying every record cost more than scoring.
+        for index in batch.indices where batch[index].bodyDecoder != nil {
+            batch[index] = batch[index].decodingBodies()
+        }
+        var scoring = BatchScoring(capacity: batch.count, noise: noise)
+        // Each record is lent, not copied, to the scoring (`borrowing` makes a copy an error).
+        batch.withUnsafeBufferPointer { records in
+            for offset in records.indices {
+                Self.yieldNow(after: offset)
+                scoring.add(records[offset])
             }
         }
         return ScoredBatch(
             records: batch,
-            scores: scored,
-            figures: figures,
-            coverage: coverage,
-            pathCounts: pathCounts,
-            totals: totals,
-            tokenCosts: tokenCosts,
-            jsonBodies: jsonBodies
+            scores: scoring.scores,
+            figures: scoring.figures,
+            coverage: scoring.coverage,
+            pathCounts: scoring.pathCounts,
+            totals: scoring.totals,
+            tokenCosts: scoring.tokenCosts,
+            jsonBodies: scoring.jsonBodies
         )
     }
 
@@ -150,12 +107,8 @@ extension PairStore {
         redactor: Redactor? = nil,
         chargeCandidateCost: ((String, Double) -> Void)? = nil
     ) throws -> WriteSummary {
-        // Bodies as they may be written (redacted paths hashed or removed; a body that cannot be
-        // redacted is withheld, and its pairs' explanations say so).
-        func stored(_ body: CapturedBody) -> Redactor.Stored { redactor?.body(body) ?? Redactor.Stored(bytes: body.bytes) }
         var coverage = coverage
         coverage.merge(scoredBatch.coverage, uniquingKeysWith: +)
-        let (batch, scored, figures) = (scoredBatch.records, scoredBatch.scores, scoredBatch.figures)
         let (pathCounts, totals, tokenCosts) = (scoredBatch.pathCounts, scoredBatch.totals, scoredBatch.tokenCosts)
         // Charged before the rows commit (a reader that sees a pair knows its cost counted), and
         // whether or not they do: the calls were made and paid for either way.
@@ -167,94 +120,20 @@ extension PairStore {
                 let insertExchange = try db.cachedStatement(sql: PairStore.insertExchangeSQL)
                 let insertShadow = try db.cachedStatement(sql: PairStore.insertShadowSQL)
                 let upsertCoverage = try db.cachedStatement(sql: PairStore.upsertCoverageSQL)
-                for (offset, ((record, scores), arms)) in zip(zip(batch, scored), figures).enumerated() {
-                    Self.yieldNow(after: offset)
-                    // Known JSON is bound as TEXT; redacted bodies and the rest are left to
-                    // `json_valid` (see `bodyExpression`).
-                    let json = redactor == nil ? scoredBatch.jsonBodies[offset] : nil
-                    let b = arms.baseline
-                    let requestBody = stored(record.requestBody)
-                    let baselineBody = stored(record.baseline.body)
-                    var exchange = RowBinder(insertExchange)
-                    exchange.bind(record.requestID)
-                    exchange.bind(record.route)
-                    exchange.bind(record.configRevision)
-                    exchange.bind(record.receivedAtMicros)
-                    exchange.bind(record.method)
-                    exchange.bind(record.path)
-                    exchange.bind(body: requestBody.bytes, json: json?.request == true)
-                    exchange.bind(record.requestBody.totalBytes)
-                    exchange.bind(record.baseline.version)
-                    exchange.bind(record.baseline.status)
-                    exchange.bind(record.baseline.latencyMicros)
-                    exchange.bind(record.baseline.timeToHeadMicros)
-                    exchange.bind(record.baseline.contentType)
-                    exchange.bind(body: baselineBody.bytes, json: json?.baseline == true)
-                    exchange.bind(record.baseline.body.totalBytes)
-                    exchange.bind(record.baseline.error?.rawValue)
-                    exchange.bind(record.segment)
-                    exchange.bind(record.baseline.firstByteMicros)
-                    exchange.bind(b.firstTokenMicros)
-                    exchange.bind(b.events)
-                    exchange.bind(b.promptTokens)
-                    exchange.bind(b.completionTokens)
-                    exchange.bind(b.cost)
-                    exchange.bind(b.lastTokenMicros)
-                    exchange.bind(record.source)
-                    exchange.bind(record.exposure?.experiment)
-                    exchange.bind(record.exposure?.key)
-                    exchange.bind(record.exposure?.arm?.rawValue)
-                    exchange.bind(record.exposure?.servedBy.rawValue)
-                    exchange.bind(record.exposure.map { $0.fallback ? 1 : 0 })
-                    exchange.bind(record.baseline.grpcStatus)
-                    exchange.bind(record.requestBody.isDecoded ? 1 : nil as Int?)
-                    try exchange.execute(in: db)
-                    let exchangeID = db.lastInsertedRowID
-                    for (index, ((candidate, score), c)) in zip(zip(record.candidates, scores), arms.candidates).enumerated() {
-                        let result = candidate.result
-                        let candidateBody = stored(result.body)
-                        // Equal to the baseline's as stored: kept once, on the exchange.
-                        let same =
-                            !candidateBody.bytes.isEmpty && result.body.totalBytes == record.baseline.body.totalBytes
-                            && Self.sameBytes(candidateBody.bytes, baselineBody.bytes)
-                        var shadow = RowBinder(insertShadow)
-                        shadow.bind(exchangeID)
-                        shadow.bind(candidate.name)
-                        shadow.bind(result.version)
-                        shadow.bind(result.status)
-                        shadow.bind(result.latencyMicros)
-                        shadow.bind(result.timeToHeadMicros)
-                        shadow.bind(result.contentType)
-                        if same {
-                            shadow.bind(nil as String?)
-                        } else {
-                            shadow.bind(body: candidateBody.bytes, json: json?.candidates[index] == true)
-                        }
-                        shadow.bind(result.body.totalBytes)
-                        shadow.bind(result.error?.rawValue)
-                        shadow.bind(record.coverageReason(candidate).rawValue)
-                        shadow.bind(score == nil ? nil : record.scorer.name)
-                        shadow.bind(score?.value)
-                        shadow.bind(score.map { $0.diverged ? 1 : 0 })
-                        let explanation = score?.explanation.serialized
-                        if let redactor {
-                            let withheld = [("request_body", requestBody), ("baseline_body", baselineBody), ("candidate_body", candidateBody)]
-                                .compactMap { key, body in body.withheld.map { (key: key + "_withheld", value: JSONValue.string($0)) } }
-                            shadow.bind(Self.appending(withheld, to: redactor.explanation(explanation)))
-                        } else {
-                            shadow.bind(explanation)
-                        }
-                        shadow.bind(score.flatMap { PairStore.differingPathsJSON($0.differingPaths) })
-                        shadow.bind(result.firstByteMicros)
-                        shadow.bind(c.firstTokenMicros)
-                        shadow.bind(c.events)
-                        shadow.bind(c.promptTokens)
-                        shadow.bind(c.completionTokens)
-                        shadow.bind(c.cost)
-                        shadow.bind(c.lastTokenMicros)
-                        shadow.bind(same ? 1 : nil as Int?)
-                        shadow.bind(result.grpcStatus)
-                        try shadow.execute(in: db)
+                let rows = RowWriter(exchange: insertExchange, shadow: insertShadow, redactor: redactor)
+                // Each record is lent, not copied, to the row writer.
+                try scoredBatch.records.withUnsafeBufferPointer { records in
+                    for offset in records.indices {
+                        Self.yieldNow(after: offset)
+                        // Known JSON is bound as TEXT; redacted bodies and the rest are left to
+                        // `json_valid` (see `bodyExpression`).
+                        try rows.insert(
+                            records[offset],
+                            scores: scoredBatch.scores[offset],
+                            figures: scoredBatch.figures[offset],
+                            json: redactor == nil ? scoredBatch.jsonBodies[offset] : nil,
+                            in: db
+                        )
                     }
                 }
                 if !events.isEmpty {

@@ -1,0 +1,111 @@
+import GRDB
+import ShadowCore
+
+/// Writes one recorded exchange as rows: its `exchanges` row, then a `shadows` row per
+/// candidate, through the batch's prepared statements (``PairStore/write(_:coverage:noise:events:redactor:chargeCandidateCost:)``).
+struct RowWriter {
+    let exchange: Statement
+    let shadow: Statement
+    let redactor: Redactor?
+
+    /// Bodies as they may be written (redacted paths hashed or removed; a body that cannot be
+    /// redacted is withheld, and its pairs' explanations say so).
+    private func stored(_ body: CapturedBody) -> Redactor.Stored {
+        self.redactor?.body(body) ?? Redactor.Stored(bytes: body.bytes)
+    }
+
+    /// Inserts one record; `json` says which bodies are known JSON (bound as TEXT).
+    func insert(
+        _ record: borrowing ExchangeRecord,
+        scores: [Score?],
+        figures: (baseline: ArmFigures, candidates: [ArmFigures]),
+        json: PairStore.JSONBodies?,
+        in db: Database
+    ) throws {
+        let b = figures.baseline
+        let requestBody = self.stored(record.requestBody)
+        let baselineBody = self.stored(record.baseline.body)
+        var exchange = RowBinder(self.exchange)
+        exchange.bind(record.requestID)
+        exchange.bind(record.route)
+        exchange.bind(record.configRevision)
+        exchange.bind(record.receivedAtMicros)
+        exchange.bind(record.method)
+        exchange.bind(record.path)
+        exchange.bind(body: requestBody.bytes, json: json?.request == true)
+        exchange.bind(record.requestBody.totalBytes)
+        exchange.bind(record.baseline.version)
+        exchange.bind(record.baseline.status)
+        exchange.bind(record.baseline.latencyMicros)
+        exchange.bind(record.baseline.timeToHeadMicros)
+        exchange.bind(record.baseline.contentType)
+        exchange.bind(body: baselineBody.bytes, json: json?.baseline == true)
+        exchange.bind(record.baseline.body.totalBytes)
+        exchange.bind(record.baseline.error?.rawValue)
+        exchange.bind(record.segment)
+        exchange.bind(record.baseline.firstByteMicros)
+        exchange.bind(b.firstTokenMicros)
+        exchange.bind(b.events)
+        exchange.bind(b.promptTokens)
+        exchange.bind(b.completionTokens)
+        exchange.bind(b.cost)
+        exchange.bind(b.lastTokenMicros)
+        exchange.bind(record.source)
+        exchange.bind(record.exposure?.experiment)
+        exchange.bind(record.exposure?.key)
+        exchange.bind(record.exposure?.arm?.rawValue)
+        exchange.bind(record.exposure?.servedBy.rawValue)
+        exchange.bind(record.exposure.map { $0.fallback ? 1 : 0 })
+        exchange.bind(record.baseline.grpcStatus)
+        exchange.bind(record.requestBody.isDecoded ? 1 : nil as Int?)
+        try exchange.execute(in: db)
+        let exchangeID = db.lastInsertedRowID
+        let baselineTotal = record.baseline.body.totalBytes
+        for (index, ((candidate, score), c)) in zip(zip(record.candidates, scores), figures.candidates).enumerated() {
+            let result = candidate.result
+            let candidateBody = self.stored(result.body)
+            // Equal to the baseline's as stored: kept once, on the exchange.
+            let same =
+                !candidateBody.bytes.isEmpty && result.body.totalBytes == baselineTotal
+                && PairStore.sameBytes(candidateBody.bytes, baselineBody.bytes)
+            var shadow = RowBinder(self.shadow)
+            shadow.bind(exchangeID)
+            shadow.bind(candidate.name)
+            shadow.bind(result.version)
+            shadow.bind(result.status)
+            shadow.bind(result.latencyMicros)
+            shadow.bind(result.timeToHeadMicros)
+            shadow.bind(result.contentType)
+            if same {
+                shadow.bind(nil as String?)
+            } else {
+                shadow.bind(body: candidateBody.bytes, json: json?.candidates[index] == true)
+            }
+            shadow.bind(result.body.totalBytes)
+            shadow.bind(result.error?.rawValue)
+            shadow.bind(record.coverageReason(candidate).rawValue)
+            shadow.bind(score == nil ? nil : record.scorer.name)
+            shadow.bind(score?.value)
+            shadow.bind(score.map { $0.diverged ? 1 : 0 })
+            let explanation = score?.explanation.serialized
+            if let redactor = self.redactor {
+                let withheld = [("request_body", requestBody), ("baseline_body", baselineBody), ("candidate_body", candidateBody)]
+                    .compactMap { key, body in body.withheld.map { (key: key + "_withheld", value: JSONValue.string($0)) } }
+                shadow.bind(PairStore.appending(withheld, to: redactor.explanation(explanation)))
+            } else {
+                shadow.bind(explanation)
+            }
+            shadow.bind(score.flatMap { PairStore.differingPathsJSON($0.differingPaths) })
+            shadow.bind(result.firstByteMicros)
+            shadow.bind(c.firstTokenMicros)
+            shadow.bind(c.events)
+            shadow.bind(c.promptTokens)
+            shadow.bind(c.completionTokens)
+            shadow.bind(c.cost)
+            shadow.bind(c.lastTokenMicros)
+            shadow.bind(same ? 1 : nil as Int?)
+            shadow.bind(result.grpcStatus)
+            try shadow.execute(in: db)
+        }
+    }
+}

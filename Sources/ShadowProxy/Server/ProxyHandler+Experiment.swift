@@ -64,7 +64,7 @@ extension ProxyHandler {
             shared.coverage.add(route: configuration.name, candidate: target.name, reason: .servedByTreatment, atMicros: request.receivedAtMicros)
         }
         let copy =
-            self.serving?.experiment.configuration.shadowOtherArm == true && request.bodySize <= self.limits.mirrorMaxBody
+            self.current.serving?.experiment.configuration.shadowOtherArm == true && request.bodySize <= self.limits.mirrorMaxBody
             && !self.isClientStreaming(request)
         let exchange = PendingExchange(
             record: self.newRecord(request, route: route, runtime: runtime, candidates: [treatment]),
@@ -77,7 +77,7 @@ extension ProxyHandler {
         let head = Self.upstreamHead(
             request.head,
             target: configuration.baseline.url,
-            requestID: self.requestID,
+            requestID: self.current.requestID,
             peer: peer,
             framing: .length(request.body?.readableBytes ?? 0),
             shadow: true,
@@ -94,7 +94,7 @@ extension ProxyHandler {
             latency: route.metrics.baseline,
             breaker: nil,
             breakerEpoch: 0,
-            clientDeadline: self.grpcTimeout,
+            clientDeadline: self.current.grpcTimeout,
             shared: shared
         )
         if lane.submit(call) {
@@ -116,7 +116,7 @@ extension ProxyHandler {
             storedRequest.bytes = Array(body.readableBytesView.prefix(storage.maxStoredBody))
         }
         var record = ExchangeRecord(
-            requestID: self.requestID,
+            requestID: self.current.requestID,
             route: configuration.name,
             configRevision: runtime.configuration.revision,
             receivedAtMicros: request.receivedAtMicros,
@@ -129,7 +129,7 @@ extension ProxyHandler {
             segment: configuration.segmentHeader.flatMap { request.head.headers.first(name: $0).map { String($0.prefix(128)) } }
         )
         record.readsUsage = route.readsUsage
-        record.exposure = self.serving?.exposure
+        record.exposure = self.current.serving?.exposure
         if let decoder = route.bodyDecoder {
             record.bodyDecoder = decoder
             record.requestContentType = request.head.headers.first(name: "content-type")
@@ -142,17 +142,17 @@ extension ProxyHandler {
     /// Whether a failed or 5xx treatment answer may still be replaced by control's: nothing
     /// has reached the client, the request is complete and kept, and fallback is on.
     var canFallBack: Bool {
-        !self.responseStarted && self.serving?.fallbackRequest != nil && self.serving?.treatmentIndex != nil
+        !self.current.responseStarted && self.current.serving?.fallbackRequest != nil && self.current.serving?.treatmentIndex != nil
     }
 
     /// Headers the experiment adds to the client's response: the arm that served it, and the
     /// request id for joining outcomes.
     func experimentHeaders(_ headers: inout HTTPHeaders) {
-        guard let serving = self.serving else { return }
+        guard let serving = self.current.serving else { return }
         if let name = serving.experiment.configuration.armHeader {
             headers.replaceOrAdd(name: name, value: serving.exposure.arm == nil ? "none" : serving.exposure.servedBy.rawValue)
         }
-        headers.replaceOrAdd(name: "x-request-id", value: self.requestID)
+        headers.replaceOrAdd(name: "x-request-id", value: self.current.requestID)
     }
 }
 
@@ -176,37 +176,38 @@ extension ProxyHandler {
     /// recorded, its call abandoned, and the whole request goes to the baseline, whose answer the
     /// client gets. The analysis stays intention-to-treat: the request counts as treatment.
     func fallBack(status: Int?, error: ArmError?) {
-        guard var serving = self.serving, let (head, body) = serving.fallbackRequest, let route = self.route, let context = self.context
+        guard var serving = self.current.serving, let (head, body) = serving.fallbackRequest, let route = self.current.route,
+            let context = self.context
         else { return }
-        let limit = self.answer.limit
-        var treatment = self.answer.finish(error: error)
+        let limit = self.current.answer.limit
+        var treatment = self.current.answer.finish(error: error)
         treatment.status = status
         treatment.body = CapturedBody(bytes: [], totalBytes: 0)
         serving.relay?.detach()
-        let abandoned = self.call
-        self.call = nil
+        let abandoned = self.current.call
+        self.current.call = nil
         abandoned?.cancel(with: .clientClosed)
         serving.exposure.fallback = true
         serving.exposure.servedBy = .control
         serving.fallbackRequest = nil
-        self.serving = serving
-        self.exchange?.fellBack(treatment: treatment)
+        self.current.serving = serving
+        self.current.record?.fellBack(treatment: treatment)
         self.loopContext.shared.statistics.experimentFallbacks.add(1, ordering: .relaxed)
 
         let baseline = route.configuration.baseline
         let controlHead = Self.upstreamHead(
             head,
             target: baseline.url,
-            requestID: self.requestID,
+            requestID: self.current.requestID,
             peer: context.channel.remoteAddress?.ipAddress,
             framing: .length(body?.readableBytes ?? 0),
             shadow: false,
             rewrite: route.baselineHeaders
         )
-        self.answer = AnswerCapture(version: baseline.version, price: baseline.cost, limit: limit)
-        self.baselineTimeout = TimeAmount(baseline.timeout)
+        self.current.answer = AnswerCapture(version: baseline.version, price: baseline.cost, limit: limit)
+        self.current.baselineTimeout = TimeAmount(baseline.timeout)
         let call = UpstreamCall(delegate: self)
-        self.call = call
+        self.current.call = call
         call.write(head: controlHead, body: body)
         self.armBaselineTimer()
         self.loopContext.baselinePool(for: route).execute(call, connectTimeout: TimeAmount(baseline.connectTimeout))

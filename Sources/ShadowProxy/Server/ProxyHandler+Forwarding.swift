@@ -21,27 +21,27 @@ extension ProxyHandler {
             } else {
                 .length(0)
             }
-        let treatment = self.serving?.treatmentIndex
+        let treatment = self.current.serving?.treatmentIndex
         let target = treatment.map { request.route.targets[$0] }
         let baselineHead = Self.upstreamHead(
             request.head,
             target: target?.url ?? configuration.baseline.url,
-            requestID: self.requestID,
+            requestID: self.current.requestID,
             peer: context.channel.remoteAddress?.ipAddress,
             framing: framing,
             shadow: false,
             rewrite: treatment.map { request.route.targetHeaders[$0] } ?? request.route.baselineHeaders
         )
-        self.responseStarted = false
-        self.answer = AnswerCapture(
+        self.current.responseStarted = false
+        self.current.answer = AnswerCapture(
             version: target?.version ?? configuration.baseline.version,
             price: target.map { $0.cost } ?? configuration.baseline.cost,
             limit: 0
         )
         let configured = target?.timeout ?? configuration.baseline.timeout
-        self.baselineTimeout = TimeAmount(self.grpcTimeout.map { min($0, configured) } ?? configured)
-        let call = UpstreamCall(delegate: self.serving?.relay ?? self)
-        self.call = call
+        self.current.baselineTimeout = TimeAmount(self.current.grpcTimeout.map { min($0, configured) } ?? configured)
+        let call = UpstreamCall(delegate: self.current.serving?.relay ?? self)
+        self.current.call = call
         self.disarmBaselineTimer()
         call.write(.head(baselineHead))
         if let heldBody, heldBody.readableBytes > 0 { call.write(.body(.byteBuffer(heldBody))) }
@@ -66,16 +66,16 @@ extension ProxyHandler {
     func startHeld(_ request: IncomingRequest, context: ChannelHandlerContext) {
         guard let experiment = request.route.experiment else { return }
         let maxParsed = self.limits.mirrorMaxBody
-        if self.serving == nil {
+        if self.current.serving == nil {
             // A body past mirror_max_body is not parsed on the event loop: it counts as keyless.
             let key = experiment.keyField.flatMap { pattern in
                 Self.document(request.body, size: request.bodySize, limit: maxParsed).flatMap { pattern.select(in: $0).first?.gateText }
             }
-            self.serving = Self.serving(key: key, experiment: experiment)
-            self.serving?.relay?.target = self
+            self.current.serving = Self.serving(key: key, experiment: experiment)
+            self.current.serving?.relay?.target = self
         }
         var body = request.body ?? ByteBuffer()
-        if let treatment = self.serving?.treatmentIndex, !request.route.targets[treatment].rewrite.isEmpty,
+        if let treatment = self.current.serving?.treatmentIndex, !request.route.targets[treatment].rewrite.isEmpty,
             let document = Self.document(request.body, size: request.bodySize, limit: request.bodySize)
         {
             body = Self.rewritten(document, for: request.route.targets[treatment])
@@ -86,7 +86,7 @@ extension ProxyHandler {
     /// A gRPC call whose request is a stream of other than one message: passed through, never
     /// mirrored. A body past `limits.mirror_max_body` is not kept to tell, and counts as too large.
     func isClientStreaming(_ request: IncomingRequest) -> Bool {
-        guard self.isGRPC, request.bodySize <= self.limits.mirrorMaxBody else { return false }
+        guard self.current.isGRPC, request.bodySize <= self.limits.mirrorMaxBody else { return false }
         guard let body = request.body else { return true }
         return GRPCSemantics.isStreamingRequest(body.readableBytesView)
     }
@@ -105,22 +105,22 @@ extension ProxyHandler {
     /// The whole request has reached the baseline: its answer is timed from here, and the
     /// candidates get their copies.
     func finishUpload(_ request: IncomingRequest) {
-        guard let context = self.context, let call = self.call, !self.responseStarted else {
+        guard let context = self.context, let call = self.current.call, !self.current.responseStarted else {
             // The baseline answered (or failed) before the request ended: there is no pair to
             // make. Over gRPC that is a bidirectional call doing what it should, and the end of
             // its request must still reach the baseline (the server's stream ends after it).
-            self.call?.write(.end(nil))
-            let reason: CoverageReason = self.isGRPC && self.call != nil ? .clientStreaming : .baselineError
+            self.current.call?.write(.end(nil))
+            let reason: CoverageReason = self.current.isGRPC && self.current.call != nil ? .clientStreaming : .baselineError
             self.loopContext.shared.coverage.add(route: request.route.configuration.name, reason: reason, atMicros: request.receivedAtMicros)
             return
         }
         call.write(.end(nil))
-        self.answer.start()
+        self.current.answer.start()
         self.armBaselineTimer()
         let runtime = self.loopContext.runtime
-        self.serving?.keepForFallback(request, limits: self.limits)
-        self.exchange = self.mirror(request, route: request.route, runtime: runtime, peer: context.channel.remoteAddress?.ipAddress)
-        self.answer.limit = self.exchange == nil ? 0 : runtime.configuration.storage.maxStoredBody
+        self.current.serving?.keepForFallback(request, limits: self.limits)
+        self.current.record = self.mirror(request, route: request.route, runtime: runtime, peer: context.channel.remoteAddress?.ipAddress)
+        self.current.answer.limit = self.current.record == nil ? 0 : runtime.configuration.storage.maxStoredBody
     }
 
     func mirror(_ request: IncomingRequest, route: SidecarRuntime.Route, runtime: SidecarRuntime, peer: String?) -> PendingExchange? {
@@ -132,7 +132,7 @@ extension ProxyHandler {
             shared.coverage.add(route: configuration.name, reason: .noCandidates, atMicros: at)
             return nil
         }
-        if let serving = self.serving, let treatment = serving.treatmentIndex {
+        if let serving = self.current.serving, let treatment = serving.treatmentIndex {
             return self.mirrorServedByTreatment(request, route: route, runtime: runtime, peer: peer, treatment: treatment)
         }
         let bodySize = request.bodySize
@@ -170,7 +170,7 @@ extension ProxyHandler {
             break
         }
         var decisionTargets = route.decisionTargets
-        if let serving = self.serving, serving.exposure.arm == .control {
+        if let serving = self.current.serving, serving.exposure.arm == .control {
             // Control answers an enrolled user: the treatment gets every copy, or none.
             decisionTargets[serving.experiment.treatmentIndex].samplePercent = serving.experiment.configuration.shadowOtherArm ? 100 : 0
         }
@@ -196,7 +196,7 @@ extension ProxyHandler {
         }
         let chosen = decision.chosen
         // An enrolled experiment request is recorded without copies too (its exposure counts).
-        guard !chosen.isEmpty || self.serving?.exposure.arm != nil else { return nil }
+        guard !chosen.isEmpty || self.current.serving?.exposure.arm != nil else { return nil }
         let storage = runtime.configuration.storage
         let record = self.newRecord(request, route: route, runtime: runtime, candidates: chosen.map(\.index))
         let exchange = PendingExchange(record: record, candidateCount: chosen.count, shared: shared)
@@ -210,7 +210,7 @@ extension ProxyHandler {
             let head = Self.upstreamHead(
                 request.head,
                 target: candidate.url,
-                requestID: self.requestID,
+                requestID: self.current.requestID,
                 peer: peer,
                 framing: .length(copy?.readableBytes ?? 0),
                 shadow: true,
@@ -226,7 +226,7 @@ extension ProxyHandler {
                 latency: route.metrics.targets[index],
                 breaker: route.breakers[index],
                 breakerEpoch: epoch,
-                clientDeadline: self.grpcTimeout,
+                clientDeadline: self.current.grpcTimeout,
                 shared: shared
             )
             if self.loopContext.lane(for: route, candidate: index).submit(call) {
@@ -240,6 +240,6 @@ extension ProxyHandler {
             }
         }
         shared.statistics.mirrored.add(accepted, ordering: .relaxed)
-        return accepted > 0 || self.serving?.exposure.arm != nil ? exchange : nil
+        return accepted > 0 || self.current.serving?.exposure.arm != nil ? exchange : nil
     }
 }

@@ -9,11 +9,11 @@ extension ProxyHandler {
     func respondGRPC(_ error: SidecarError, close: Bool, context: ChannelHandlerContext) {
         var headers = HTTPHeaders()
         headers.add(name: "content-type", value: "application/grpc")
-        headers.add(name: "x-request-id", value: self.requestID)
+        headers.add(name: "x-request-id", value: self.current.requestID)
         headers.add(name: "x-shadowd-error", value: error.code)
-        let head = HTTPResponseHead(version: self.clientVersion, status: .ok, headers: headers)
+        let head = HTTPResponseHead(version: self.current.clientVersion, status: .ok, headers: headers)
         context.write(Self.wrapOutboundOut(.head(head)), promise: nil)
-        self.routeMetrics?.countResponse(status: Int(error.status.code))
+        self.current.routeMetrics?.countResponse(status: Int(error.status.code))
         let status = GRPCSemantics.status(forHTTP: Int(error.status.code))
         let trailers: HTTPHeaders = [
             "grpc-status": String(status.rawValue), "grpc-message": GRPCSemantics.encodeMessage("shadowd: " + error.message),

@@ -42,10 +42,8 @@ final class ProxyHandler: ChannelInboundHandler, RemovableChannelHandler, Upstre
 
     let loopContext: LoopContext
     var state = State.idle
-    /// The route of the request being forwarded.
-    var route: SidecarRuntime.Route?
-    /// The request while its body is still arriving; nil once it ended.
-    var upload: IncomingRequest?
+    /// The exchange in progress (or the last one, while idle).
+    var current = ClientExchange()
     /// Reading from the client is paused because the baseline cannot take the upload faster.
     private var uploadPaused = false
     var context: ChannelHandlerContext?
@@ -58,26 +56,6 @@ final class ProxyHandler: ChannelInboundHandler, RemovableChannelHandler, Upstre
     /// A baseline call waiting for the end of the current read burst to be dispatched.
     var pendingDispatch: (call: UpstreamCall, pool: UpstreamPool, connectTimeout: TimeAmount)?
     private var closeWhenDone = false
-
-    // The exchange being forwarded.
-    var call: UpstreamCall?
-    var exchange: PendingExchange?
-    var keepAlive = true
-    var clientVersion = HTTPVersion.http1_1
-    /// The request is gRPC: the sidecar's own errors go out as gRPC statuses.
-    var isGRPC = false
-    /// The client's `grpc-timeout`: caps the baseline's timeout.
-    var grpcTimeout: Duration?
-    var responseStarted = false
-    /// The serving arm's answer as the record keeps it (timed from its dispatch, then from the
-    /// end of the request).
-    var answer = AnswerCapture(version: "", price: nil, limit: 0)
-    var requestID = ""
-    var baselineTimeout = TimeAmount.seconds(30)
-    /// Metric handles of the request's route (the unrouted ones before one matched).
-    var routeMetrics: SidecarMetrics.RouteHandles?
-    /// The request's place in its route's experiment, if the route has one.
-    var serving: Serving?
 
     /// On an HTTP/2 stream: one exchange; its connection is counted and limited by
     /// ``HTTP2ConnectionGuard``, not here.
@@ -96,7 +74,7 @@ final class ProxyHandler: ChannelInboundHandler, RemovableChannelHandler, Upstre
         self.context = context
         // Strong (no side table for the handler): handlerRemoved cancels and drops the timer.
         self.requestTimer = LoopDeadline(on: context.eventLoop) { self.requestTimedOut() }
-        self.baselineTimer = LoopDeadline(on: context.eventLoop) { self.call?.cancel(with: .timeout) }
+        self.baselineTimer = LoopDeadline(on: context.eventLoop) { self.current.call?.cancel(with: .timeout) }
         self.loopContext.register(self)
         if !self.isStream, !self.loopContext.admitConnection() {
             self.state = .closed
@@ -138,11 +116,13 @@ final class ProxyHandler: ChannelInboundHandler, RemovableChannelHandler, Upstre
         let wasForwarding: Bool
         if case .forwarding = self.state { wasForwarding = true } else { wasForwarding = false }
         self.state = .closed
-        if wasForwarding, let call = self.call {
+        if wasForwarding, let call = self.current.call {
             // A client that read a stream's final event ([DONE]) has the whole answer: real
             // clients (the official openai package) close right there, before the terminating
             // chunk. That pair is complete and compared; any other leaving is the client's doing.
-            if self.exchange != nil, self.upload == nil, self.answer.capturedAll, ServerSentEvents.endsWithFinalEvent(self.answer.captured) {
+            if self.current.record != nil, self.current.upload == nil, self.current.answer.capturedAll,
+                ServerSentEvents.endsWithFinalEvent(self.current.answer.captured)
+            {
                 self.finishBaseline(error: nil)
             }
             // Stop the baseline call; the shadow copies already sent are still recorded.
@@ -164,7 +144,7 @@ final class ProxyHandler: ChannelInboundHandler, RemovableChannelHandler, Upstre
         case .rejecting:
             self.respond(.requestTimeout(), close: true)
         case .forwarding:
-            if self.upload != nil { self.abortUpload(.requestTimeout()) }
+            if self.current.upload != nil { self.abortUpload(.requestTimeout()) }
         case .closed:
             // The answer was written but never taken (an HTTP/2 client that never opens its
             // flow-control window, an HTTP/1.1 one that stopped reading): let it go.
@@ -174,7 +154,7 @@ final class ProxyHandler: ChannelInboundHandler, RemovableChannelHandler, Upstre
 
     /// The serving arm's answer (or its next chunk) must arrive within its timeout from now.
     func armBaselineTimer() {
-        self.baselineTimer?.set(.now() + self.baselineTimeout)
+        self.baselineTimer?.set(.now() + self.current.baselineTimeout)
     }
 
     /// No serving call is waiting: a new one has not reached its timed part yet, or it ended.
@@ -211,22 +191,23 @@ final class ProxyHandler: ChannelInboundHandler, RemovableChannelHandler, Upstre
             if !call.finished { pool.execute(call, connectTimeout: connectTimeout) }
         }
         // One write to the baseline per read burst of a streaming upload.
-        if self.upload != nil { self.call?.flush() }
+        if self.current.upload != nil { self.current.call?.flush() }
         context.fireChannelReadComplete()
     }
 
     private func receiveHead(_ head: HTTPRequestHead, context: ChannelHandlerContext) {
         guard case .idle = self.state else { return }
         self.loopContext.shared.statistics.requests.add(1, ordering: .relaxed)
-        self.keepAlive = head.isKeepAlive && !self.closeWhenDone
-        self.clientVersion = head.version
-        self.isGRPC = GRPCSemantics.isGRPC(contentType: head.headers.first(name: "content-type"))
-        self.grpcTimeout = self.isGRPC ? GRPCSemantics.timeout(head.headers.first(name: "grpc-timeout")) : nil
         let now = wallClockMicros()
-        self.requestID = Self.requestID(from: head.headers, random: &self.loopContext.random, atMicros: now)
-        self.routeMetrics = self.loopContext.runtime.unroutedMetrics
-        self.route = nil
-        self.serving = nil
+        let isGRPC = GRPCSemantics.isGRPC(contentType: head.headers.first(name: "content-type"))
+        self.current = ClientExchange(
+            keepAlive: head.isKeepAlive && !self.closeWhenDone,
+            clientVersion: head.version,
+            isGRPC: isGRPC,
+            grpcTimeout: isGRPC ? GRPCSemantics.timeout(head.headers.first(name: "grpc-timeout")) : nil,
+            requestID: Self.requestID(from: head.headers, random: &self.loopContext.random, atMicros: now),
+            routeMetrics: self.loopContext.runtime.unroutedMetrics
+        )
 
         if let error = Self.framingError(head, maxBody: self.limits.maxRequestBody) {
             self.reject(error, routeName: "-", atMicros: now, immediately: error.closesConnection)
@@ -240,25 +221,25 @@ final class ProxyHandler: ChannelInboundHandler, RemovableChannelHandler, Upstre
         if head.headers[canonicalForm: "expect"].contains(where: { $0.lowercased() == "100-continue" }) {
             context.writeAndFlush(Self.wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: .continue))), promise: nil)
         }
-        self.routeMetrics = route.metrics
-        self.route = route
+        self.current.routeMetrics = route.metrics
+        self.current.route = route
         var request = IncomingRequest(head: head, route: route, receivedAtMicros: now)
         if let experiment = route.experiment {
             if case .header(let name) = experiment.configuration.key {
-                self.serving = Self.serving(key: head.headers.first(name: name), experiment: experiment)
-                self.serving?.relay?.target = self
-                request.held = self.serving?.treatmentIndex.map { !route.targets[$0].rewrite.isEmpty } ?? false
+                self.current.serving = Self.serving(key: head.headers.first(name: name), experiment: experiment)
+                self.current.serving?.relay?.target = self
+                request.held = self.current.serving?.treatmentIndex.map { !route.targets[$0].rewrite.isEmpty } ?? false
             } else {
                 request.held = true
             }
         }
         self.state = .forwarding
-        self.upload = request
+        self.current.upload = request
         if !request.held { self.startBaseline(request, context: context) }
     }
 
     private func receiveBody(_ buffer: ByteBuffer) {
-        guard case .forwarding = self.state, var request = self.upload else { return }
+        guard case .forwarding = self.state, var request = self.current.upload else { return }
         request.bodySize += buffer.readableBytes
         if request.bodySize > self.limits.maxRequestBody {
             // Only a chunked body gets here: a declared length above the limit never starts.
@@ -267,7 +248,7 @@ final class ProxyHandler: ChannelInboundHandler, RemovableChannelHandler, Upstre
         }
         if !request.route.targets.isEmpty {
             // Avoid a copy-on-write of the whole copy: take the stored reference out first.
-            self.upload = nil
+            self.current.upload = nil
             if request.bodySize > self.limits.mirrorMaxBody && !request.held {
                 request.body = nil
             } else if request.body == nil {
@@ -277,10 +258,10 @@ final class ProxyHandler: ChannelInboundHandler, RemovableChannelHandler, Upstre
                 request.body!.writeBuffer(&incoming)
             }
         }
-        self.upload = request
+        self.current.upload = request
         // A held request starts once it ended; otherwise the baseline already answered and the
         // rest is dropped.
-        guard !request.held, let call = self.call else { return }
+        guard !request.held, let call = self.current.call else { return }
         call.write(.body(.byteBuffer(buffer)))
         if !call.acceptsMoreRequestBytes { self.setUploadPaused(true) }
     }
@@ -288,8 +269,8 @@ final class ProxyHandler: ChannelInboundHandler, RemovableChannelHandler, Upstre
     private func receiveEnd() {
         switch self.state {
         case .forwarding:
-            guard let request = self.upload, let context = self.context else { return }
-            self.upload = nil
+            guard let request = self.current.upload, let context = self.context else { return }
+            self.current.upload = nil
             self.requestTimer?.set(nil)
             self.setUploadPaused(false)
             if request.held { self.startHeld(request, context: context) }
@@ -304,14 +285,14 @@ final class ProxyHandler: ChannelInboundHandler, RemovableChannelHandler, Upstre
     /// The upload cannot go on (its body grew past the limit mid-stream, or it stalled): the
     /// baseline call is abandoned, the client is told why and the connection closed.
     private func abortUpload(_ error: SidecarError) {
-        guard let request = self.upload else { return }
-        self.upload = nil
+        guard let request = self.current.upload else { return }
+        self.current.upload = nil
         self.loopContext.shared.statistics.rejected.add(1, ordering: .relaxed)
         self.loopContext.shared.coverage.add(route: request.route.configuration.name, reason: .rejected, atMicros: request.receivedAtMicros)
-        let answered = self.responseStarted
+        let answered = self.current.responseStarted
         // Closed first, so the cancelled call's failure writes nothing to the client.
         self.state = .closed
-        self.call?.cancel(with: .clientClosed)
+        self.current.call?.cancel(with: .clientClosed)
         if answered {
             self.context?.close(promise: nil)
         } else {
@@ -328,7 +309,7 @@ final class ProxyHandler: ChannelInboundHandler, RemovableChannelHandler, Upstre
     }
 
     func upstreamWritable() {
-        if self.upload != nil, self.call?.acceptsMoreRequestBytes ?? true { self.setUploadPaused(false) }
+        if self.current.upload != nil, self.current.call?.acceptsMoreRequestBytes ?? true { self.setUploadPaused(false) }
     }
 
     private func reject(_ error: SidecarError, routeName: String, atMicros: Int64, immediately: Bool) {
@@ -345,23 +326,23 @@ final class ProxyHandler: ChannelInboundHandler, RemovableChannelHandler, Upstre
 
     func respond(_ error: SidecarError, close: Bool) {
         guard let context = self.context else { return }
-        let shouldClose = close || !self.keepAlive
-        if self.isGRPC {
+        let shouldClose = close || !self.current.keepAlive
+        if self.current.isGRPC {
             self.respondGRPC(error, close: shouldClose, context: context)
             return
         }
         var headers = HTTPHeaders()
-        let body = error.jsonBody(requestID: self.requestID)
+        let body = error.jsonBody(requestID: self.current.requestID)
         headers.add(name: "content-type", value: "application/json")
         headers.add(name: "content-length", value: String(body.utf8.count))
-        headers.add(name: "x-request-id", value: self.requestID)
+        headers.add(name: "x-request-id", value: self.current.requestID)
         headers.add(name: "x-shadowd-error", value: error.code)
         headers.add(name: "date", value: HTTPDate.format(secondsSince1970: wallClockMicros() / 1_000_000))
         headers.add(name: "cache-control", value: "no-store")
         if shouldClose { headers.add(name: "connection", value: "close") }
-        let head = HTTPResponseHead(version: self.clientVersion, status: error.status, headers: headers)
+        let head = HTTPResponseHead(version: self.current.clientVersion, status: error.status, headers: headers)
         context.write(Self.wrapOutboundOut(.head(head)), promise: nil)
-        self.routeMetrics?.countResponse(status: Int(error.status.code))
+        self.current.routeMetrics?.countResponse(status: Int(error.status.code))
         context.write(Self.wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(string: body)))), promise: nil)
         self.finishResponse(context: context, close: shouldClose)
     }
@@ -369,8 +350,8 @@ final class ProxyHandler: ChannelInboundHandler, RemovableChannelHandler, Upstre
     /// Ends the answer (with the baseline's trailers: gRPC's status travels there).
     func finishResponse(context: ChannelHandlerContext, close: Bool, trailers: HTTPHeaders? = nil) {
         // An answer that ends before its request did leaves unread body on the connection.
-        let close = close || self.upload != nil
-        self.upload = nil
+        let close = close || self.current.upload != nil
+        self.current.upload = nil
         self.setUploadPaused(false)
         if close || self.closeWhenDone {
             self.state = .closed
@@ -397,7 +378,7 @@ final class ProxyHandler: ChannelInboundHandler, RemovableChannelHandler, Upstre
         case .idle, .rejecting:
             self.loopContext.shared.statistics.rejected.add(1, ordering: .relaxed)
             self.loopContext.shared.coverage.add(route: "-", reason: .rejected, atMicros: wallClockMicros())
-            self.keepAlive = false
+            self.current.keepAlive = false
             if parserError == .headerOverflow {
                 self.respond(
                     SidecarError(
@@ -411,13 +392,13 @@ final class ProxyHandler: ChannelInboundHandler, RemovableChannelHandler, Upstre
             } else {
                 self.respond(.badRequest("malformed HTTP request: \(parserError)"), close: true)
             }
-        case .forwarding where self.upload != nil && !self.responseStarted:
+        case .forwarding where self.current.upload != nil && !self.current.responseStarted:
             // A broken chunked body: the baseline must not act on a truncated request.
-            self.upload = nil
+            self.current.upload = nil
             self.loopContext.shared.statistics.rejected.add(1, ordering: .relaxed)
             self.state = .closed
-            self.call?.cancel(with: .clientClosed)
-            self.keepAlive = false
+            self.current.call?.cancel(with: .clientClosed)
+            self.current.keepAlive = false
             self.respond(.badRequest("malformed HTTP request body: \(parserError)"), close: true)
         case .forwarding, .closed:
             context.close(promise: nil)

@@ -67,7 +67,7 @@ extension PairStore {
     public static func score(_ batch: consuming [ExchangeRecord], noise: NoiseFloorTracker? = nil) -> ScoredBatch {
         var batch = batch
         // Binary bodies (gRPC tensor messages) become JSON here, off the event loop, before
-        // they are scored and stored; in place, as copying every record cost more than scoring.
+        // they are scored and stored; in place, so the records without a decoder are not copied.
         for index in batch.indices where batch[index].bodyDecoder != nil {
             batch[index] = batch[index].decodingBodies()
         }

@@ -22,7 +22,6 @@ struct RowWriter {
         json: PairStore.JSONBodies?,
         in db: Database
     ) throws {
-        let b = figures.baseline
         let requestBody = self.stored(record.requestBody)
         let baselineBody = self.stored(record.baseline.body)
         var exchange = RowBinder(self.exchange)
@@ -44,12 +43,7 @@ struct RowWriter {
         exchange.bind(record.baseline.error?.rawValue)
         exchange.bind(record.segment)
         exchange.bind(record.baseline.firstByteMicros)
-        exchange.bind(b.firstTokenMicros)
-        exchange.bind(b.events)
-        exchange.bind(b.promptTokens)
-        exchange.bind(b.completionTokens)
-        exchange.bind(b.cost)
-        exchange.bind(b.lastTokenMicros)
+        exchange.bind(figures: figures.baseline)
         exchange.bind(record.source)
         exchange.bind(record.exposure?.experiment)
         exchange.bind(record.exposure?.key)
@@ -61,7 +55,7 @@ struct RowWriter {
         try exchange.execute(in: db)
         let exchangeID = db.lastInsertedRowID
         let baselineTotal = record.baseline.body.totalBytes
-        for (index, ((candidate, score), c)) in zip(zip(record.candidates, scores), figures.candidates).enumerated() {
+        for (index, ((candidate, score), candidateFigures)) in zip(zip(record.candidates, scores), figures.candidates).enumerated() {
             let result = candidate.result
             let candidateBody = self.stored(result.body)
             // Equal to the baseline's as stored: kept once, on the exchange.
@@ -97,15 +91,23 @@ struct RowWriter {
             }
             shadow.bind(score.flatMap { PairStore.differingPathsJSON($0.differingPaths) })
             shadow.bind(result.firstByteMicros)
-            shadow.bind(c.firstTokenMicros)
-            shadow.bind(c.events)
-            shadow.bind(c.promptTokens)
-            shadow.bind(c.completionTokens)
-            shadow.bind(c.cost)
-            shadow.bind(c.lastTokenMicros)
+            shadow.bind(figures: candidateFigures)
             shadow.bind(same ? 1 : nil as Int?)
             shadow.bind(result.grpcStatus)
             try shadow.execute(in: db)
         }
+    }
+}
+
+extension RowBinder {
+    /// An arm's streaming and cost columns, in both tables' order: first token, events, prompt
+    /// and completion tokens, cost, last token.
+    mutating func bind(figures: ArmFigures) {
+        self.bind(figures.firstTokenMicros)
+        self.bind(figures.events)
+        self.bind(figures.promptTokens)
+        self.bind(figures.completionTokens)
+        self.bind(figures.cost)
+        self.bind(figures.lastTokenMicros)
     }
 }

@@ -1,6 +1,7 @@
 import Foundation
 import GRDB
 import NIOHTTP1
+import NIOPosix
 import ShadowCore
 import ShadowFixtures
 import ShadowStore
@@ -187,6 +188,34 @@ import Testing
         }
         try await link.stop()
         try await model.stop()
+    }
+
+    /// The baseline's request is written before any candidate's copy, so the client's path never
+    /// waits behind copy work. One fixture server on one event loop answers both URLs: the kernel
+    /// hands it readable sockets in the order they became readable, so on warm connections (where
+    /// a write goes out at once) it sees the requests in the order the sidecar wrote them.
+    @Test func theBaselineGetsEachRequestBeforeTheCandidatesCopy() async throws {
+        let arrivals = Mutex<[String]>([])
+        let upstream = try await FixtureServer.start(group: MultiThreadedEventLoopGroup.singleton.next()) { request in
+            arrivals.withLock { $0.append(request.header("x-shadow-request") == nil ? "baseline" : "copy") }
+            return .json(Self.baselineBody)
+        }
+        try await withSidecar(baseline: .port(upstream.port), candidates: [("c", .port(upstream.port))]) { sidecar, _, _ in
+            let client = try await sidecar.client()
+            for index in 1...6 {
+                // A body in the same read as the head: the case where the baseline's request
+                // had waited for the end of the read, after the copies went out.
+                let response = try await client.send(method: .POST, path: "/infer", body: Array(#"{"inputs":[1,2,3]}"#.utf8))
+                #expect(response.status == 200)
+                let both = try await eventually { arrivals.withLock { $0.count } == 2 * index }
+                #expect(both, "the copy of request \(index) arrived")
+            }
+            await client.close()
+            // The first request opened both connections; which connected first was the kernel's.
+            let warm = arrivals.withLock { Array($0.dropFirst(2)) }
+            #expect(warm == Array(repeating: ["baseline", "copy"], count: 5).flatMap { $0 }, "\(warm)")
+        }
+        try await upstream.stop()
     }
 
     @Test func aRefusingBaselineAnswers502AndReadinessSaysSo() async throws {

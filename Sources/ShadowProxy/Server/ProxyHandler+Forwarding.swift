@@ -116,6 +116,9 @@ extension ProxyHandler {
         }
         call.write(.end(nil))
         self.current.answer.start()
+        // The request is whole, so nothing can cut it now: it goes to the baseline before the
+        // copies are written, never behind them.
+        self.dispatchPendingBaseline()
         self.armBaselineTimer()
         let runtime = self.loopContext.runtime
         self.current.serving?.keepForFallback(request, limits: self.limits)

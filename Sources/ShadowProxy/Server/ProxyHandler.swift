@@ -185,14 +185,18 @@ final class ProxyHandler: ChannelInboundHandler, RemovableChannelHandler, Upstre
     }
 
     func channelReadComplete(context: ChannelHandlerContext) {
-        if let (call, pool, connectTimeout) = self.pendingDispatch {
-            self.pendingDispatch = nil
-            // Cancelled within the burst (a broken or oversized body): no connection was opened.
-            if !call.finished { pool.execute(call, connectTimeout: connectTimeout) }
-        }
+        self.dispatchPendingBaseline()
         // One write to the baseline per read burst of a streaming upload.
         if self.current.upload != nil { self.current.call?.flush() }
         context.fireChannelReadComplete()
+    }
+
+    /// Sends the baseline call that waited for the end of the read burst (or of its request).
+    func dispatchPendingBaseline() {
+        guard let (call, pool, connectTimeout) = self.pendingDispatch else { return }
+        self.pendingDispatch = nil
+        // Cancelled within the burst (a broken or oversized body): no connection was opened.
+        if !call.finished { pool.execute(call, connectTimeout: connectTimeout) }
     }
 
     private func receiveHead(_ head: HTTPRequestHead, context: ChannelHandlerContext) {

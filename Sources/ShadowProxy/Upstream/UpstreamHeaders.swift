@@ -42,8 +42,9 @@ struct UpstreamHeaders: Sendable {
         for field in rewrite.set {
             set.append((field.name, try field.value.resolve(key: field.key, environment: environment, readFile: Self.read)))
         }
-        // A header being set replaces the client's: remove it first.
-        var remove = stripping + rewrite.remove + set.map { $0.name.lowercased() }
+        // A header being set replaces the client's: remove it first. Lowercase, as the forwarded
+        // head compares them with the client's names (``HeaderPolicy/matchesLowercased(_:_:)``).
+        var remove = (stripping + rewrite.remove + set.map(\.name)).map { $0.lowercased() }
         var seen: Set<String> = []
         remove = remove.filter { seen.insert($0).inserted }
         self.init(remove: remove, set: set)

@@ -21,7 +21,7 @@ public final class ConfigReloader: Service, Sendable {
 
     public func run() async throws {
         for await _ in await UnixSignalsSequence(trapping: .sighup).cancelOnGracefulShutdown() {
-            self.sidecar.notifier.notify("RELOADING=1\nMONOTONIC_USEC=\(SystemdNotifier.monotonicMicros())\nSTATUS=reloading configuration")
+            self.sidecar.notifier.notify("RELOADING=1\nMONOTONIC_USEC=\(SidecarClock.monotonicMicros())\nSTATUS=reloading configuration")
             do {
                 let configuration = try self.load()
                 try await self.sidecar.apply(configuration)

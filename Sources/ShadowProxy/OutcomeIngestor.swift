@@ -52,7 +52,7 @@ final class OutcomeIngestor: Sendable {
     func ingest(_ body: ByteBuffer, parser: OutcomeBatchParser, on eventLoop: any EventLoop) -> EventLoopFuture<Outcome> {
         let store = self.store
         return self.pool.runIfActive(eventLoop: eventLoop) {
-            switch parser.parse(body.readableBytesView, nowMicros: wallClockMicros()) {
+            switch parser.parse(body.readableBytesView, nowMicros: SidecarClock.wallMicros()) {
             case .failure(let error):
                 return .rejected(error)
             case .success(let events):

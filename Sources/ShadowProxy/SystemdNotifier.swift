@@ -66,13 +66,6 @@ public final class SystemdNotifier: Service, Sendable {
         self.send(message, to: socketPath)
     }
 
-    /// `CLOCK_MONOTONIC` in microseconds, as `RELOADING=1` wants it in `MONOTONIC_USEC`.
-    static func monotonicMicros() -> Int64 {
-        var spec = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &spec)
-        return Int64(spec.tv_sec) * 1_000_000 + Int64(spec.tv_nsec) / 1000
-    }
-
     /// The event loops answer a no-op within a second and the writer has looped recently.
     private func healthy() async -> Bool {
         guard await self.proxy.eventLoopsRespond(within: .seconds(1)) else { return false }

@@ -1,7 +1,6 @@
 import Logging
 import Metrics
 import ShadowCore
-import ShadowStore
 import Synchronization
 
 #if canImport(Glibc)
@@ -45,7 +44,7 @@ final class CandidateBreaker: Sendable {
     /// with its outcome, or `nil` when it may not.
     func admit(draw: Double) -> UInt64? {
         let (admitted, transition, epoch) = self.machine.withLock { machine in
-            let (admitted, transition) = machine.admit(nowNanos: Self.monotonicNanos(), draw: draw)
+            let (admitted, transition) = machine.admit(nowNanos: SidecarClock.monotonicNanos(), draw: draw)
             return (admitted, transition, machine.epoch)
         }
         if let transition { self.announce(transition) }
@@ -73,7 +72,7 @@ final class CandidateBreaker: Sendable {
         let (transition, before, after) = self.machine.withLock { machine in
             let before = machine.failureStreak
             let transition = machine.record(
-                nowNanos: Self.monotonicNanos(),
+                nowNanos: SidecarClock.monotonicNanos(),
                 failure: failure,
                 timeout: timeout,
                 latencyMicros: result.error == nil ? result.latencyMicros : nil,
@@ -109,7 +108,7 @@ final class CandidateBreaker: Sendable {
         ).increment()
         self.events.append(
             GatingEvent(
-                atMicros: wallClockMicros(),
+                atMicros: SidecarClock.wallMicros(),
                 route: self.route,
                 candidate: self.candidate,
                 kind: "circuit_breaker",
@@ -118,11 +117,5 @@ final class CandidateBreaker: Sendable {
                 reason: transition.reason
             )
         )
-    }
-
-    static func monotonicNanos() -> UInt64 {
-        var spec = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &spec)
-        return UInt64(spec.tv_sec) * 1_000_000_000 + UInt64(spec.tv_nsec)
     }
 }

@@ -1,5 +1,4 @@
 import ShadowCore
-import ShadowStore
 import Synchronization
 
 /// A route's caps on mirrored requests: a token bucket and a daily budget, shared by every event
@@ -19,8 +18,8 @@ final class RouteLimiter: Sendable {
     /// `nil` when the request may be mirrored, otherwise the reason it may not.
     /// - Parameter cost: what mirroring it costs (the sampled candidates' `cost.per_request`).
     func take(cost: Double) -> CoverageReason? {
-        let now = CandidateBreaker.monotonicNanos()
-        let wall = wallClockMicros()
+        let now = SidecarClock.monotonicNanos()
+        let wall = SidecarClock.wallMicros()
         return self.state.withLock { state in
             // The bucket first: a rate-limited request does not spend the day's budget.
             if state.bucket != nil, !state.bucket!.take(nowNanos: now) { return .rateLimited }
@@ -36,7 +35,7 @@ final class RouteLimiter: Sendable {
     /// their cost).
     func charge(_ cost: Double) {
         guard cost > 0 else { return }
-        let wall = wallClockMicros()
+        let wall = SidecarClock.wallMicros()
         self.state.withLock { state in state.costBudget?.charge(cost, nowMicros: wall) }
     }
 }

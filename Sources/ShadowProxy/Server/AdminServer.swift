@@ -296,7 +296,7 @@ private final class AdminHandler: ChannelInboundHandler {
         var headers = HTTPHeaders()
         headers.add(name: "content-type", value: contentType)
         headers.add(name: "content-length", value: String(body.utf8.count))
-        headers.add(name: "date", value: HTTPDate.format(secondsSince1970: wallClockMicros() / 1_000_000))
+        headers.add(name: "date", value: HTTPDate.format(secondsSince1970: SidecarClock.wallMicros() / 1_000_000))
         headers.add(name: "cache-control", value: "no-store")
         context.write(Self.wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: status, headers: headers))), promise: nil)
         context.write(Self.wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(string: body)))), promise: nil)

@@ -2,7 +2,6 @@ import Metrics
 import NIOCore
 import NIOHTTP1
 import ShadowCore
-import ShadowStore
 import Synchronization
 
 extension ProxyHandler {

@@ -3,7 +3,6 @@ import Metrics
 import NIOCore
 import NIOHTTP1
 import ShadowCore
-import ShadowStore
 import Synchronization
 
 /// One client connection: streams each request to the baseline as it arrives and its answer
@@ -202,7 +201,7 @@ final class ProxyHandler: ChannelInboundHandler, RemovableChannelHandler, Upstre
     private func receiveHead(_ head: HTTPRequestHead, context: ChannelHandlerContext) {
         guard case .idle = self.state else { return }
         self.loopContext.shared.statistics.requests.add(1, ordering: .relaxed)
-        let now = wallClockMicros()
+        let now = SidecarClock.wallMicros()
         let isGRPC = GRPCSemantics.isGRPC(contentType: head.headers.first(name: "content-type"))
         self.current = ClientExchange(
             keepAlive: head.isKeepAlive && !self.closeWhenDone,
@@ -341,7 +340,7 @@ final class ProxyHandler: ChannelInboundHandler, RemovableChannelHandler, Upstre
         headers.add(name: "content-length", value: String(body.utf8.count))
         headers.add(name: "x-request-id", value: self.current.requestID)
         headers.add(name: "x-shadowd-error", value: error.code)
-        headers.add(name: "date", value: HTTPDate.format(secondsSince1970: wallClockMicros() / 1_000_000))
+        headers.add(name: "date", value: HTTPDate.format(secondsSince1970: SidecarClock.wallMicros() / 1_000_000))
         headers.add(name: "cache-control", value: "no-store")
         if shouldClose { headers.add(name: "connection", value: "close") }
         let head = HTTPResponseHead(version: self.current.clientVersion, status: error.status, headers: headers)
@@ -381,7 +380,7 @@ final class ProxyHandler: ChannelInboundHandler, RemovableChannelHandler, Upstre
         switch self.state {
         case .idle, .rejecting:
             self.loopContext.shared.statistics.rejected.add(1, ordering: .relaxed)
-            self.loopContext.shared.coverage.add(route: "-", reason: .rejected, atMicros: wallClockMicros())
+            self.loopContext.shared.coverage.add(route: "-", reason: .rejected, atMicros: SidecarClock.wallMicros())
             self.current.keepAlive = false
             if parserError == .headerOverflow {
                 self.respond(

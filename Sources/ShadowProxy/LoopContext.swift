@@ -25,6 +25,8 @@ final class LoopContext {
     /// Client h2c connections (their streams are among `handlers`).
     private var http2Connections: [ObjectIdentifier: HTTP2ConnectionGuard] = [:]
     private(set) var shuttingDown = false
+    /// Shutdown steps waiting for this loop's connections or shadow copies to finish.
+    var drainWaiters: [DrainWaiter] = []
     /// Request ids and sampling draws; seeded from the system once, so the request path makes
     /// no getrandom syscalls.
     var random = FastRandom()
@@ -195,6 +197,8 @@ final class LoopContext {
             queueCapacity: candidate.queueCapacity == 0 ? 0 : max(1, candidate.queueCapacity / self.loopCount),
             maxConcurrency: concurrency
         )
+        // Unowned: the context owns its lanes and outlives them.
+        lane.becameIdle = { [unowned self] in self.checkDrainWaiters() }
         self.lanes[key] = lane
         return lane
     }
@@ -207,6 +211,7 @@ final class LoopContext {
 
     func unregister(_ handler: ProxyHandler) {
         self.handlers.removeValue(forKey: ObjectIdentifier(handler))
+        if self.handlers.isEmpty { self.checkDrainWaiters() }
     }
 
     var connectionCount: Int { self.handlers.count }

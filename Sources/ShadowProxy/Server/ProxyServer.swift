@@ -143,12 +143,14 @@ public final class ProxyServer: Service, Sendable {
         return total
     }
 
-    private func waitUntil(_ deadline: ContinuousClock.Instant, _ remaining: @escaping @Sendable (LoopContext) -> Int) async -> Int {
-        while true {
-            let left = await self.onEveryLoop(remaining)
-            if left == 0 || ContinuousClock.now >= deadline { return left }
-            try? await Task.sleep(for: .milliseconds(20))
+    /// Waits until every loop has nothing of `target` left, or `timeout` passes; returns what is
+    /// left then.
+    private func waitUntilDrained(_ target: LoopContext.DrainTarget, timeout: Duration) async -> Int {
+        let deadline = NIODeadline.now() + TimeAmount(timeout)
+        for bound in self.contexts {
+            try? await bound.eventLoop.flatSubmit { bound.value.whenDrained(target, deadline: deadline) }.get()
         }
+        return await self.onEveryLoop { $0.remaining(target) }
     }
 
     private func drain() async {
@@ -156,7 +158,7 @@ public final class ProxyServer: Service, Sendable {
             context.beginShutdown()
             return 0
         }
-        let requestsLeft = await self.waitUntil(.now + self.configuration.server.drainTimeout) { $0.connectionCount }
+        let requestsLeft = await self.waitUntilDrained(.connections, timeout: self.configuration.server.drainTimeout)
         if requestsLeft > 0 {
             self.logger.warning("drain timeout: closing connections with requests in flight", metadata: ["shadow.connections": "\(requestsLeft)"])
             _ = await self.onEveryLoop { context in
@@ -165,7 +167,7 @@ public final class ProxyServer: Service, Sendable {
             }
         }
         let slowestCandidate = self.configuration.routes.flatMap(\.mirrorTargets).map(\.timeout).max() ?? .zero
-        let shadowLeft = await self.waitUntil(.now + slowestCandidate + .seconds(1)) { $0.pendingShadowWork }
+        let shadowLeft = await self.waitUntilDrained(.shadowWork, timeout: slowestCandidate + .seconds(1))
         if shadowLeft > 0 {
             self.logger.warning("shadow copies still pending at shutdown; recorded as 'shutdown'", metadata: ["shadow.pending": "\(shadowLeft)"])
             _ = await self.onEveryLoop { context in

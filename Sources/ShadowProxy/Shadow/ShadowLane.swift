@@ -21,6 +21,8 @@ final class ShadowLane {
     /// The running calls' timeouts, a queue per length: the candidate's, the same for every
     /// copy until a reload changes it (a shorter one must not wait behind the longer ones).
     private var timeoutQueues: [TimeAmount: TimeoutQueue] = [:]
+    /// Called when the last queued or running copy has finished (a shutdown drain waits for it).
+    var becameIdle: (() -> Void)?
 
     init(candidate: CandidateConfiguration, pool: UpstreamPool, queueCapacity: Int, maxConcurrency: Int) {
         self.candidate = candidate
@@ -69,6 +71,7 @@ final class ShadowLane {
     /// A running call finished; the next waiting one takes its slot.
     func callFinished(_ call: ShadowCall) {
         self.running.removeValue(forKey: ObjectIdentifier(call))
+        defer { if self.pending == 0 { self.becameIdle?() } }
         guard !self.waiting.isEmpty else { return }
         if call.breaker?.isOpen == true {
             while let stale = self.waiting.popFirst() { stale.drop(.circuitOpen) }

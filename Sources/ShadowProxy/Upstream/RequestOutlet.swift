@@ -2,22 +2,25 @@ import NIOCore
 import NIOHTTP1
 
 /// Where an HTTP/1.1 upstream connection's requests enter its pipeline, as bytes: below the
-/// response reader, so a request crosses no handler on its way to the socket (or TLS).
+/// response decoder, so a request crosses no handler on its way to the socket (or TLS).
 ///
 /// NIO's request encoder sat behind the decoder's write hook: each request part crossed both
 /// as an `NIOAny` and was encoded there (~10% of the event loop for two requests per client
-/// request). The reader hears of every request head (it pairs answers with requests: an
-/// answer to HEAD has no body) through ``ResponseReader/requestSent(method:)``.
+/// request). The decoder still hears of every request head (it pairs answers with requests:
+/// an answer to HEAD has no body) through ``HTTPResponseDecoder/write(data:)``.
 final class RequestOutlet: ChannelOutboundHandler, RemovableChannelHandler {
     /// Bytes pass through untouched (a pipeline handler must be inbound or outbound; nothing
     /// above this writes, though).
     typealias OutboundIn = ByteBuffer
 
-    /// Weak: the reader reaches the handler, which holds this outlet.
-    weak var reader: ResponseReader?
+    private let decoder: HTTPResponseDecoder
     private var context: ChannelHandlerContext?
     /// The request being written has a chunked body.
     private var chunked = false
+
+    init(decoder: HTTPResponseDecoder) {
+        self.decoder = decoder
+    }
 
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
@@ -32,7 +35,7 @@ final class RequestOutlet: ChannelOutboundHandler, RemovableChannelHandler {
         guard let context = self.context else { return }
         switch part {
         case .head(let head):
-            self.reader?.requestSent(method: head.method)
+            self.decoder.write(data: part)
             self.chunked = head.headers.contains(name: "transfer-encoding")
             var buffer = context.channel.allocator.buffer(capacity: 256 + 64 * head.headers.count)
             Self.encode(head, into: &buffer)

@@ -106,14 +106,8 @@ final class UpstreamHandler: ChannelInboundHandler {
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        self.deliver(Self.unwrapInboundIn(data))
-    }
-
-    /// A part of the current call's answer: from an HTTP/2 stream's codec through the pipeline,
-    /// or from the HTTP/1.1 ``ResponseReader`` directly.
-    func deliver(_ part: HTTPClientResponsePart) {
         guard let call = self.call else { return }
-        switch part {
+        switch Self.unwrapInboundIn(data) {
         case .head(let head):
             self.sawHead = true
             self.responseKeepAlive = head.isKeepAlive
@@ -165,15 +159,8 @@ final class UpstreamHandler: ChannelInboundHandler {
                 call.fail(.tls, detail: detail)
             } else {
                 // EOF in the middle of a response is the upstream closing early, not bad HTTP.
-                let invalid =
-                    if let failure = error as? ResponseParser.Failure {
-                        failure != .truncated
-                    } else if let parserError = error as? HTTPParserError {
-                        parserError != .invalidEOFState
-                    } else {
-                        false
-                    }
-                call.fail(invalid ? .invalidResponse : .reset)
+                let parserError = error as? HTTPParserError
+                call.fail(parserError == nil || parserError == .invalidEOFState ? .reset : .invalidResponse)
             }
         }
         context.close(promise: nil)

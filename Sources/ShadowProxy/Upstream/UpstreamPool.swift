@@ -223,13 +223,11 @@ final class UpstreamPool {
         // Requests go out as bytes through the outlet, below the decoder (no NIO encoder and no
         // header validation: every forwarded field was parsed from the client by llhttp, which
         // lets no CR, LF or NUL through, and the ones the sidecar adds are its own or validated).
-        let outlet = RequestOutlet()
-        let handler = UpstreamHandler(plain: endpoint.tls == nil, outlet: outlet)
-        let reader = ResponseReader(handler: handler)
-        outlet.reader = reader
+        let decoder = HTTPResponseDecoder(leftOverBytesStrategy: .dropBytes)
+        let outlet = RequestOutlet(decoder: decoder)
         try pipeline.addHandler(outlet)
-        try pipeline.addHandler(reader)
-        try pipeline.addHandler(handler)
+        try pipeline.addHandler(ByteToMessageHandler(decoder))
+        try pipeline.addHandler(UpstreamHandler(plain: endpoint.tls == nil, outlet: outlet))
     }
 
     /// `step`, failed as a connect timeout (and the channel closed) unless it ends by `deadline`.

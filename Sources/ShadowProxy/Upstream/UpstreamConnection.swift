@@ -66,7 +66,8 @@ final class UpstreamConnection {
     // MARK: - From the handler
 
     func responseEnded(keepAlive: Bool) {
-        if keepAlive && !self.isClosed && !self.isStream {
+        // An answer framed by the connection's close ends as it closes: never back to the pool.
+        if keepAlive && !self.isClosed && !self.isStream && self.channel.isActive {
             self.pool.release(self)
         } else {
             self.close()

@@ -197,8 +197,9 @@ final class LoopContext {
             queueCapacity: candidate.queueCapacity == 0 ? 0 : max(1, candidate.queueCapacity / self.loopCount),
             maxConcurrency: concurrency
         )
-        // Unowned: the context owns its lanes and outlives them.
-        lane.becameIdle = { [unowned self] in self.checkDrainWaiters() }
+        // Weak: a copy still running when the sidecar is torn down keeps its lane (and this
+        // closure) past the context.
+        lane.becameIdle = { [weak self] in self?.checkDrainWaiters() }
         self.lanes[key] = lane
         return lane
     }

@@ -3,10 +3,6 @@ import Metrics
 import ShadowCore
 import Synchronization
 
-#if canImport(Glibc)
-import Glibc
-#endif
-
 /// One candidate's circuit breaker, shared by every event loop: the state machine behind a lock,
 /// its state changes logged, counted, exported as a gauge and recorded in the database.
 final class CandidateBreaker: Sendable {

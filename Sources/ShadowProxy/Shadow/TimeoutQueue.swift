@@ -45,8 +45,9 @@ final class TimeoutQueue {
 
     private func armTimer(_ deadline: NIODeadline) {
         if self.timer == nil {
-            // Unowned: the lane owns this queue for as long as its loop runs.
-            self.timer = LoopDeadline(on: self.loop) { [unowned self] in self.expire() }
+            // Weak: a sidecar torn down while copies are timed lets its lanes go before the
+            // loop's scheduled task fires (one side table per queue, not per call).
+            self.timer = LoopDeadline(on: self.loop) { [weak self] in self?.expire() }
         }
         self.timer?.set(deadline)
     }

@@ -2,37 +2,98 @@
 ///
 /// Built on the request path with copies of the bytes it needs (never the network buffers), then
 /// handed to the writer, which scores it and stores one row per candidate.
+///
+/// A value with its fields in one reference-counted box: a record passes through the record
+/// queue, the scoring stage and the writer, and a copy of the whole struct (two dozen fields,
+/// most of them reference-counted) around every non-inlined call cost the scoring thread about a
+/// tenth of its time. Copying the box is one retain; a write to a shared box copies it first.
 public struct ExchangeRecord: Sendable {
-    public var requestID: String
-    public var route: String
-    public var configRevision: String
+    @usableFromInline var storage: Storage
+
+    @inlinable public var requestID: String {
+        _read { yield self.storage.fields.requestID }
+        _modify { yield &self.unique.requestID }
+    }
+    @inlinable public var route: String {
+        _read { yield self.storage.fields.route }
+        _modify { yield &self.unique.route }
+    }
+    @inlinable public var configRevision: String {
+        _read { yield self.storage.fields.configRevision }
+        _modify { yield &self.unique.configRevision }
+    }
     /// Wall-clock time the request head arrived, microseconds since the Unix epoch.
-    public var receivedAtMicros: Int64
-    public var method: String
+    @inlinable public var receivedAtMicros: Int64 {
+        _read { yield self.storage.fields.receivedAtMicros }
+        _modify { yield &self.unique.receivedAtMicros }
+    }
+    @inlinable public var method: String {
+        _read { yield self.storage.fields.method }
+        _modify { yield &self.unique.method }
+    }
     /// Path and query as the client sent them.
-    public var path: String
-    public var requestBody: CapturedBody
-    public var baseline: ArmResult
-    public var candidates: [CandidateResult]
+    @inlinable public var path: String {
+        _read { yield self.storage.fields.path }
+        _modify { yield &self.unique.path }
+    }
+    @inlinable public var requestBody: CapturedBody {
+        _read { yield self.storage.fields.requestBody }
+        _modify { yield &self.unique.requestBody }
+    }
+    @inlinable public var baseline: ArmResult {
+        _read { yield self.storage.fields.baseline }
+        _modify { yield &self.unique.baseline }
+    }
+    @inlinable public var candidates: [CandidateResult] {
+        _read { yield self.storage.fields.candidates }
+        _modify { yield &self.unique.candidates }
+    }
     /// The route's scorer at the time of the request (a reload must not rescore old pairs).
-    public var scorer: any Scorer
+    @inlinable public var scorer: any Scorer {
+        _read { yield self.storage.fields.scorer }
+        _modify { yield &self.unique.scorer }
+    }
     /// The value of the route's segment header, if configured and present.
-    public var segment: String?
+    @inlinable public var segment: String? {
+        _read { yield self.storage.fields.segment }
+        _modify { yield &self.unique.segment }
+    }
     /// Whether JSON bodies are read for `usage` token counts (OpenAI-compatible or token-priced routes).
-    public var readsUsage: Bool = false
+    @inlinable public var readsUsage: Bool {
+        _read { yield self.storage.fields.readsUsage }
+        _modify { yield &self.unique.readsUsage }
+    }
     /// `live` for traffic the sidecar saw, `replay` for a backtest of recorded traffic.
-    public var source = "live"
+    @inlinable public var source: String {
+        _read { yield self.storage.fields.source }
+        _modify { yield &self.unique.source }
+    }
     /// Set on a route with an experiment: the request's arm and who answered it. An enrolled
     /// request is recorded even when no copy made a pair (its exposure counts).
-    public var exposure: ExperimentExposure?
+    @inlinable public var exposure: ExperimentExposure? {
+        _read { yield self.storage.fields.exposure }
+        _modify { yield &self.unique.exposure }
+    }
     /// Reads binary bodies (gRPC tensor messages) as JSON for scoring and storage; set when the
     /// route's scorer names a tensor protocol.
-    public var bodyDecoder: (any BodyDecoder)?
+    @inlinable public var bodyDecoder: (any BodyDecoder)? {
+        _read { yield self.storage.fields.bodyDecoder }
+        _modify { yield &self.unique.bodyDecoder }
+    }
     /// The request's `Content-Type` and `Inference-Header-Content-Length`, for the decoder.
-    public var requestContentType: String?
-    public var requestInferenceHeaderLength: Int?
+    @inlinable public var requestContentType: String? {
+        _read { yield self.storage.fields.requestContentType }
+        _modify { yield &self.unique.requestContentType }
+    }
+    @inlinable public var requestInferenceHeaderLength: Int? {
+        _read { yield self.storage.fields.requestInferenceHeaderLength }
+        _modify { yield &self.unique.requestInferenceHeaderLength }
+    }
     /// The request's `grpc-encoding`, for the decoder.
-    public var requestGRPCEncoding: String?
+    @inlinable public var requestGRPCEncoding: String? {
+        _read { yield self.storage.fields.requestGRPCEncoding }
+        _modify { yield &self.unique.requestGRPCEncoding }
+    }
 
     public init(
         requestID: String,
@@ -47,17 +108,62 @@ public struct ExchangeRecord: Sendable {
         scorer: any Scorer,
         segment: String? = nil
     ) {
-        self.requestID = requestID
-        self.route = route
-        self.configRevision = configRevision
-        self.receivedAtMicros = receivedAtMicros
-        self.method = method
-        self.path = path
-        self.requestBody = requestBody
-        self.baseline = baseline
-        self.candidates = candidates
-        self.scorer = scorer
-        self.segment = segment
+        self.storage = Storage(
+            Fields(
+                requestID: requestID,
+                route: route,
+                configRevision: configRevision,
+                receivedAtMicros: receivedAtMicros,
+                method: method,
+                path: path,
+                requestBody: requestBody,
+                baseline: baseline,
+                candidates: candidates,
+                scorer: scorer,
+                segment: segment
+            )
+        )
+    }
+
+    /// The fields, for writing: the box copied first when another record shares it.
+    @inlinable var unique: Fields {
+        get { self.storage.fields }
+        _modify {
+            if !isKnownUniquelyReferenced(&self.storage) { self.storage = Storage(self.storage.fields) }
+            yield &self.storage.fields
+        }
+    }
+
+    /// The record's fields, stored.
+    @usableFromInline struct Fields {
+        @usableFromInline var requestID: String
+        @usableFromInline var route: String
+        @usableFromInline var configRevision: String
+        @usableFromInline var receivedAtMicros: Int64
+        @usableFromInline var method: String
+        @usableFromInline var path: String
+        @usableFromInline var requestBody: CapturedBody
+        @usableFromInline var baseline: ArmResult
+        @usableFromInline var candidates: [CandidateResult]
+        @usableFromInline var scorer: any Scorer
+        @usableFromInline var segment: String?
+        @usableFromInline var readsUsage: Bool = false
+        @usableFromInline var source: String = "live"
+        @usableFromInline var exposure: ExperimentExposure?
+        @usableFromInline var bodyDecoder: (any BodyDecoder)?
+        @usableFromInline var requestContentType: String?
+        @usableFromInline var requestInferenceHeaderLength: Int?
+        @usableFromInline var requestGRPCEncoding: String?
+    }
+
+    /// Shared between copies of a record until one of them is written to, and only then: a
+    /// box is never written while another record holds it, so sending one is safe.
+    @usableFromInline final class Storage: @unchecked Sendable {
+        @usableFromInline var fields: Fields
+
+        @usableFromInline init(_ fields: Fields) {
+            self.fields = fields
+        }
     }
 }
 

@@ -67,9 +67,9 @@ extension PairStore {
     public static func score(_ batch: consuming [ExchangeRecord], noise: NoiseFloorTracker? = nil) -> ScoredBatch {
         var batch = batch
         // Binary bodies (gRPC tensor messages) become JSON here, off the event loop, before
-        // they are scored and stored; in place, so the records without a decoder are not copied.
+        // they are scored and stored, in place.
         for index in batch.indices where batch[index].bodyDecoder != nil {
-            batch[index] = batch[index].decodingBodies()
+            batch[index].decodeBodies()
         }
         var scoring = BatchScoring(capacity: batch.count, noise: noise)
         // Each record is lent, not copied, to the scoring (`borrowing` makes a copy an error).

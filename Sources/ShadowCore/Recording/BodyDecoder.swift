@@ -31,15 +31,21 @@ public struct BodyFraming: Sendable, Equatable {
 }
 
 extension ExchangeRecord {
-    /// The record with every whole body its decoder understands replaced by JSON text (the
-    /// sizes stay the wire sizes). A body cut at the storage cap is left as it is.
-    public func decodingBodies() -> ExchangeRecord {
-        guard let decoder = self.bodyDecoder else { return self }
-        var record = self
-        func decode(_ body: inout CapturedBody, _ side: BodySide, _ framing: BodyFraming) {
-            guard !body.bytes.isEmpty, !body.truncated, let json = decoder.decode(body.bytes, side: side, framing: framing) else { return }
-            body = CapturedBody(bytes: json, totalBytes: body.totalBytes)
-            body.isDecoded = true
+    /// Replaces every whole body its decoder understands by JSON text (the sizes stay the wire
+    /// sizes); a body cut at the storage cap is left as it is. The record is written to only
+    /// where a body was decoded:
+    /// most bodies on a tensor route are JSON already, and a write to a record still shared
+    /// with its batch would copy all its fields for nothing.
+    public mutating func decodeBodies() {
+        guard let decoder = self.bodyDecoder else { return }
+        func decoded(_ body: CapturedBody, _ side: BodySide, _ framing: BodyFraming) -> CapturedBody? {
+            guard !body.bytes.isEmpty, !body.truncated, let json = decoder.decode(body.bytes, side: side, framing: framing) else { return nil }
+            var decoded = CapturedBody(bytes: json, totalBytes: body.totalBytes)
+            decoded.isDecoded = true
+            return decoded
+        }
+        func framing(_ arm: ArmResult) -> BodyFraming {
+            BodyFraming(path: self.path, contentType: arm.contentType, inferenceHeaderLength: arm.inferenceHeaderLength, grpcEncoding: arm.grpcEncoding)
         }
         let request = BodyFraming(
             path: self.path,
@@ -47,19 +53,12 @@ extension ExchangeRecord {
             inferenceHeaderLength: self.requestInferenceHeaderLength,
             grpcEncoding: self.requestGRPCEncoding
         )
-        decode(&record.requestBody, .request, request)
-        func response(_ arm: ArmResult) -> BodyFraming {
-            BodyFraming(
-                path: self.path,
-                contentType: arm.contentType,
-                inferenceHeaderLength: arm.inferenceHeaderLength,
-                grpcEncoding: arm.grpcEncoding
-            )
+        if let body = decoded(self.requestBody, .request, request) { self.requestBody = body }
+        if let body = decoded(self.baseline.body, .response, framing(self.baseline)) { self.baseline.body = body }
+        for index in self.candidates.indices {
+            if let body = decoded(self.candidates[index].result.body, .response, framing(self.candidates[index].result)) {
+                self.candidates[index].result.body = body
+            }
         }
-        decode(&record.baseline.body, .response, response(self.baseline))
-        for index in record.candidates.indices {
-            decode(&record.candidates[index].result.body, .response, response(self.candidates[index].result))
-        }
-        return record
     }
 }

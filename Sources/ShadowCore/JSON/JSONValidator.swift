@@ -132,34 +132,34 @@ public enum JSONValidator {
             (0x30...0x39).contains(byte) || (0x41...0x46).contains(byte) || (0x61...0x66).contains(byte)
         }
 
-        static func isDigit(_ byte: UInt8?) -> Bool {
-            guard let byte else { return false }
-            return byte >= 0x30 && byte <= 0x39
-        }
-
-        mutating func digits() -> Bool {
-            guard Self.isDigit(self.current) else { return false }
-            while Self.isDigit(self.current) { self.at += 1 }
-            return true
-        }
-
-        /// `-? (0 | [1-9][0-9]*) (. [0-9]+)? ([eE] [+-]? [0-9]+)?`
+        /// `-? (0 | [1-9][0-9]*) (. [0-9]+)? ([eE] [+-]? [0-9]+)?`. Tensor bodies are mostly
+        /// numbers, so like ``string()`` it indexes the buffer directly.
         mutating func number() -> Bool {
-            if self.current == UInt8(ascii: "-") { self.at += 1 }
-            if self.current == UInt8(ascii: "0") {
-                self.at += 1
-            } else if !self.digits() {
+            guard let base = self.bytes.baseAddress else { return false }
+            let end = self.bytes.count
+            var at = self.at
+            /// One or more digits from `at`.
+            func digits(_ at: inout Int) -> Bool {
+                let start = at
+                while at < end, base[at] &- 0x30 < 10 { at += 1 }
+                return at > start
+            }
+            if at < end, base[at] == UInt8(ascii: "-") { at += 1 }
+            if at < end, base[at] == UInt8(ascii: "0") {
+                at += 1
+            } else if !digits(&at) {
                 return false
             }
-            if self.current == UInt8(ascii: ".") {
-                self.at += 1
-                guard self.digits() else { return false }
+            if at < end, base[at] == UInt8(ascii: ".") {
+                at += 1
+                guard digits(&at) else { return false }
             }
-            if self.current == UInt8(ascii: "e") || self.current == UInt8(ascii: "E") {
-                self.at += 1
-                if self.current == UInt8(ascii: "+") || self.current == UInt8(ascii: "-") { self.at += 1 }
-                guard self.digits() else { return false }
+            if at < end, base[at] | 0x20 == UInt8(ascii: "e") {
+                at += 1
+                if at < end, base[at] == UInt8(ascii: "+") || base[at] == UInt8(ascii: "-") { at += 1 }
+                guard digits(&at) else { return false }
             }
+            self.at = at
             return true
         }
 

@@ -45,7 +45,12 @@ extension ExchangeRecord {
             return decoded
         }
         func framing(_ arm: ArmResult) -> BodyFraming {
-            BodyFraming(path: self.path, contentType: arm.contentType, inferenceHeaderLength: arm.inferenceHeaderLength, grpcEncoding: arm.grpcEncoding)
+            BodyFraming(
+                path: self.path,
+                contentType: arm.contentType,
+                inferenceHeaderLength: arm.inferenceHeaderLength,
+                grpcEncoding: arm.grpcEncoding
+            )
         }
         let request = BodyFraming(
             path: self.path,

@@ -45,6 +45,14 @@ final class ProxyHandler: ChannelInboundHandler, RemovableChannelHandler, Upstre
     var current = ClientExchange()
     /// Reading from the client is paused because the baseline cannot take the upload faster.
     private var uploadPaused = false
+    /// Reading from the client is paused because too many pipelined requests wait.
+    private var pipelineFull = false
+    /// Whether the channel reads on its own (`autoRead`), as the two reasons above last set it.
+    private var readingPaused = false
+    /// Requests the client pipelined behind the one being answered.
+    var pipelined = PipelinedRequests()
+    /// ``deliverPipelined()`` is running: an answer ending within it does not start it again.
+    private var deliveringPipelined = false
     var context: ChannelHandlerContext?
     /// A request (or the rest of one) must arrive before this; nil while the baseline has it all.
     private var requestTimer: LoopDeadline?
@@ -115,6 +123,7 @@ final class ProxyHandler: ChannelInboundHandler, RemovableChannelHandler, Upstre
         let wasForwarding: Bool
         if case .forwarding = self.state { wasForwarding = true } else { wasForwarding = false }
         self.state = .closed
+        self.pipelined.removeAll()
         if wasForwarding, let call = self.current.call {
             // A client that read a stream's final event ([DONE]) has the whole answer: real
             // clients (the official openai package) close right there, before the terminating
@@ -173,7 +182,17 @@ final class ProxyHandler: ChannelInboundHandler, RemovableChannelHandler, Upstre
     // MARK: - Requests
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        switch Self.unwrapInboundIn(data) {
+        let part = Self.unwrapInboundIn(data)
+        guard self.pipelined.mustWait else {
+            self.receive(part, context: context)
+            return
+        }
+        self.pipelined.hold(.part(part))
+        if self.pipelined.isFull { self.setPipelineFull(true) }
+    }
+
+    private func receive(_ part: HTTPServerRequestPart, context: ChannelHandlerContext) {
+        switch part {
         case .head(let head):
             self.receiveHead(head, context: context)
         case .body(let buffer):
@@ -271,6 +290,10 @@ final class ProxyHandler: ChannelInboundHandler, RemovableChannelHandler, Upstre
 
     private func receiveEnd() {
         switch self.state {
+        case .forwarding, .rejecting: self.pipelined.requestEnded()
+        case .idle, .closed: break
+        }
+        switch self.state {
         case .forwarding:
             guard let request = self.current.upload, let context = self.context else { return }
             self.current.upload = nil
@@ -305,10 +328,44 @@ final class ProxyHandler: ChannelInboundHandler, RemovableChannelHandler, Upstre
 
     /// Stops or resumes reading the client while the baseline cannot take the upload faster.
     private func setUploadPaused(_ paused: Bool) {
-        guard self.uploadPaused != paused, let context = self.context else { return }
         self.uploadPaused = paused
+        self.updateReading()
+    }
+
+    /// Stops or resumes reading the client while too many pipelined requests wait.
+    private func setPipelineFull(_ full: Bool) {
+        self.pipelineFull = full
+        self.updateReading()
+    }
+
+    private func updateReading() {
+        let paused = self.uploadPaused || self.pipelineFull
+        guard self.readingPaused != paused, let context = self.context else { return }
+        self.readingPaused = paused
         try? context.channel.syncOptions?.setOption(.autoRead, value: !paused)
         if !paused { context.read() }
+    }
+
+    /// Hands on what the client pipelined behind an answer that just ended, up to the end of the
+    /// next request (whose answer the rest then waits for), and sends that request's baseline
+    /// call as the end of a read burst would.
+    private func deliverPipelined() {
+        guard !self.deliveringPipelined, !self.pipelined.isEmpty, let context = self.context else { return }
+        self.deliveringPipelined = true
+        defer { self.deliveringPipelined = false }
+        while let event = self.pipelined.next() {
+            if case .closed = self.state {
+                self.pipelined.removeAll()
+                break
+            }
+            switch event {
+            case .part(let part): self.receive(part, context: context)
+            case .error(let error): self.receiveMalformed(error, context: context)
+            }
+        }
+        if !self.pipelined.isFull { self.setPipelineFull(false) }
+        self.dispatchPendingBaseline()
+        if self.current.upload != nil { self.current.call?.flush() }
     }
 
     func upstreamWritable() {
@@ -355,9 +412,12 @@ final class ProxyHandler: ChannelInboundHandler, RemovableChannelHandler, Upstre
         // An answer that ends before its request did leaves unread body on the connection.
         let close = close || self.current.upload != nil
         self.current.upload = nil
+        self.pipelined.answerEnded()
         self.setUploadPaused(false)
         if close || self.closeWhenDone {
             self.state = .closed
+            // Requests pipelined behind this answer are not answered: the connection closes.
+            self.pipelined.removeAll()
             // Closed once the answer is out, or at the idle timeout if the client never takes it.
             self.armRequestTimer()
             context.writeAndFlush(Self.wrapOutboundOut(.end(trailers))).assumeIsolated().whenComplete { _ in
@@ -367,6 +427,7 @@ final class ProxyHandler: ChannelInboundHandler, RemovableChannelHandler, Upstre
             self.state = .idle
             context.writeAndFlush(Self.wrapOutboundOut(.end(trailers)), promise: nil)
             self.armRequestTimer()
+            self.deliverPipelined()
         }
     }
 
@@ -377,6 +438,14 @@ final class ProxyHandler: ChannelInboundHandler, RemovableChannelHandler, Upstre
             context.close(promise: nil)
             return
         }
+        guard self.pipelined.mustWait else {
+            self.receiveMalformed(parserError, context: context)
+            return
+        }
+        self.pipelined.hold(.error(parserError))
+    }
+
+    private func receiveMalformed(_ parserError: HTTPParserError, context: ChannelHandlerContext) {
         switch self.state {
         case .idle, .rejecting:
             self.loopContext.shared.statistics.rejected.add(1, ordering: .relaxed)

@@ -68,7 +68,8 @@ public final class ProxyServer: Service, Sendable {
                     let pipeline = channel.pipeline.syncOperations
                     try pipeline.addHandler(HTTPVersionSniffer { channel in try Self.switchToHTTP2(channel, limits: limits, context: bound) })
                     try pipeline.configureHTTPServerPipeline(
-                        withPipeliningAssistance: true,
+                        // ProxyHandler keeps pipelined requests itself (PipelinedRequests).
+                        withPipeliningAssistance: false,
                         withErrorHandling: false,
                         withOutboundHeaderValidation: false,
                         withEncoderConfiguration: .init(),
@@ -93,7 +94,6 @@ public final class ProxyServer: Service, Sendable {
         // the sniffer that hands them the bytes.
         let sniffer = try pipeline.handler(type: HTTPVersionSniffer.self)
         pipeline.removeHandler(context: try pipeline.context(handlerType: ProxyHandler.self), promise: nil)
-        pipeline.removeHandler(context: try pipeline.context(handlerType: HTTPServerPipelineHandler.self), promise: nil)
         pipeline.removeHandler(context: try pipeline.context(handlerType: ByteToMessageHandler<HTTPRequestDecoder>.self), promise: nil)
         pipeline.removeHandler(context: try pipeline.context(handlerType: HTTPResponseEncoder.self), promise: nil)
         var connection = NIOHTTP2Handler.ConnectionConfiguration()

@@ -33,9 +33,8 @@ public struct BodyFraming: Sendable, Equatable {
 extension ExchangeRecord {
     /// Replaces every whole body its decoder understands by JSON text (the sizes stay the wire
     /// sizes); a body cut at the storage cap is left as it is. The record is written to only
-    /// where a body was decoded:
-    /// most bodies on a tensor route are JSON already, and a write to a record still shared
-    /// with its batch would copy all its fields for nothing.
+    /// where a body was decoded: most bodies on a tensor route are JSON already, and a write to
+    /// a record still shared with its batch would copy all its fields for nothing.
     public mutating func decodeBodies() {
         guard let decoder = self.bodyDecoder else { return }
         func decoded(_ body: CapturedBody, _ side: BodySide, _ framing: BodyFraming) -> CapturedBody? {

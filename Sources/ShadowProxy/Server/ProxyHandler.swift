@@ -50,7 +50,7 @@ final class ProxyHandler: ChannelInboundHandler, RemovableChannelHandler, Upstre
     /// Whether the channel reads on its own (`autoRead`), as the two reasons above last set it.
     private var readingPaused = false
     /// Requests the client pipelined behind the one being answered.
-    var pipelined = PipelinedRequests()
+    private var pipelined = PipelinedRequests()
     /// ``deliverPipelined()`` is running: an answer ending within it does not start it again.
     private var deliveringPipelined = false
     var context: ChannelHandlerContext?
@@ -290,11 +290,9 @@ final class ProxyHandler: ChannelInboundHandler, RemovableChannelHandler, Upstre
 
     private func receiveEnd() {
         switch self.state {
-        case .forwarding, .rejecting: self.pipelined.requestEnded()
-        case .idle, .closed: break
-        }
-        switch self.state {
         case .forwarding:
+            // What the client sends from now on waits for this request's answer.
+            self.pipelined.requestEnded()
             guard let request = self.current.upload, let context = self.context else { return }
             self.current.upload = nil
             self.requestTimer?.set(nil)
@@ -302,6 +300,7 @@ final class ProxyHandler: ChannelInboundHandler, RemovableChannelHandler, Upstre
             if request.held { self.startHeld(request, context: context) }
             self.finishUpload(request)
         case .rejecting(let error):
+            self.pipelined.requestEnded()
             self.respond(error, close: error.closesConnection)
         default:
             break

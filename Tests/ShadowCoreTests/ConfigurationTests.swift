@@ -106,6 +106,21 @@ import Testing
         #expect(configuration.routes[0].candidates[0].url.hostIsAddress)
     }
 
+    /// `hostHeader` is stored, not computed per request: it follows every field it is made of.
+    @Test func theHostHeaderFollowsItsFields() throws {
+        var url = UpstreamURL(host: "::1", port: 80)
+        #expect(url.hostHeader == "[::1]")
+        url.port = 8080
+        #expect(url.hostHeader == "[::1]:8080")
+        url.host = "models.internal"
+        #expect(url.hostHeader == "models.internal:8080")
+        url.port = 443
+        #expect(url.hostHeader == "models.internal:443")
+        url.usesTLS = true
+        #expect(url.hostHeader == "models.internal")
+        #expect(try UpstreamURL.parse("https://models.internal:8443/v1").get().hostHeader == "models.internal:8443")
+    }
+
     @Test func anEgressProxyAppliesOutsideNoProxy() throws {
         let configuration = try Configuration.load(
             yaml: """

@@ -104,4 +104,38 @@ struct UpstreamHeadTests {
         let plain = ProxyHandler.forwardableResponseHeaders(HTTPHeaders([("Connection", "Keep-Alive"), ("X-Model", "m")]))
         #expect(plain.map(\.name) == ["X-Model"])
     }
+
+    /// The request framing rules (RFC 9112 §6), on the one-pass path for the common heads and on
+    /// the field-splitting path for the rest: each head gets the same verdict either way.
+    @Test(
+        arguments: [
+            ([], nil),
+            ([("Content-Length", "12")], nil),
+            ([("content-length", "0012")], nil),
+            ([("Content-Length", "100")], "body_too_large"),
+            ([("Content-Length", "12"), ("Content-Length", "12")], nil),
+            ([("Content-Length", "12, 12")], nil),
+            ([("Content-Length", "12"), ("Content-Length", "13")], "bad_request"),
+            ([("Content-Length", "12, 13")], "bad_request"),
+            ([("Content-Length", "12"), ("Content-Length", "100")], "bad_request"),
+            ([("Content-Length", "100, 100")], "body_too_large"),
+            ([("Content-Length", "abc")], "bad_request"),
+            ([("Content-Length", "-1")], "bad_request"),
+            ([("Content-Length", "99999999999999999999999")], "bad_request"),
+            ([("Transfer-Encoding", "chunked")], nil),
+            ([("Transfer-Encoding", "Chunked")], nil),
+            ([("Transfer-Encoding", "gzip, chunked")], "bad_request"),
+            ([("Transfer-Encoding", "chunked"), ("Content-Length", "12")], "bad_request"),
+            ([("Content-Length", "12"), ("TRANSFER-ENCODING", "chunked")], "bad_request"),
+        ] as [([(String, String)], String?)]
+    )
+    func framingIsCheckedBeforeForwarding(fields: [(String, String)], code: String?) {
+        let error = ProxyHandler.framingError(Self.head(fields + [("Content-Type", "application/json")]), maxBody: 99)
+        #expect(error?.code == code, "\(fields)")
+    }
+
+    @Test func aTargetThatIsNotAPathIsRefused() {
+        let head = HTTPRequestHead(version: .http1_1, method: .GET, uri: "http://elsewhere/", headers: [:])
+        #expect(ProxyHandler.framingError(head, maxBody: 99)?.code == "bad_request")
+    }
 }

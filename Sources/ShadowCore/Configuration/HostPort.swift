@@ -44,12 +44,15 @@ public struct HostPort: Sendable, Hashable, CustomStringConvertible {
 
 /// An upstream base URL: `http://host[:port][/base/path]` or `https://…`.
 public struct UpstreamURL: Sendable, Hashable, CustomStringConvertible {
-    public var host: String
-    public var port: Int
+    public var host: String { didSet { self.hostHeader = Self.hostHeader(self.host, self.port, tls: self.usesTLS) } }
+    public var port: Int { didSet { self.hostHeader = Self.hostHeader(self.host, self.port, tls: self.usesTLS) } }
     /// Prepended to the client's path; empty or starting with `/`, never ending with `/`.
     public var basePath: String
     /// `https://`: the connection is TLS, verified against the upstream's trust roots.
-    public var usesTLS: Bool
+    public var usesTLS: Bool { didSet { self.hostHeader = Self.hostHeader(self.host, self.port, tls: self.usesTLS) } }
+    /// The `Host` header value sent upstream: kept with the fields it is made of, as every
+    /// forwarded request and copy sends it.
+    public private(set) var hostHeader: String
     /// `h2c://`: cleartext HTTP/2 with prior knowledge (what gRPC servers speak without TLS):
     /// one connection carries many requests at once, each on its own stream.
     public var usesHTTP2: Bool
@@ -60,6 +63,7 @@ public struct UpstreamURL: Sendable, Hashable, CustomStringConvertible {
         self.basePath = basePath
         self.usesTLS = usesTLS
         self.usesHTTP2 = usesHTTP2
+        self.hostHeader = Self.hostHeader(host, port, tls: usesTLS)
     }
 
     /// Parses an `http://`, `https://` or `h2c://` URL; says why when it cannot.
@@ -109,17 +113,14 @@ public struct UpstreamURL: Sendable, Hashable, CustomStringConvertible {
     /// calls to `https://` (agreed by ALPN: gRPC cannot travel over HTTP/1.1).
     public func speaksHTTP2(forGRPC grpc: Bool) -> Bool { self.usesHTTP2 || (self.usesTLS && grpc) }
 
-    private var defaultPort: Int { self.usesTLS ? 443 : 80 }
-
     public var description: String {
         let hostPart = self.host.contains(":") ? "[\(self.host)]" : self.host
         return "\(self.scheme)://\(hostPart):\(self.port)\(self.basePath)"
     }
 
-    /// The `Host` header value sent upstream.
-    public var hostHeader: String {
-        let hostPart = self.host.utf8.contains(UInt8(ascii: ":")) ? "[\(self.host)]" : self.host
-        return self.port == self.defaultPort ? hostPart : hostPart + ":" + String(self.port)
+    private static func hostHeader(_ host: String, _ port: Int, tls: Bool) -> String {
+        let hostPart = host.utf8.contains(UInt8(ascii: ":")) ? "[\(host)]" : host
+        return port == (tls ? 443 : 80) ? hostPart : hostPart + ":" + String(port)
     }
 
     /// Whether the host is an IPv4 or IPv6 literal (nothing to resolve, no SNI name).

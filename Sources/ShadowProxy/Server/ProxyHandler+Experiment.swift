@@ -199,7 +199,7 @@ extension ProxyHandler {
             head,
             target: baseline.url,
             requestID: self.current.requestID,
-            peer: context.channel.remoteAddress?.ipAddress,
+            peer: self.peer(context),
             framing: .length(body?.readableBytes ?? 0),
             shadow: false,
             rewrite: route.baselineHeaders

@@ -27,7 +27,7 @@ extension ProxyHandler {
             request.head,
             target: target?.url ?? configuration.baseline.url,
             requestID: self.current.requestID,
-            peer: context.channel.remoteAddress?.ipAddress,
+            peer: self.peer(context),
             framing: framing,
             shadow: false,
             rewrite: treatment.map { request.route.targetHeaders[$0] } ?? request.route.baselineHeaders
@@ -122,7 +122,7 @@ extension ProxyHandler {
         self.armBaselineTimer()
         let runtime = self.loopContext.runtime
         self.current.serving?.keepForFallback(request, limits: self.limits)
-        self.current.record = self.mirror(request, route: request.route, runtime: runtime, peer: context.channel.remoteAddress?.ipAddress)
+        self.current.record = self.mirror(request, route: request.route, runtime: runtime, peer: self.peer(context))
         self.current.answer.limit = self.current.record == nil ? 0 : runtime.configuration.storage.maxStoredBody
     }
 

@@ -16,6 +16,27 @@ extension ProxyHandler {
         guard head.uri.hasPrefix("/") else {
             return .badRequest("request target must be a path (origin-form), got '\(head.uri.prefix(100))'")
         }
+        // The common cases in one pass over the names, without `canonicalForm`'s comma splitting
+        // (~1% of the event loop): no framing field at all, or one Content-Length of digits only.
+        var length: Int?
+        var plain = true
+        for (name, value) in head.headers {
+            var name = name
+            switch name.utf8.count {
+            case 14 where name.withUTF8({ HeaderPolicy.equalsLowercased($0, "content-length") }):
+                var value = value
+                let digits = value.withUTF8 { bytes in bytes.count <= 18 && !bytes.isEmpty && bytes.allSatisfy { $0 &- 0x30 < 10 } }
+                if length == nil, digits, let parsed = Int(value) { length = parsed } else { plain = false }
+            case 17 where name.withUTF8({ HeaderPolicy.equalsLowercased($0, "transfer-encoding") }):
+                plain = false
+            default:
+                continue
+            }
+        }
+        if plain {
+            if let length, length > maxBody { return .bodyTooLarge(limit: maxBody) }
+            return nil
+        }
         let lengths = head.headers[canonicalForm: "content-length"]
         let codings = head.headers[canonicalForm: "transfer-encoding"]
         if !lengths.isEmpty && !codings.isEmpty {

@@ -63,6 +63,18 @@ final class ProxyHandler: ChannelInboundHandler, RemovableChannelHandler, Upstre
     /// A baseline call waiting for the end of the current read burst to be dispatched.
     var pendingDispatch: (call: UpstreamCall, pool: UpstreamPool, connectTimeout: TimeAmount)?
     private var closeWhenDone = false
+    /// The client's address as `X-Forwarded-For` gives it, read once per connection: the channel's
+    /// address getter takes a lock and `inet_ntop` formats it with `sprintf` (~2% of the event
+    /// loop when it ran twice per request).
+    private var peerAddress: String??
+
+    /// The client's IP address, or nil when the channel has none (a Unix socket, or closed).
+    func peer(_ context: ChannelHandlerContext) -> String? {
+        if let known = self.peerAddress { return known }
+        let address = context.channel.remoteAddress?.ipAddress
+        self.peerAddress = .some(address)
+        return address
+    }
 
     /// On an HTTP/2 stream: one exchange; its connection is counted and limited by
     /// ``HTTP2ConnectionGuard``, not here.

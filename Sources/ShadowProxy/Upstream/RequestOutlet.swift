@@ -67,17 +67,44 @@ final class RequestOutlet: ChannelOutboundHandler, RemovableChannelHandler {
 
     /// The request line and header block as HTTP/1.1 sends them. The fields are the sidecar's
     /// own or came from the client through llhttp, which admits no CR, LF or NUL in them.
+    ///
+    /// Copied in one pass into space reserved for the whole block: a `ByteBuffer` write per
+    /// name, value and separator cost ~3% of the event loop for the two heads of a mirrored
+    /// request (each write checks capacity and uniqueness).
     static func encode(_ head: HTTPRequestHead, into buffer: inout ByteBuffer) {
-        buffer.writeString(head.method.rawValue)
-        buffer.writeStaticString(" ")
-        buffer.writeString(head.uri)
-        buffer.writeStaticString(head.version == .http1_0 ? " HTTP/1.0\r\n" : " HTTP/1.1\r\n")
-        for (name, value) in head.headers {
-            buffer.writeString(name)
-            buffer.writeStaticString(": ")
-            buffer.writeString(value)
-            buffer.writeStaticString("\r\n")
+        let method = head.method.rawValue
+        let version: StaticString = head.version == .http1_0 ? " HTTP/1.0\r\n" : " HTTP/1.1\r\n"
+        var size = method.utf8.count + 1 + head.uri.utf8.count + version.utf8CodeUnitCount + 2
+        for (name, value) in head.headers { size += name.utf8.count + value.utf8.count + 4 }
+        buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: size) { space in
+            var at = 0
+            func put(_ text: String) {
+                var text = text
+                text.withUTF8 { bytes in
+                    UnsafeMutableRawBufferPointer(rebasing: space[at..<(at + bytes.count)]).copyMemory(from: UnsafeRawBufferPointer(bytes))
+                    at += bytes.count
+                }
+            }
+            func put(_ first: UInt8, _ second: UInt8) {
+                space[at] = first
+                space[at + 1] = second
+                at += 2
+            }
+            put(method)
+            space[at] = UInt8(ascii: " ")
+            at += 1
+            put(head.uri)
+            UnsafeMutableRawBufferPointer(rebasing: space[at..<(at + version.utf8CodeUnitCount)])
+                .copyMemory(from: UnsafeRawBufferPointer(start: version.utf8Start, count: version.utf8CodeUnitCount))
+            at += version.utf8CodeUnitCount
+            for (name, value) in head.headers {
+                put(name)
+                put(UInt8(ascii: ":"), UInt8(ascii: " "))
+                put(value)
+                put(UInt8(ascii: "\r"), UInt8(ascii: "\n"))
+            }
+            put(UInt8(ascii: "\r"), UInt8(ascii: "\n"))
+            return at
         }
-        buffer.writeStaticString("\r\n")
     }
 }

@@ -16,6 +16,11 @@ import Testing
         #expect(ServerSentEvents.isEventStream(contentType: "text/event-stream; charset=utf-8", body: []))
         #expect(ServerSentEvents.isEventStream(contentType: nil, body: Array("data: {}".utf8)))
         #expect(!ServerSentEvents.isEventStream(contentType: "application/json", body: Array("{}".utf8)))
+        #expect(ServerSentEvents.isEventStream(contentType: "Text/Event-Stream", body: []))
+        #expect(!ServerSentEvents.isEventStream(contentType: "text/event-strea", body: []))
+        #expect(!ServerSentEvents.isEventStream(contentType: "text\u{0F}event-stream", body: []))
+        #expect(!ServerSentEvents.isEventStream(contentType: " text/event-stream", body: []))
+        #expect(!ServerSentEvents.isEventStream(contentType: "", body: Array("{}".utf8)))
     }
 
     @Test func chatChunksReassembleIntoOneCompletion() {

@@ -4,13 +4,8 @@ public enum GRPCSemantics {
     /// Whether a `Content-Type` is gRPC's (`application/grpc`, `application/grpc+proto`, …).
     /// Runs on every request: compares bytes in place rather than lowercasing a copy.
     public static func isGRPC(contentType: String?) -> Bool {
-        // Every request and answer asks this on the event loop: compared in place, byte by byte.
-        guard var contentType else { return false }
-        let prefix: StaticString = "application/grpc"
-        return contentType.withUTF8 { bytes in
-            bytes.count >= prefix.utf8CodeUnitCount
-                && HeaderPolicy.equalsLowercased(UnsafeBufferPointer(rebasing: bytes.prefix(prefix.utf8CodeUnitCount)), prefix)
-        }
+        guard let contentType else { return false }
+        return HeaderPolicy.hasPrefixLowercased(contentType, "application/grpc")
     }
 
     /// Whether a whole gRPC request body is not one call's single message, that is the request

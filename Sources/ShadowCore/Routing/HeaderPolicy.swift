@@ -77,6 +77,16 @@ public enum HeaderPolicy {
         Self.foldedEqual(bytes, UnsafeBufferPointer(start: lowercase.utf8Start, count: lowercase.utf8CodeUnitCount))
     }
 
+    /// Whether `text` starts with a lowercase literal, in any ASCII letter case (a media type such
+    /// as `application/grpc+proto` or `Text/Event-Stream; charset=utf-8`), without a lowercased copy.
+    public static func hasPrefixLowercased(_ text: String, _ lowercase: StaticString) -> Bool {
+        var text = text
+        return text.withUTF8 { bytes in
+            bytes.count >= lowercase.utf8CodeUnitCount
+                && Self.equalsLowercased(UnsafeBufferPointer(rebasing: bytes.prefix(lowercase.utf8CodeUnitCount)), lowercase)
+        }
+    }
+
     /// Whether a comma-separated field value lists `token` (lowercase), in any case.
     public static func listContains(_ value: String, _ token: StaticString) -> Bool {
         var value = value

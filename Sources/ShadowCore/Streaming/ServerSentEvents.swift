@@ -10,7 +10,8 @@ public enum ServerSentEvents {
 
     /// Whether a body looks like an event stream (by content type, or by its first bytes).
     public static func isEventStream(contentType: String?, body: [UInt8]) -> Bool {
-        if let contentType, contentType.lowercased().hasPrefix("text/event-stream") { return true }
+        // Compared in place: the recorder asks this of every answer it scores.
+        if let contentType, HeaderPolicy.hasPrefixLowercased(contentType, "text/event-stream") { return true }
         return body.starts(with: "data:".utf8) || body.starts(with: "event:".utf8) || body.starts(with: ": ".utf8)
     }
 

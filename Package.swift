@@ -177,7 +177,9 @@ let package = Package(
                 "ShadowStore",
                 "ShadowFixtures",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
             ]
         ),
         // Fuzz harnesses: with `-D FUZZING -sanitize=fuzzer` a libFuzzer binary (scripts/fuzz/run);

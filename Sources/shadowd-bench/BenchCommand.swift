@@ -9,7 +9,7 @@ struct BenchCommand: AsyncParsableCommand {
         abstract: "shadowd benchmarks (run with -c release).",
         subcommands: [
             Recorder.self, Scorers.self, Proxy.self, HTTPS.self, ReportScan.self, Generate.self, ExportBench.self, Stream.self, Soak.self,
-            Upstream.self,
+            Upstream.self, Floor.self,
         ]
     )
 }

@@ -42,6 +42,7 @@ extension BenchCommand {
             var targets: [(name: String, port: Int)] = [("direct", rig.base), ("nginx proxy", rig.plain)]
             for candidate in candidates { targets.append(("nginx mirror, \(candidate.label)", rig.mirrors[candidate]!)) }
             for candidate in candidates { targets.append(("shadowd, \(candidate.label)", rig.sidecars[candidate]!.port)) }
+            targets.append(("NIO floor, fast", rig.floor))
             if let compared = rig.compared { targets.append(("compared build, fast", compared.port)) }
             // Each sidecar's admin port: its recorder is drained after each measurement (a
             // backlog written during the next target's turn would take that target's core), and
@@ -142,6 +143,16 @@ extension BenchCommand {
                     mirror.p50 - direct.p50
                 )
             )
+            if let floor = medians["NIO floor, fast"] {
+                print(
+                    String(
+                        format: "  the NIO floor (mirrors, records nothing): floor/nginx-mirror %.2f, shadowd/floor %.2f, added p50 %+.0fµs",
+                        floor.requestsPerSecond / mirror.requestsPerSecond,
+                        sidecar.requestsPerSecond / floor.requestsPerSecond,
+                        floor.p50 - direct.p50
+                    )
+                )
+            }
             if let compared = medians["compared build, fast"] {
                 print(
                     String(

@@ -7,8 +7,9 @@ import Glibc
 
 /// Everything the proxy benchmark measures, started once and measured in alternation:
 /// one nginx worker serving a fixed ~300-byte JSON as baseline and fast candidate, nginx's plain
-/// proxy, nginx's `mirror` towards each kind of candidate, and one `shadowd serve` (one event
-/// loop, 100% mirrored, JSON-scored and recorded) per kind of candidate.
+/// proxy, nginx's `mirror` towards each kind of candidate, one `shadowd serve` (one event
+/// loop, 100% mirrored, JSON-scored and recorded) per kind of candidate, and the minimal SwiftNIO
+/// mirroring proxy (`shadowd-bench floor`, nothing recorded) towards the fast candidate.
 ///
 /// Pinning (`taskset`): nginx and the sidecars on core 0, wrk and the slow and hung candidates
 /// (`shadowd-bench upstream`) on core 1. Only the target being measured is busy, so each proxy
@@ -40,6 +41,8 @@ struct ProxyRig {
     let sidecars: [Candidate: Sidecar]
     /// Another build of shadowd with the fast candidate (`--compare`), measured in the same rounds.
     let compared: Sidecar?
+    /// The minimal SwiftNIO mirroring proxy (`shadowd-bench floor`) towards the fast candidate.
+    let floor: Int
     let directory: String
     /// A wrk script posting a ~1 KB KServe V2 request.
     let postScript: String
@@ -108,6 +111,10 @@ struct ProxyRig {
             sidecars[candidate] = try sidecar(candidate.rawValue, candidatePort: candidatePorts[candidate]!, binary: siblingBinary("shadowd"))
         }
         let compared = try compare.map { try sidecar("compared", candidatePort: fast, binary: $0) }
+        let floor = port()
+        processes.append(
+            try spawn(["-c", "0", CommandLine.arguments[0], "floor", "--port", "\(floor)", "--baseline", "\(base)", "--candidate", "\(fast)"])
+        )
         let script = directory + "/post.lua"
         try """
         wrk.method = "POST"
@@ -120,11 +127,14 @@ struct ProxyRig {
             mirrors: mirrors,
             sidecars: sidecars,
             compared: compared,
+            floor: floor,
             directory: directory,
             postScript: script,
             processes: processes
         )
-        try await rig.waitUntilListening([base, plain] + Array(mirrors.values) + sidecars.values.map(\.port) + (compared.map { [$0.port] } ?? []))
+        try await rig.waitUntilListening(
+            [base, plain, floor] + Array(mirrors.values) + sidecars.values.map(\.port) + (compared.map { [$0.port] } ?? [])
+        )
         return rig
     }
 

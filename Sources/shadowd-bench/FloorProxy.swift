@@ -15,8 +15,8 @@ final class FloorProxy {
 
     let loop: any EventLoop
     let addresses: [SocketAddress]
-    /// Idle keep-alive connections per target.
-    private var idle: [[any Channel]] = [[], []]
+    /// Idle keep-alive connections per target, each by the handler that reads its answers.
+    private var idle: [[FloorAnswerReader]] = [[], []]
     var mirrorsInFlight = 0
     let maxMirrors = 64
 
@@ -27,9 +27,9 @@ final class FloorProxy {
 
     /// An idle connection to `target`, or a new one; `body` runs on the loop with it (nil when
     /// connecting failed).
-    func withConnection(to target: Target, _ body: @escaping ((any Channel)?) -> Void) {
-        if let channel = self.idle[target.rawValue].popLast() {
-            body(channel)
+    func withConnection(to target: Target, _ body: @escaping (FloorAnswerReader?) -> Void) {
+        if let connection = self.idle[target.rawValue].popLast() {
+            body(connection)
             return
         }
         ClientBootstrap(group: self.loop)
@@ -42,32 +42,18 @@ final class FloorProxy {
             }
             .connect(to: self.addresses[target.rawValue])
             .assumeIsolated()
-            .whenComplete { result in body(try? result.get()) }
+            .whenComplete { result in
+                body(try? result.flatMap { channel in Result { try channel.pipeline.syncOperations.handler(type: FloorAnswerReader.self) } }.get())
+            }
     }
 
-    /// Returns a connection whose answer ended to its pool.
-    func release(_ channel: any Channel, to target: Target) {
-        guard channel.isActive, (try? channel.pipeline.syncOperations.handler(type: FloorAnswerReader.self))?.reusable == true else {
-            channel.close(promise: nil)
+    /// Returns a connection whose answer ended to its pool, unless it cannot carry another request.
+    func release(_ connection: FloorAnswerReader, to target: Target) {
+        guard connection.reusable, let channel = connection.context?.channel, channel.isActive else {
+            connection.context?.close(promise: nil)
             return
         }
-        self.idle[target.rawValue].append(channel)
-    }
-
-    /// Sends one request on `channel`; `answer` hears each part of the answer, on the loop.
-    static func send(
-        _ head: HTTPRequestHead,
-        _ body: ByteBuffer?,
-        on channel: any Channel,
-        answer: @escaping (HTTPClientResponsePart) -> Void
-    ) {
-        let pipeline = channel.pipeline.syncOperations
-        guard let reader = try? pipeline.handler(type: FloorAnswerReader.self) else { return }
-        reader.answer = answer
-        let context = try? pipeline.context(handlerType: FloorAnswerReader.self)
-        context?.write(NIOAny(HTTPClientRequestPart.head(head)), promise: nil)
-        if let body { context?.write(NIOAny(HTTPClientRequestPart.body(.byteBuffer(body))), promise: nil) }
-        context?.writeAndFlush(NIOAny(HTTPClientRequestPart.end(nil)), promise: nil)
+        self.idle[target.rawValue].append(connection)
     }
 }
 
@@ -76,9 +62,27 @@ final class FloorAnswerReader: ChannelInboundHandler {
     typealias InboundIn = HTTPClientResponsePart
 
     var answer: ((HTTPClientResponsePart) -> Void)?
+    private(set) var context: ChannelHandlerContext?
     /// The last answer allowed the connection to carry another request (nginx closes one after
     /// `keepalive_requests`, saying so in the answer).
     private(set) var reusable = true
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        self.context = nil
+    }
+
+    /// Sends one request; `answer` hears each part of its answer, on the loop.
+    func send(_ head: HTTPRequestHead, _ body: ByteBuffer?, answer: @escaping (HTTPClientResponsePart) -> Void) {
+        guard let context = self.context else { return }
+        self.answer = answer
+        context.write(NIOAny(HTTPClientRequestPart.head(head)), promise: nil)
+        if let body { context.write(NIOAny(HTTPClientRequestPart.body(.byteBuffer(body))), promise: nil) }
+        context.writeAndFlush(NIOAny(HTTPClientRequestPart.end(nil)), promise: nil)
+    }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let part = self.unwrapInboundIn(data)
@@ -130,33 +134,33 @@ final class FloorClientHandler: ChannelInboundHandler {
 
     private func forward(_ head: HTTPRequestHead, _ body: ByteBuffer?, context: ChannelHandlerContext) {
         let proxy = self.proxy
-        proxy.withConnection(to: .baseline) { channel in
-            guard let channel else {
+        proxy.withConnection(to: .baseline) { connection in
+            guard let connection else {
                 context.writeAndFlush(self.wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: .badGateway))), promise: nil)
                 return
             }
-            FloorProxy.send(head, body, on: channel) { part in
+            connection.send(head, body) { part in
                 switch part {
                 case .head(let answer): context.write(self.wrapOutboundOut(.head(answer)), promise: nil)
                 case .body(let bytes): context.write(self.wrapOutboundOut(.body(.byteBuffer(bytes))), promise: nil)
                 case .end:
                     context.writeAndFlush(self.wrapOutboundOut(.end(nil)), promise: nil)
-                    proxy.release(channel, to: .baseline)
+                    proxy.release(connection, to: .baseline)
                     if !head.isKeepAlive { context.close(promise: nil) }
                 }
             }
         }
         guard proxy.mirrorsInFlight < proxy.maxMirrors else { return }
         proxy.mirrorsInFlight += 1
-        proxy.withConnection(to: .candidate) { channel in
-            guard let channel else {
+        proxy.withConnection(to: .candidate) { connection in
+            guard let connection else {
                 proxy.mirrorsInFlight -= 1
                 return
             }
-            FloorProxy.send(head, body, on: channel) { part in
+            connection.send(head, body) { part in
                 guard case .end = part else { return }
                 proxy.mirrorsInFlight -= 1
-                proxy.release(channel, to: .candidate)
+                proxy.release(connection, to: .candidate)
             }
         }
     }

@@ -44,12 +44,12 @@ public struct HostPort: Sendable, Hashable, CustomStringConvertible {
 
 /// An upstream base URL: `http://host[:port][/base/path]` or `https://…`.
 public struct UpstreamURL: Sendable, Hashable, CustomStringConvertible {
-    public var host: String { didSet { self.hostHeader = Self.hostHeader(self.host, self.port, tls: self.usesTLS) } }
-    public var port: Int { didSet { self.hostHeader = Self.hostHeader(self.host, self.port, tls: self.usesTLS) } }
+    public var host: String { didSet { self.refreshHostHeader() } }
+    public var port: Int { didSet { self.refreshHostHeader() } }
     /// Prepended to the client's path; empty or starting with `/`, never ending with `/`.
     public var basePath: String
     /// `https://`: the connection is TLS, verified against the upstream's trust roots.
-    public var usesTLS: Bool { didSet { self.hostHeader = Self.hostHeader(self.host, self.port, tls: self.usesTLS) } }
+    public var usesTLS: Bool { didSet { self.refreshHostHeader() } }
     /// The `Host` header value sent upstream: kept with the fields it is made of, as every
     /// forwarded request and copy sends it.
     public private(set) var hostHeader: String
@@ -63,7 +63,8 @@ public struct UpstreamURL: Sendable, Hashable, CustomStringConvertible {
         self.basePath = basePath
         self.usesTLS = usesTLS
         self.usesHTTP2 = usesHTTP2
-        self.hostHeader = Self.hostHeader(host, port, tls: usesTLS)
+        self.hostHeader = ""
+        self.refreshHostHeader()
     }
 
     /// Parses an `http://`, `https://` or `h2c://` URL; says why when it cannot.
@@ -118,9 +119,9 @@ public struct UpstreamURL: Sendable, Hashable, CustomStringConvertible {
         return "\(self.scheme)://\(hostPart):\(self.port)\(self.basePath)"
     }
 
-    private static func hostHeader(_ host: String, _ port: Int, tls: Bool) -> String {
-        let hostPart = host.utf8.contains(UInt8(ascii: ":")) ? "[\(host)]" : host
-        return port == (tls ? 443 : 80) ? hostPart : hostPart + ":" + String(port)
+    private mutating func refreshHostHeader() {
+        let hostPart = self.host.utf8.contains(UInt8(ascii: ":")) ? "[\(self.host)]" : self.host
+        self.hostHeader = self.port == (self.usesTLS ? 443 : 80) ? hostPart : hostPart + ":" + String(self.port)
     }
 
     /// Whether the host is an IPv4 or IPv6 literal (nothing to resolve, no SNI name).

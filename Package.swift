@@ -45,11 +45,17 @@ let package = Package(
                 .product(name: "Yams", package: "Yams")
             ]
         ),
+        // The one SQLite setting Swift cannot make itself (sqlite3_config is variadic).
+        .target(
+            name: "CSQLiteTuning",
+            linkerSettings: [.linkedLibrary("sqlite3")]
+        ),
         // SQLite (system libsqlite3 through GRDB): schema, migrations, the batched writer, queries.
         .target(
             name: "ShadowStore",
             dependencies: [
                 "ShadowCore",
+                "CSQLiteTuning",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "GRDBSQLite", package: "GRDB.swift"),
                 .product(name: "Crypto", package: "swift-crypto"),

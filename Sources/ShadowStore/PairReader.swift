@@ -34,6 +34,7 @@ public final class PairReader: Sendable {
         }
         let size = (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? Int) ?? 0
         guard size > 0 else { throw StoreError(.notShadowDatabase, "\(path) is empty: not a shadowd database") }
+        SQLiteLibrary.prepare()
         var configuration = Configuration()
         configuration.readonly = true
         configuration.busyMode = .timeout(TimeInterval(busyTimeout.microseconds) / 1e6)

@@ -38,6 +38,7 @@ public final class PairStore: Sendable {
     }
 
     private static func connect(path: String, synchronous: StorageConfiguration.Synchronous) throws -> DatabaseQueue {
+        SQLiteLibrary.prepare()
         try PairStore.createFileIfMissing(path)
         var configuration = Configuration()
         configuration.busyMode = .timeout(5)

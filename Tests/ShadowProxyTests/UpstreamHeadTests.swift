@@ -41,6 +41,34 @@ struct UpstreamHeadTests {
         #expect(forwarded.headers["content-type"] == ["application/json"])
     }
 
+    /// The client's own X-Forwarded-Host (from a proxy in front) goes on as it is; when there is
+    /// none (or a `Connection` field named it), the sidecar adds the client's Host in its place. An
+    /// upstream whose rewrite removes the field gets none at all.
+    @Test(
+        arguments: [
+            ([("X-Forwarded-Host", "edge.example")], ["edge.example"]),
+            ([("x-forwarded-host", "edge.example"), ("X-Forwarded-Host", "second")], ["edge.example", "second"]),
+            ([("Connection", "X-Forwarded-Host"), ("X-Forwarded-Host", "edge.example")], ["sidecar.local"]),
+            ([("X-Forwarded-Hosts", "not the field")], ["sidecar.local"]),
+            ([], ["sidecar.local"]),
+        ] as [([(String, String)], [String])]
+    )
+    func theClientsForwardedHostIsKeptOrTheSidecarsAdded(fields: [(String, String)], expected: [String]) throws {
+        let head = Self.head([("Host", "sidecar.local")] + fields)
+        let forwarded = ProxyHandler.upstreamHead(head, target: Self.target, requestID: "rid", peer: nil, framing: .length(0), shadow: false)
+        #expect(forwarded.headers["x-forwarded-host"] == expected, "\(fields)")
+        let stripped = ProxyHandler.upstreamHead(
+            head,
+            target: Self.target,
+            requestID: "rid",
+            peer: nil,
+            framing: .length(0),
+            shadow: false,
+            rewrite: try Self.rewrite(stripping: ["x-forwarded-host"])
+        )
+        #expect(stripped.headers["x-forwarded-host"].isEmpty, "\(fields)")
+    }
+
     @Test func aRewritesRemovalsAreMadeWhileCopyingAndItsFieldsComeLast() throws {
         let rewrite = try Self.rewrite(set: [("Authorization", "Bearer upstream-key")], remove: ["x-tenant"], stripping: ["cookie", "x-api-key"])
         #expect(!rewrite.removesSidecarFields)

@@ -16,6 +16,12 @@ public struct TensorBodyDecoder: BodyDecoder {
         self.outputProtocol = outputProtocol
     }
 
+    /// A gRPC message, or on a KServe V2 route a binary tensor body (it names its JSON part's
+    /// length).
+    public func mayDecode(contentType: String?, inferenceHeaderLength: Int?) -> Bool {
+        GRPCSemantics.isGRPC(contentType: contentType) || (self.outputProtocol == .kserveV2 && inferenceHeaderLength != nil)
+    }
+
     public func decode(_ body: [UInt8], side: BodySide, framing: BodyFraming) -> [UInt8]? {
         if GRPCSemantics.isGRPC(contentType: framing.contentType) {
             guard let message = self.message(path: framing.path, side: side),

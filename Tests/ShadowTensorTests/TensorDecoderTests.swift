@@ -152,6 +152,31 @@ import Testing
         }
     }
 
+    /// The recorder asks `mayDecode` before building a framing for `decode`: it must say yes
+    /// wherever `decode` would give JSON (gRPC messages, V2 binary tensor bodies) and no for the
+    /// JSON bodies that make up most of a tensor route's traffic.
+    @Test func mayDecodeSaysYesWhereverDecodeWould() throws {
+        let message = try Self.fixture("kserve-response-raw.bin")
+        let kserve = try #require(TensorBodyDecoder(outputProtocol: .kserveV2))
+        let tfServing = try #require(TensorBodyDecoder(outputProtocol: .tfServing))
+        let grpc = BodyFraming(path: "/inference.GRPCInferenceService/ModelInfer", contentType: "application/grpc+proto")
+        #expect(kserve.decode(GRPCFraming.frame(message), side: .response, framing: grpc) != nil)
+        #expect(kserve.mayDecode(contentType: "application/grpc+proto", inferenceHeaderLength: nil))
+        #expect(kserve.mayDecode(contentType: "Application/GRPC", inferenceHeaderLength: nil))
+        #expect(tfServing.mayDecode(contentType: "application/grpc", inferenceHeaderLength: nil))
+
+        let header = Array(#"{"outputs":[{"name":"o","datatype":"FP32","shape":[1],"parameters":{"binary_data_size":4}}]}"#.utf8)
+        let binary = BodyFraming(path: "/v2/models/m/infer", contentType: "application/octet-stream", inferenceHeaderLength: header.count)
+        #expect(kserve.decode(header + [0, 0, 0x80, 0x3F], side: .response, framing: binary) != nil)
+        #expect(kserve.mayDecode(contentType: "application/octet-stream", inferenceHeaderLength: header.count))
+        #expect(!tfServing.mayDecode(contentType: "application/octet-stream", inferenceHeaderLength: header.count))
+
+        for decoder in [kserve, tfServing] {
+            #expect(!decoder.mayDecode(contentType: "application/json", inferenceHeaderLength: nil))
+            #expect(!decoder.mayDecode(contentType: nil, inferenceHeaderLength: nil))
+        }
+    }
+
     @Test func halfAndBfloat16BitPatterns() {
         #expect(TensorDecoderTests.half(0x0001) == 0x1p-24)  // smallest subnormal
         #expect(TensorDecoderTests.half(0x7BFF) == 65504)

@@ -2,6 +2,11 @@
 /// users can `json_extract` it: gRPC tensor messages, the V2 REST binary tensor extension. Runs
 /// in the recorder's scoring stage, never on the event loop.
 public protocol BodyDecoder: Sendable {
+    /// Whether a body with these header values can be one ``decode(_:side:framing:)`` turns
+    /// into JSON: asked first, so the JSON bodies of a tensor route (most of them) cost no
+    /// ``BodyFraming`` copy and no call.
+    func mayDecode(contentType: String?, inferenceHeaderLength: Int?) -> Bool
+
     /// JSON text for `body`, or nil to keep the bytes as they came (compared byte for byte).
     func decode(_ body: [UInt8], side: BodySide, framing: BodyFraming) -> [UInt8]?
 }
@@ -51,15 +56,26 @@ extension ExchangeRecord {
                 grpcEncoding: arm.grpcEncoding
             )
         }
-        let request = BodyFraming(
-            path: self.path,
-            contentType: self.requestContentType,
-            inferenceHeaderLength: self.requestInferenceHeaderLength,
-            grpcEncoding: self.requestGRPCEncoding
-        )
-        if let body = decoded(self.requestBody, .request, request) { self.requestBody = body }
-        if let body = decoded(self.baseline.body, .response, framing(self.baseline)) { self.baseline.body = body }
-        for index in self.candidates.indices {
+        if decoder.mayDecode(contentType: self.requestContentType, inferenceHeaderLength: self.requestInferenceHeaderLength) {
+            let request = BodyFraming(
+                path: self.path,
+                contentType: self.requestContentType,
+                inferenceHeaderLength: self.requestInferenceHeaderLength,
+                grpcEncoding: self.requestGRPCEncoding
+            )
+            if let body = decoded(self.requestBody, .request, request) { self.requestBody = body }
+        }
+        // The fields are read one by one: handing an arm to a function copies all of it.
+        if decoder.mayDecode(contentType: self.baseline.contentType, inferenceHeaderLength: self.baseline.inferenceHeaderLength),
+            let body = decoded(self.baseline.body, .response, framing(self.baseline))
+        {
+            self.baseline.body = body
+        }
+        for index in self.candidates.indices
+        where decoder.mayDecode(
+            contentType: self.candidates[index].result.contentType,
+            inferenceHeaderLength: self.candidates[index].result.inferenceHeaderLength
+        ) {
             if let body = decoded(self.candidates[index].result.body, .response, framing(self.candidates[index].result)) {
                 self.candidates[index].result.body = body
             }

@@ -39,6 +39,21 @@ import Testing
         #expect(try JSONParser().parse(value.serialized) == value)
     }
 
+    /// Integers print digit by digit without a fraction, everything else in Swift's shortest
+    /// round-trip form, and what JSON cannot hold as null.
+    @Test func numbersAreWrittenExactly() {
+        let cases: [(Double, String)] = [
+            (0, "0"), (-0.0, "0"), (7, "7"), (-7, "-7"), (10, "10"), (1_000_000, "1000000"), (-120_034, "-120034"),
+            (999_999_999_999_999, "999999999999999"), (1e15, "1000000000000000.0"), (0.5, "0.5"), (-2.25, "-2.25"), (0.1, "0.1"),
+            (.nan, "null"), (.infinity, "null"), (-.infinity, "null"),
+        ]
+        for (number, text) in cases {
+            #expect(JSONValue.number(number).serialized == text, "\(number)")
+            #expect(JSONValue.format(number) == text, "\(number)")
+        }
+        #expect(JSONValue.array([.number(1), .number(-1), .bool(true), .null]).serialized == "[1,-1,true,null]")
+    }
+
     @Test(arguments: [
         "", "{", "[1,]", "{\"a\" 1}", "NaN", "Infinity", "-Infinity", "01", "1.", "\"unterminated", "[1] 2",
         "{\"a\":1,}", "\"\u{01}\"", "\"\\x\"", "\"\\ud800\"", "1e999", "tru", "nul",

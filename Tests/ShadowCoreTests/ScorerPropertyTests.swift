@@ -31,6 +31,28 @@ import Testing
         return value(depth)
     }
 
+    /// `value` with about a third of its leaves changed, chosen from `seed`.
+    static func perturbed(_ value: JSONValue, _ seed: Int) -> JSONValue {
+        var state = UInt64(truncatingIfNeeded: seed) &* 0x9E37_79B9_7F4A_7C15 | 1
+        func change() -> Bool {
+            state ^= state << 13
+            state ^= state >> 7
+            state ^= state << 17
+            return state % 3 == 0
+        }
+        func walk(_ value: JSONValue) -> JSONValue {
+            switch value {
+            case .number(let number): change() ? .number(number + 1) : value
+            case .string(let text): change() ? .string(text + "!") : value
+            case .bool(let flag): change() ? .bool(!flag) : value
+            case .null: value
+            case .array(let elements): .array(elements.map(walk))
+            case .object(let members): .object(members.map { (key: $0.key, value: walk($0.value)) })
+            }
+        }
+        return walk(value)
+    }
+
     static let scorers: [ScorerConfiguration] = [
         ScorerConfiguration(kind: .exact),
         ScorerConfiguration(kind: .json),
@@ -68,6 +90,53 @@ import Testing
                 let backward = scorer.score(baseline: right, candidate: left).value
                 #expect(abs(forward - backward) < 1e-9, "\(configuration.kind) is not symmetric: \(forward) vs \(backward)")
             }
+        }
+    }
+
+    /// Equal bytes take a shortcut (one parse, leaves counted without pairing values up): the
+    /// score and explanation must be what comparing the same document in other bytes gives.
+    @Test func equalBytesScoreAsTheSameDocumentInOtherBytes() async {
+        let configurations = [
+            ScorerConfiguration(kind: .json),
+            ScorerConfiguration(kind: .json, arrays: .set),
+            ScorerConfiguration(kind: .json, ignorePaths: ["$.x0", "$.outputs2[*]", "$.k1.id0"]),
+            ScorerConfiguration(kind: .json, ignorePaths: ["$.*"], arrays: .set),
+        ]
+        await propertyCheck(count: 300, input: Gen.int(in: 0...1_000_000)) { seed in
+            let bytes = Self.bytes(Self.document(seed))
+            let spaced = [UInt8(ascii: " ")] + bytes
+            for configuration in configurations {
+                let scorer = JSONScorer(configuration: configuration)
+                let same = scorer.score(baseline: bytes, candidate: bytes)
+                let other = scorer.score(baseline: bytes, candidate: spaced)
+                #expect(same.value == other.value && same.differingPaths == other.differingPaths)
+                #expect(same.explanation.serialized == other.explanation.serialized, "\(String(decoding: bytes, as: UTF8.self))")
+            }
+        }
+    }
+
+    /// No difference is found at or under an ignored path, whatever its depth, and every one
+    /// found elsewhere still is (the same pair scored without the patterns, minus those paths).
+    @Test func ignoredPathsHideExactlyTheirSubtrees() async {
+        let patterns = ["$.x0", "$.k1", "$.outputs2[*]", "$.id0.k0", "$.*.x1", "$[1]", "$[*].k2"].compactMap {
+            try? JSONPathPattern.parse($0).get()
+        }
+        #expect(patterns.count == 7)
+        await propertyCheck(count: 300, input: Gen.int(in: 0...1_000_000), Gen.int(in: 0...1_000_000)) { a, b in
+            // The same shape with some leaves changed, so differences reach every depth.
+            let document = Self.document(a)
+            let left = Self.bytes(document)
+            let right = Self.bytes(Self.perturbed(document, b))
+            let ignoring = JSONScorer(configuration: ScorerConfiguration(kind: .json, ignorePaths: patterns.map(\.description)))
+            let plain = JSONScorer(configuration: ScorerConfiguration(kind: .json))
+            func covered(_ path: String) -> Bool {
+                guard let components = JSONPathPattern.components(of: path) else { return false }
+                return patterns.contains { $0.covers(components) }
+            }
+            let found = Set(ignoring.score(baseline: left, candidate: right).differingPaths)
+            #expect(!found.contains(where: covered), "\(found)")
+            let expected = Set(plain.score(baseline: left, candidate: right).differingPaths.filter { !covered($0) })
+            #expect(found == expected)
         }
     }
 

@@ -5,6 +5,8 @@
 struct DocumentPair {
     let baseline: JSONValue
     let candidate: JSONValue
+    /// The two bodies were equal byte for byte (so are the values).
+    var identical = false
 
     enum Outcome {
         case parsed(DocumentPair)
@@ -19,6 +21,7 @@ struct DocumentPair {
             )
         }
         let parser = JSONParser(maximumDepth: configuration.maxDepth)
+        let identical = candidate == baseline
         let left: JSONValue
         let right: JSONValue
         do {
@@ -31,13 +34,13 @@ struct DocumentPair {
         do {
             // Identical answers are the common case in shadow traffic: equal bytes parse to the
             // same value, so the second parse (half of a JSON scorer's time) is skipped.
-            right = candidate == baseline ? left : try parser.parse(candidate)
+            right = identical ? left : try parser.parse(candidate)
         } catch {
             return .fallback(
                 self.byteFallback(baseline, candidate, threshold: configuration.threshold, reason: "candidate body is not JSON (\(error))")
             )
         }
-        return .parsed(DocumentPair(baseline: left, candidate: right))
+        return .parsed(DocumentPair(baseline: left, candidate: right, identical: identical))
     }
 
     static func byteFallback(_ baseline: [UInt8], _ candidate: [UInt8], threshold: Double, reason: String) -> Score {

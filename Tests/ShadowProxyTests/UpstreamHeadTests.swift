@@ -20,6 +20,11 @@ struct UpstreamHeadTests {
         HTTPRequestHead(version: .http1_1, method: method, uri: "/v2/infer?x=1", headers: HTTPHeaders(fields))
     }
 
+    /// What the baseline gets for `head`: no body, no known client address, not a copy.
+    static func forwarded(_ head: HTTPRequestHead, rewrite: UpstreamHeaders = .none) -> HTTPRequestHead {
+        ProxyHandler.upstreamHead(head, target: Self.target, requestID: "rid", peer: nil, framing: .length(0), shadow: false, rewrite: rewrite)
+    }
+
     @Test func hopByHopAndNominatedFieldsStayBehindAndTheSidecarsOwnAreAdded() {
         let head = Self.head([
             ("Host", "sidecar.local"), ("Connection", "keep-alive, X-Secret-Hop"), ("X-Secret-Hop", "1"), ("Keep-Alive", "timeout=5"),
@@ -55,17 +60,8 @@ struct UpstreamHeadTests {
     )
     func theClientsForwardedHostIsKeptOrTheSidecarsAdded(fields: [(String, String)], expected: [String]) throws {
         let head = Self.head([("Host", "sidecar.local")] + fields)
-        let forwarded = ProxyHandler.upstreamHead(head, target: Self.target, requestID: "rid", peer: nil, framing: .length(0), shadow: false)
-        #expect(forwarded.headers["x-forwarded-host"] == expected, "\(fields)")
-        let stripped = ProxyHandler.upstreamHead(
-            head,
-            target: Self.target,
-            requestID: "rid",
-            peer: nil,
-            framing: .length(0),
-            shadow: false,
-            rewrite: try Self.rewrite(stripping: ["x-forwarded-host"])
-        )
+        #expect(Self.forwarded(head).headers["x-forwarded-host"] == expected, "\(fields)")
+        let stripped = Self.forwarded(head, rewrite: try Self.rewrite(stripping: ["x-forwarded-host"]))
         #expect(stripped.headers["x-forwarded-host"].isEmpty, "\(fields)")
     }
 
@@ -75,15 +71,7 @@ struct UpstreamHeadTests {
         let head = Self.head([
             ("Authorization", "Bearer client"), ("COOKIE", "a=b"), ("X-Api-Key", "k"), ("X-Tenant", "t"), ("Accept", "*/*"),
         ])
-        let forwarded = ProxyHandler.upstreamHead(
-            head,
-            target: Self.target,
-            requestID: "rid",
-            peer: nil,
-            framing: .length(0),
-            shadow: false,
-            rewrite: rewrite
-        )
+        let forwarded = Self.forwarded(head, rewrite: rewrite)
         #expect(forwarded.headers["authorization"] == ["Bearer upstream-key"])
         for gone in ["cookie", "x-api-key", "x-tenant", "x-shadow-request"] { #expect(forwarded.headers[gone].isEmpty, "\(gone)") }
         #expect(forwarded.headers["accept"] == ["*/*"])

@@ -85,8 +85,14 @@ import Testing
     /// A random JSON value, with random whitespace between tokens.
     static func value(depth: Int, random: inout SplitMix64) -> String {
         func space() -> String { ["", "", " ", "\n", "\t ", "\r\n"].randomElement(using: &random)! }
-        let kind = depth > 4 ? Int.random(in: 0..<4, using: &random) : Int.random(in: 0..<6, using: &random)
+        let kind = depth > 4 ? Int.random(in: 0..<4, using: &random) : Int.random(in: 0..<7, using: &random)
         switch kind {
+        case 6:
+            // A tensor's data: numbers with bare commas (the validator's fast path), or spaced.
+            let numbers = (0..<Int.random(in: 1...12, using: &random)).map { _ in
+                ["0", "-0", "7", "-12.5", "3e8", "1.25E-7", "0.5", "-1"].randomElement(using: &random)!
+            }
+            return "[" + numbers.joined(separator: Bool.random(using: &random) ? "," : ", ") + "]"
         case 0:
             return ["0", "-0", "7", "-12.5", "3e8", "1.25E-7", "100000000000000000000"].randomElement(using: &random)!
         case 1:

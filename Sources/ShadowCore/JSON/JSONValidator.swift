@@ -64,6 +64,9 @@ public enum JSONValidator {
                     guard self.literal("null") else { return false }
                 default:
                     guard self.number() else { return false }
+                    // Tensor data: in an array, the numbers after this one, scanned in a loop of
+                    // their own (most of a tensor body's bytes are such runs).
+                    if self.open.last == false, !self.numberRun() { return false }
                 }
                 // After a value: close containers, or a comma and the next member.
                 while true {
@@ -160,6 +163,21 @@ public enum JSONValidator {
                 guard digits(&at) else { return false }
             }
             self.at = at
+            return true
+        }
+
+        /// After a number in an array: the `,number` pairs that follow with nothing between
+        /// them, as the general loop would read them. Stops before anything else; false at a
+        /// malformed number.
+        mutating func numberRun() -> Bool {
+            guard let base = self.bytes.baseAddress else { return true }
+            let end = self.bytes.count
+            while self.at + 1 < end, base[self.at] == UInt8(ascii: ","),
+                base[self.at + 1] &- 0x30 < 10 || base[self.at + 1] == UInt8(ascii: "-")
+            {
+                self.at += 1
+                guard self.number() else { return false }
+            }
             return true
         }
 

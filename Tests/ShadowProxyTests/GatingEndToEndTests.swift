@@ -86,14 +86,24 @@ import Testing
                     try await Task.sleep(for: .milliseconds(5))
                 }
             }
-            // Failing: send until the breaker opens (it needs 10 outcomes in its window).
+            // Failing: send until the breaker opens (it needs 10 outcomes in its window), each
+            // request only once the one before is recorded: `ShadowCall` gives the breaker its
+            // copy's outcome before it finishes the exchange, so the breaker has seen every copy
+            // sent so far (a pause instead let a loaded machine send 21 before it opened).
             var sent = 0
             // It was not open before the last of these sends, so it opened no earlier.
             var openedNoEarlierThan = ContinuousClock.now
             while sidecar.sidecar.gating.breakerStates.first?.state != .open, sent < 200 {
                 openedNoEarlierThan = ContinuousClock.now
+                let before = sidecar.sidecar.shared.records.totals
                 try await send(1)
                 sent += 1
+                #expect(
+                    try await eventually {
+                        let now = sidecar.sidecar.shared.records.totals
+                        return now.accepted + now.refused > before.accepted + before.refused
+                    }
+                )
             }
             // And no later than now.
             let openedNoLaterThan = ContinuousClock.now

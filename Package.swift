@@ -50,12 +50,15 @@ let package = Package(
             name: "CSQLiteTuning",
             linkerSettings: [.linkedLibrary("sqlite3")]
         ),
-        // SQLite (system libsqlite3 through GRDB): schema, migrations, the batched writer, queries.
+        // SQLite (system libsqlite3 through GRDB): schema, migrations, the batched writer, queries;
+        // zlib (compress-nio) for `storage.bodies: compressed`.
         .target(
             name: "ShadowStore",
             dependencies: [
                 "ShadowCore",
                 "CSQLiteTuning",
+                .product(name: "CompressNIO", package: "compress-nio"),
+                .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "GRDBSQLite", package: "GRDB.swift"),
                 .product(name: "Crypto", package: "swift-crypto"),
@@ -201,7 +204,10 @@ let package = Package(
         .testTarget(
             name: "ShadowStoreTests",
             // The export reads what the store wrote: its tests share the store's record helpers.
-            dependencies: ["ShadowCore", "ShadowStore", "ShadowExport", "ShadowFixtures", .product(name: "GRDB", package: "GRDB.swift")]
+            dependencies: [
+                "ShadowCore", "ShadowStore", "ShadowExport", "ShadowFixtures", .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "PropertyBased", package: "swift-property-based"),
+            ]
         ),
         .testTarget(
             name: "ShadowTensorTests",

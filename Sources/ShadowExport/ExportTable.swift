@@ -84,6 +84,11 @@ public struct ExportTable: Sendable {
     /// newer ones: they come out as NULLs).
     func selectList(available: Set<String>) -> String {
         self.columns.map { column in
+            // A body the daemon may have stored compressed (`storage.bodies: compressed`, schema
+            // 12) is exported as it was sent.
+            if column.kind == .bytes, available.contains(column.name + "_zlib") {
+                return "sqlar_uncompress(\(column.name), \(column.name)_zlib) AS \(column.name)"
+            }
             let expression = self.expressions[column.name] ?? column.name
             return available.contains(expression)
                 ? (expression == column.name ? expression : "\(expression) AS \(column.name)") : "NULL AS \(column.name)"

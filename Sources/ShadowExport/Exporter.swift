@@ -35,6 +35,7 @@ public struct Exporter {
             try PairReader(path: path).close()
             var configuration = GRDB.Configuration()
             configuration.busyMode = .timeout(10)
+            configuration.prepareDatabase { db in db.add(function: BodyCompression.uncompressFunction) }
             let queue = try DatabaseQueue(path: path, configuration: configuration)
             defer { try? queue.close() }
             let cursor = try queue.write { db in

@@ -22,6 +22,8 @@ public final class Backtest: Sendable {
         public var methods: Set<String>
         /// Failures in a row (transport errors or 5xx) that stop the run.
         public var maxConsecutiveFailures: Int
+        /// The output's bodies stored compressed (`storage.bodies: compressed`), as the daemon does.
+        public var compressBodies = false
 
         public init(route: RouteConfiguration, candidate: CandidateConfiguration) {
             self.route = route
@@ -77,7 +79,7 @@ public final class Backtest: Sendable {
         // so a rerun resumes after them instead of sending them again.
         defer {
             if !pending.isEmpty {
-                do { _ = try self.output.write(pending, coverage: [:]) } catch {
+                do { _ = try self.output.write(pending, coverage: [:], compressBodies: self.options.compressBodies) } catch {
                     self.logger.error("writing the last \(pending.count) replayed pair(s) failed: \(error)")
                 }
             }
@@ -96,7 +98,7 @@ public final class Backtest: Sendable {
                 }
                 pending.append(record)
                 if pending.count >= 200 {
-                    _ = try self.output.write(pending, coverage: [:])
+                    _ = try self.output.write(pending, coverage: [:], compressBodies: self.options.compressBodies)
                     pending.removeAll(keepingCapacity: true)
                 }
                 progress(summary)
@@ -143,7 +145,7 @@ public final class Backtest: Sendable {
             while let record = try await group.next() { try collect(record) }
         }
         if !pending.isEmpty {
-            _ = try self.output.write(pending, coverage: [:])
+            _ = try self.output.write(pending, coverage: [:], compressBodies: self.options.compressBodies)
             pending.removeAll()
         }
         return summary

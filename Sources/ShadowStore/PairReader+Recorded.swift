@@ -32,13 +32,14 @@ extension PairReader {
         let live = self.schemaVersion >= 7 ? " AND source = 'live'" : ""
         let grpcStatus = self.schemaVersion >= 10 ? "baseline_grpc_status" : "NULL AS baseline_grpc_status"
         let decoded = self.schemaVersion >= 11 ? "request_body_decoded" : "NULL AS request_body_decoded"
+        let (requestBody, baselineBody) = (self.body("request_body"), self.body("baseline_body"))
         return try self.queue.read { db in
             try Row.fetchAll(
                 db,
                 sql: """
-                    SELECT id, request_id, received_at_us, method, path, CAST(request_body AS BLOB) AS request_body, request_body_bytes,
+                    SELECT id, request_id, received_at_us, method, path, CAST(\(requestBody) AS BLOB) AS request_body, request_body_bytes,
                         config_revision, segment, baseline_version, baseline_status, baseline_latency_us, baseline_ttfb_us,
-                        baseline_content_type, CAST(baseline_body AS BLOB) AS baseline_body, baseline_body_bytes, baseline_error,
+                        baseline_content_type, CAST(\(baselineBody) AS BLOB) AS baseline_body, baseline_body_bytes, baseline_error,
                         \(grpcStatus), \(decoded)
                     FROM exchanges
                     WHERE route = ? AND id > ? AND received_at_us >= ? AND received_at_us < ?\(live)

@@ -71,10 +71,11 @@ extension PairReader {
         var arguments: [(any DatabaseValueConvertible)?] = []
         var segmentExpression = "e.segment"
         if !scan.segmentFields.isEmpty {
+            let request = self.textBody("e.request_body")
             var cases = ""
             for (route, field) in scan.segmentFields.sorted(by: { $0.key < $1.key }) {
                 cases +=
-                    " WHEN ? THEN CASE WHEN typeof(e.request_body) = 'text' AND json_valid(e.request_body) THEN CAST(json_extract(e.request_body, ?) AS TEXT) END"
+                    " WHEN ? THEN CASE WHEN typeof(\(request)) = 'text' AND json_valid(\(request)) THEN CAST(json_extract(\(request), ?) AS TEXT) END"
                 arguments += [route, field]
             }
             segmentExpression = "coalesce(CASE e.route\(cases) END, e.segment)"
@@ -86,11 +87,14 @@ extension PairReader {
             stored ? "coalesce(\(column), \(Self.usage(body, field)))" : Self.usage(body, field)
         }
         // Schema 9 stores a candidate body equal to the baseline's once, on the exchange.
-        let candidateBody = self.schemaVersion >= 9 ? "(CASE WHEN s.body_same = 1 THEN e.baseline_body ELSE s.body END)" : "s.body"
+        // Schema 12 may store them compressed.
+        let baselineBody = self.textBody("e.baseline_body")
+        let candidateBody =
+            self.schemaVersion >= 9 ? "(CASE WHEN s.body_same = 1 THEN \(baselineBody) ELSE \(self.textBody("s.body")) END)" : "s.body"
         let tokens =
             scan.tokenUsage
             ? """
-            , \(tokens("e.baseline_prompt_tokens", "e.baseline_body", "prompt_tokens")), \(tokens("e.baseline_completion_tokens", "e.baseline_body", "completion_tokens")),
+            , \(tokens("e.baseline_prompt_tokens", baselineBody, "prompt_tokens")), \(tokens("e.baseline_completion_tokens", baselineBody, "completion_tokens")),
             \(tokens("s.prompt_tokens", candidateBody, "prompt_tokens")), \(tokens("s.completion_tokens", candidateBody, "completion_tokens"))
             """
             : ""

@@ -39,6 +39,8 @@ public final class PairReader: Sendable {
         configuration.readonly = true
         configuration.busyMode = .timeout(TimeInterval(busyTimeout.microseconds) / 1e6)
         configuration.label = "shadowd.reader"
+        // Compressed bodies (`storage.bodies: compressed`) read back as the `sqlite3` shell reads them.
+        configuration.prepareDatabase { db in db.add(function: BodyCompression.uncompressFunction) }
         do {
             self.queue = try DatabaseQueue(path: path, configuration: configuration)
             self.schemaVersion = try self.queue.read { db in try Int.fetchOne(db, sql: "PRAGMA user_version") ?? 0 }
@@ -75,6 +77,21 @@ public final class PairReader: Sendable {
         default:
             return StoreError(.readFailed, "reading \(path) failed: \(error.message ?? "\(error.resultCode)")")
         }
+    }
+
+    /// A body column as it was before compression: `column` read through `sqlar_uncompress`
+    /// with its `…_zlib` length from schema 12 on (`storage.bodies: compressed`); `zlib` names
+    /// that column when it is not `column` + `_zlib`.
+    func body(_ column: String, zlib: String? = nil) -> String {
+        self.schemaVersion >= 12 ? "sqlar_uncompress(\(column), \(zlib ?? column + "_zlib"))" : column
+    }
+
+    /// As ``body(_:zlib:)``, a compressed body as TEXT (what a JSON body was before
+    /// compression), so `typeof`, `json_valid` and `json_extract` read it as they read the rest.
+    func textBody(_ column: String, zlib: String? = nil) -> String {
+        guard self.schemaVersion >= 12 else { return column }
+        let zlib = zlib ?? column + "_zlib"
+        return "(CASE WHEN \(zlib) IS NULL THEN \(column) ELSE CAST(sqlar_uncompress(\(column), \(zlib)) AS TEXT) END)"
     }
 
     /// Closes the connection.

@@ -91,7 +91,23 @@ extension PairStore {
                 // tensor request as JSON), not as it was sent: replay must not send it.
                 "ALTER TABLE exchanges ADD COLUMN request_body_decoded INTEGER;"
             ),
+            (
+                12,
+                // `storage.bodies: compressed`: a body stored zlib-compressed (the `sqlite3`
+                // shell's sqlar format) has its length before compression in `*_body_zlib`, NULL
+                // when stored as it is; `sqlar_uncompress(body, body_zlib)` reads either.
+                "ALTER TABLE exchanges ADD COLUMN request_body_zlib INTEGER;\nALTER TABLE exchanges ADD COLUMN baseline_body_zlib INTEGER;\n"
+                    + "ALTER TABLE shadows ADD COLUMN body_zlib INTEGER;\nDROP VIEW pairs;\n" + PairStore.version12PairsView
+            ),
         ]
+
+    /// Version 12's `pairs` view: version 10's with each body's length before compression (NULL
+    /// when stored as it is) appended.
+    static let version12PairsView = PairStore.version10PairsView.replacingOccurrences(
+        of: "    s.grpc_status AS candidate_grpc_status\n",
+        with: "    s.grpc_status AS candidate_grpc_status,\n    e.request_body_zlib,\n    e.baseline_body_zlib,\n"
+            + "    CASE WHEN s.body_same = 1 THEN e.baseline_body_zlib ELSE s.body_zlib END AS candidate_body_zlib\n"
+    )
 
     /// Version 10's `pairs` view: version 9's with each arm's gRPC status appended.
     static let version10PairsView = PairStore.version9PairsView.replacingOccurrences(

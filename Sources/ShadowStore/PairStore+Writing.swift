@@ -41,7 +41,7 @@ extension PairStore {
         }
     }
 
-    /// Writes a batch of exchanges: ``score(_:noise:)`` then ``write(_:coverage:events:redactor:chargeCandidateCost:)``.
+    /// Writes a batch of exchanges: ``score(_:noise:)`` then ``write(_:coverage:noise:events:redactor:compressBodies:chargeCandidateCost:)``.
     @discardableResult
     public func write(
         _ batch: [ExchangeRecord],
@@ -49,6 +49,7 @@ extension PairStore {
         noise: NoiseFloorTracker? = nil,
         events: [GatingEvent] = [],
         redactor: Redactor? = nil,
+        compressBodies: Bool = false,
         chargeCandidateCost: ((String, Double) -> Void)? = nil
     ) throws -> WriteSummary {
         try self.write(
@@ -57,6 +58,7 @@ extension PairStore {
             noise: noise,
             events: events,
             redactor: redactor,
+            compressBodies: compressBodies,
             chargeCandidateCost: chargeCandidateCost
         )
     }
@@ -95,8 +97,10 @@ extension PairStore {
     /// `BEGIN IMMEDIATE` transaction: all or nothing.
     ///
     /// Bodies that are valid JSON are stored as TEXT so `json_extract` works on them; anything
-    /// else is stored as a BLOB. Each compared pair also updates the per-path statistics
-    /// (`path_stats`, `score_totals`).
+    /// else is stored as a BLOB. With `compressBodies` (`storage.bodies: compressed`), a body
+    /// that zlib makes at least an eighth smaller is stored compressed, as a BLOB, with its length
+    /// in `*_body_zlib` (``BodyCompression``). Each compared pair also updates the per-path
+    /// statistics (`path_stats`, `score_totals`).
     /// - Returns: what was written: coverage counts and per-candidate scoring totals.
     @discardableResult
     public func write(
@@ -105,6 +109,7 @@ extension PairStore {
         noise: NoiseFloorTracker? = nil,
         events: [GatingEvent] = [],
         redactor: Redactor? = nil,
+        compressBodies: Bool = false,
         chargeCandidateCost: ((String, Double) -> Void)? = nil
     ) throws -> WriteSummary {
         var coverage = coverage
@@ -120,7 +125,12 @@ extension PairStore {
                 let insertExchange = try db.cachedStatement(sql: PairStore.insertExchangeSQL)
                 let insertShadow = try db.cachedStatement(sql: PairStore.insertShadowSQL)
                 let upsertCoverage = try db.cachedStatement(sql: PairStore.upsertCoverageSQL)
-                let rows = RowWriter(exchange: insertExchange, shadow: insertShadow, redactor: redactor)
+                let rows = RowWriter(
+                    exchange: insertExchange,
+                    shadow: insertShadow,
+                    redactor: redactor,
+                    compressor: compressBodies ? try BodyCompression.Compressor() : nil
+                )
                 // Each record is lent, not copied, to the row writer.
                 try scoredBatch.records.withUnsafeBufferPointer { records in
                     for offset in records.indices {
@@ -232,18 +242,19 @@ extension PairStore {
             baseline_version, baseline_status, baseline_latency_us, baseline_ttfb_us, baseline_content_type,
             baseline_body, baseline_body_bytes, baseline_error, segment, baseline_first_byte_us, baseline_first_token_us, baseline_events,
             baseline_prompt_tokens, baseline_completion_tokens, baseline_cost, baseline_last_token_us, source,
-            experiment, experiment_key, arm, served_by, fallback, baseline_grpc_status, request_body_decoded
+            experiment, experiment_key, arm, served_by, fallback, baseline_grpc_status, request_body_decoded, request_body_zlib,
+            baseline_body_zlib
         ) VALUES (?1, ?2, ?3, ?4, ?5, ?6, \(bodyExpression(7)), ?8, ?9, ?10, ?11, ?12, ?13, \(bodyExpression(14)), ?15, ?16, ?17, ?18, ?19,
-            ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28, ?29, ?30, ?31, ?32)
+            ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28, ?29, ?30, ?31, ?32, ?33, ?34)
         """
 
     static let insertShadowSQL = """
         INSERT INTO shadows (
             exchange_id, candidate, candidate_version, status, latency_us, ttfb_us, content_type, body, body_bytes,
             error, outcome, scorer, divergence, diverged, explanation, differing_paths, first_byte_us, first_token_us, events,
-            prompt_tokens, completion_tokens, cost, last_token_us, body_same, grpc_status
+            prompt_tokens, completion_tokens, cost, last_token_us, body_same, grpc_status, body_zlib
         ) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, \(bodyExpression(8)), ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23,
-            ?24, ?25)
+            ?24, ?25, ?26)
         """
 
     /// An explanation with notes added (an object of its own when there was none).

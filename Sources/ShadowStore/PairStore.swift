@@ -14,7 +14,7 @@ import Glibc
 /// (<https://www.sqlite.org/wal.html#concurrency>).
 public final class PairStore: Sendable {
     /// The schema version this build writes (`PRAGMA user_version`).
-    public static let schemaVersion = 11
+    public static let schemaVersion = 12
 
     public let path: String
     let synchronous: StorageConfiguration.Synchronous
@@ -65,6 +65,7 @@ public final class PairStore: Sendable {
             // random and scatter index inserts over the file; each miss is a pread on the
             // writer's hot loop (the sidecar's own ids are time-ordered and append).
             try db.execute(sql: "PRAGMA cache_size = -32768")
+            db.add(function: BodyCompression.uncompressFunction)
         }
         do {
             return try DatabaseQueue(path: path, configuration: configuration)

@@ -31,6 +31,8 @@ public final class RecordWriter: Service, Sendable {
     public let noise: NoiseFloorTracker?
     let batchSize: Int
     let flushInterval: Duration
+    /// `storage.bodies: compressed`.
+    let compressBodies: Bool
     let logger: Logger
     /// Written and failed counts, for `/readyz` and `/stats`.
     public let statistics = WriterStatistics()
@@ -67,6 +69,7 @@ public final class RecordWriter: Service, Sendable {
         self.redactor = redactor?.isActive == true ? redactor : nil
         self.batchSize = storage.batchSize
         self.flushInterval = storage.flushInterval
+        self.compressBodies = storage.bodies == .compressed
         self.logger = logger
         self.watch = Mutex(CoverageWatch(threshold: coverageAlertPercent / 100))
     }
@@ -224,6 +227,7 @@ public final class RecordWriter: Service, Sendable {
                 noise: self.noise,
                 events: events,
                 redactor: self.redactor,
+                compressBodies: self.compressBodies,
                 chargeCandidateCost: self.chargeCandidateCost
             )
             self.export(summary, batchSize: batch.count, took: ContinuousClock.now - started)

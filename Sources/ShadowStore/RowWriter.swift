@@ -2,16 +2,24 @@ import GRDB
 import ShadowCore
 
 /// Writes one recorded exchange as rows: its `exchanges` row, then a `shadows` row per
-/// candidate, through the batch's prepared statements (``PairStore/write(_:coverage:noise:events:redactor:chargeCandidateCost:)``).
+/// candidate, through the batch's prepared statements (``PairStore/write(_:coverage:noise:events:redactor:compressBodies:chargeCandidateCost:)``).
 struct RowWriter {
     let exchange: Statement
     let shadow: Statement
     let redactor: Redactor?
+    /// Set with `storage.bodies: compressed`.
+    let compressor: BodyCompression.Compressor?
 
     /// Bodies as they may be written (redacted paths hashed or removed; a body that cannot be
     /// redacted is withheld, and its pairs' explanations say so).
     private func stored(_ body: CapturedBody) -> Redactor.Stored {
         self.redactor?.body(body) ?? Redactor.Stored(bytes: body.bytes)
+    }
+
+    /// A stored body as bound: compressed, with its length before, when that pays; else as it is.
+    private func packed(_ bytes: [UInt8]) -> (bytes: [UInt8], zlib: Int?) {
+        guard let compressed = self.compressor?.compress(bytes) else { return (bytes, nil) }
+        return (compressed, bytes.count)
     }
 
     /// Inserts one record; `json` says which bodies are known JSON (bound as TEXT).
@@ -24,6 +32,8 @@ struct RowWriter {
     ) throws {
         let requestBody = self.stored(record.requestBody)
         let baselineBody = self.stored(record.baseline.body)
+        let request = self.packed(requestBody.bytes)
+        let baseline = self.packed(baselineBody.bytes)
         var exchange = RowBinder(self.exchange)
         exchange.bind(record.requestID)
         exchange.bind(record.route)
@@ -31,14 +41,14 @@ struct RowWriter {
         exchange.bind(record.receivedAtMicros)
         exchange.bind(record.method)
         exchange.bind(record.path)
-        exchange.bind(body: requestBody.bytes, json: json?.request == true)
+        exchange.bind(body: request.bytes, json: request.zlib == nil && json?.request == true)
         exchange.bind(record.requestBody.totalBytes)
         exchange.bind(record.baseline.version)
         exchange.bind(record.baseline.status)
         exchange.bind(record.baseline.latencyMicros)
         exchange.bind(record.baseline.timeToHeadMicros)
         exchange.bind(record.baseline.contentType)
-        exchange.bind(body: baselineBody.bytes, json: json?.baseline == true)
+        exchange.bind(body: baseline.bytes, json: baseline.zlib == nil && json?.baseline == true)
         exchange.bind(record.baseline.body.totalBytes)
         exchange.bind(record.baseline.error?.rawValue)
         exchange.bind(record.segment)
@@ -52,6 +62,8 @@ struct RowWriter {
         exchange.bind(record.exposure.map { $0.fallback ? 1 : 0 })
         exchange.bind(record.baseline.grpcStatus)
         exchange.bind(record.requestBody.isDecoded ? 1 : nil as Int?)
+        exchange.bind(request.zlib)
+        exchange.bind(baseline.zlib)
         try exchange.execute(in: db)
         let exchangeID = db.lastInsertedRowID
         let baselineTotal = record.baseline.body.totalBytes
@@ -76,10 +88,11 @@ struct RowWriter {
             shadow.bind(result.latencyMicros)
             shadow.bind(result.timeToHeadMicros)
             shadow.bind(result.contentType)
-            if same {
-                shadow.bind(nil as String?)
+            let candidateStored = same ? nil : self.packed(candidateBody.bytes)
+            if let candidateStored {
+                shadow.bind(body: candidateStored.bytes, json: candidateStored.zlib == nil && json?.candidates[index] == true)
             } else {
-                shadow.bind(body: candidateBody.bytes, json: json?.candidates[index] == true)
+                shadow.bind(nil as String?)
             }
             shadow.bind(result.body.totalBytes)
             shadow.bind(result.error?.rawValue)
@@ -100,6 +113,7 @@ struct RowWriter {
             shadow.bind(figures: candidateFigures)
             shadow.bind(same ? 1 : nil as Int?)
             shadow.bind(result.grpcStatus)
+            shadow.bind(candidateStored?.zlib)
             try shadow.execute(in: db)
         }
     }

@@ -47,6 +47,12 @@ import Testing
         #expect(configuration.routes[0].samplePercent == 100)
         #expect(configuration.routes[0].scorer.kind == .json)
         #expect(configuration.revision.count == 16)
+        #expect(configuration.storage.bodies == .full)
+    }
+
+    @Test func bodiesCanBeStoredCompressed() throws {
+        let configuration = try Configuration.load(yaml: "storage: {bodies: compressed}\n" + Self.minimal)
+        #expect(configuration.storage.bodies == .compressed)
     }
 
     @Test func guardrailsDefaultAtTheTopAndOverridePerRoute() throws {
@@ -294,7 +300,7 @@ import Testing
         ("storage: {synchronous: sometimes}\n" + minimal, "storage.synchronous: expected normal or full"),
         ("storage: {redact: {json_paths: [\"user.email\"]}}\n" + minimal, "storage.redact.json_paths[0]: a path must start with '$'"),
         ("storage: {redact: {json_paths: [\"$.a\"], mode: blur}}\n" + minimal, "storage.redact.mode: unknown value 'blur'"),
-        ("storage: {bodies: encrypted}\n" + minimal, "storage.bodies: unknown value 'encrypted'"),
+        ("storage: {bodies: encrypted}\n" + minimal, "storage.bodies: unknown value 'encrypted' (known: full, compressed, hash)"),
         (
             "routes:\n  - name: r\n    prefix: /a\n    baseline: {url: \"http://127.0.0.1:1\"}\n  - name: r\n    prefix: /b\n    baseline: {url: \"http://127.0.0.1:1\"}",
             "routes[1].name: duplicate route name"

@@ -3,6 +3,7 @@ import GRDB
 import NIOHTTP1
 import ShadowCore
 import ShadowFixtures
+import ShadowStore
 import Testing
 
 @testable import ShadowProxy
@@ -74,6 +75,50 @@ import Testing
             try queue.close()
             #expect((row?["b"] as String?)?.hasPrefix("hmac-sha256:") == true && row?["b"] as String? == row?["c"] as String?)
             #expect(row?["diverged"] as Int? == 0, "scored on the real bodies before hashing")
+        }
+    }
+
+    /// `storage.bodies: compressed` compresses what redaction left: inflated, the stored bodies
+    /// hold hashes, never the values (compressed bytes alone would hide them from a raw scan).
+    @Test func compressedBodiesAreRedactedFirst() async throws {
+        let padding = String(repeating: "the plan includes priority support; ", count: 8)
+        try await withSidecar(
+            baseline: .responder { _ in .json(#"{"label":"cat","note":"\#(padding)","account":{"token":"TOKEN-ZIP-1"}}"#) },
+            candidates: [("c", .responder { _ in .json(#"{"label":"cat","note":"\#(padding)","account":{"token":"TOKEN-ZIP-1"}}"#) })],
+            configure: {
+                $0.storage.bodies = .compressed
+                $0.storage.redaction = RedactionConfiguration(jsonPaths: ["$.user.email", "$.account.token"])
+            }
+        ) { sidecar, _, _ in
+            let client = try await sidecar.client()
+            let body = Array(#"{"user":{"email":"zip@example.com","plan":"pro"},"note":"\#(padding)"}"#.utf8)
+            #expect(try await client.send(method: .POST, path: "/infer", body: body).status == 200)
+            await client.close()
+            await sidecar.stop()
+            var configuration = GRDB.Configuration()
+            configuration.prepareDatabase { db in db.add(function: BodyCompression.uncompressFunction) }
+            let queue = try DatabaseQueue(path: sidecar.databasePath, configuration: configuration)
+            let row = try queue.read { db in
+                try Row.fetchOne(
+                    db,
+                    sql: """
+                        SELECT request_body_zlib, baseline_body_zlib, candidate_body_zlib,
+                            CAST(sqlar_uncompress(request_body, request_body_zlib) AS TEXT) AS request,
+                            CAST(sqlar_uncompress(baseline_body, baseline_body_zlib) AS TEXT) AS baseline,
+                            CAST(sqlar_uncompress(candidate_body, candidate_body_zlib) AS TEXT) AS candidate
+                        FROM pairs
+                        """
+                )
+            }
+            try queue.close()
+            let stored = try #require(row)
+            #expect(stored["request_body_zlib"] as Int? != nil && stored["baseline_body_zlib"] as Int? != nil, "stored compressed")
+            #expect(stored["candidate_body_zlib"] as Int? == stored["baseline_body_zlib"] as Int?, "an equal answer, stored once")
+            for column in ["request", "baseline", "candidate"] {
+                let text = try #require(stored[column] as String?)
+                #expect(text.contains("hmac-sha256:") && text.contains(padding), "\(column): \(text)")
+                #expect(!text.contains("zip@example.com") && !text.contains("TOKEN-ZIP-1"), "\(column) holds a redacted value")
+            }
         }
     }
 

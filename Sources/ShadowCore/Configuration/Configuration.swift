@@ -126,11 +126,15 @@ public struct StorageConfiguration: Sendable, Equatable {
     public var storeRequestBodies: Bool
     /// JSON paths in requests and responses never written as they are.
     public var redaction: RedactionConfiguration = RedactionConfiguration()
-    /// `full` stores bodies (after redaction); `hash` stores only a keyed hash of each body.
+    /// `full` stores bodies (after redaction); `compressed` stores them zlib-compressed where that
+    /// saves space; `hash` stores only a keyed hash of each body.
     public var bodies: BodyStorage = .full
 
     public enum BodyStorage: String, Sendable, Equatable, CaseIterable {
         case full
+        /// As `full`, each body of 64 bytes or more zlib-compressed (the `sqlite3` shell's
+        /// `sqlar_compress` format) when that makes it at least an eighth smaller.
+        case compressed
         case hash
     }
     /// Pairs older than this are deleted; `nil` keeps them.

@@ -100,6 +100,7 @@ extension ShadowdCommand {
             options.limit = self.limit
             options.methods = Set(self.methods.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces).uppercased() })
             options.maxConsecutiveFailures = self.maxConsecutiveFailures
+            options.compressBodies = configuration.storage.bodies == .compressed
             let nowMicros = Int64(Date().timeIntervalSince1970 * 1_000_000)
             do {
                 (options.fromMicros, options.toMicros) = try Report.window(since: self.since, from: self.from, to: self.to, nowMicros: nowMicros)

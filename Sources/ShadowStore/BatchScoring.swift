@@ -1,13 +1,18 @@
 import ShadowCore
 
 /// What scoring one batch adds up, record by record: each pair's score and figures, the per-path
-/// and per-candidate totals, coverage and token costs (``PairStore/score(_:noise:)``).
+/// and per-candidate totals, coverage and token costs, and the bodies and explanations as they
+/// will be stored (``PairStore/score(_:noise:redactor:compressBodies:)``).
 struct BatchScoring {
     let noise: NoiseFloorTracker?
+    let redactor: Redactor?
+    let compressor: BodyCompression.Compressor?
     /// Per record, per candidate: its score (nil when not compared).
     private(set) var scores: [[Score?]] = []
+    /// Per record, per candidate: the score's explanation as stored (redacted, notes added).
+    private(set) var explanations: [[String?]] = []
     private(set) var figures: [(baseline: ArmFigures, candidates: [ArmFigures])] = []
-    private(set) var jsonBodies: [PairStore.JSONBodies] = []
+    private(set) var bodies: [StoredBodies] = []
     private(set) var coverage: [CoverageCounter.Key: Int] = [:]
     private(set) var pathCounts: [PairStore.PathKey: Int] = [:]
     private(set) var totals: [PairStore.PathKey: (compared: Int, diverged: Int)] = [:]
@@ -15,16 +20,20 @@ struct BatchScoring {
     /// Scorers without a route's noisy paths, built once per batch.
     private var scorers: [String: any Scorer] = [:]
 
-    init(capacity: Int, noise: NoiseFloorTracker?) {
+    init(capacity: Int, noise: NoiseFloorTracker?, redactor: Redactor? = nil, compressor: BodyCompression.Compressor? = nil) {
         self.noise = noise
+        self.redactor = redactor
+        self.compressor = compressor
         self.scores.reserveCapacity(capacity)
+        self.explanations.reserveCapacity(capacity)
         self.figures.reserveCapacity(capacity)
-        self.jsonBodies.reserveCapacity(capacity)
+        self.bodies.reserveCapacity(capacity)
     }
 
-    /// Scores one record's candidates and counts them.
+    /// Scores one record's candidates, counts them and prepares its bodies and explanations
+    /// for the writer.
     mutating func add(_ record: borrowing ExchangeRecord) {
-        self.jsonBodies.append(PairStore.JSONBodies(record))
+        let bodies = StoredBodies(record, redactor: self.redactor, compressor: self.compressor)
         let readsUsage = record.readsUsage
         let baselineFigures = record.baseline.figures(readUsage: readsUsage)
         let candidates = record.candidates
@@ -59,6 +68,18 @@ struct BatchScoring {
             self.coverage[coverageKey, default: 0] += 1
         }
         self.scores.append(scores)
+        self.explanations.append(scores.indices.map { self.explanation(scores[$0], bodies, candidate: $0) })
+        self.bodies.append(bodies)
+    }
+
+    /// A score's explanation as stored: with a redactor, redacted and with a note for each body
+    /// whose bytes were withheld.
+    private func explanation(_ score: Score?, _ bodies: StoredBodies, candidate index: Int) -> String? {
+        let explanation = score?.explanation.serialized
+        guard let redactor = self.redactor else { return explanation }
+        let withheld = [("request_body", bodies.request), ("baseline_body", bodies.baseline), ("candidate_body", bodies.candidates[index])]
+            .compactMap { key, body in body.withheld.map { (key: key + "_withheld", value: JSONValue.string($0)) } }
+        return PairStore.appending(withheld, to: redactor.explanation(explanation))
     }
 
     /// One candidate's score, with its stream's oddities (malformed events, no `[DONE]`) noted.

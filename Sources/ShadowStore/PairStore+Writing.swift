@@ -16,32 +16,14 @@ extension PairStore {
         let totals: [PathKey: (compared: Int, diverged: Int)]
         /// Token-priced candidate cost per route, charged when the batch is written.
         let tokenCosts: [String: Double]
-        /// Per record: which bodies are JSON text (`JSONValidator`), so the writer binds them as
-        /// TEXT without SQLite's `json_valid` parsing them again on the writer's thread.
-        let jsonBodies: [JSONBodies]
+        /// Per record: its bodies as stored (redacted, compressed, equal answers flagged).
+        let bodies: [StoredBodies]
+        /// Per record, per candidate: the explanation as stored.
+        let explanations: [[String?]]
     }
 
-    /// Which of one record's bodies are known to be JSON text.
-    struct JSONBodies: Sendable {
-        var request: Bool
-        var baseline: Bool
-        var candidates: [Bool]
-
-        init(_ record: borrowing ExchangeRecord) {
-            let baseline = record.baseline.body.bytes
-            let baselineIsJSON = JSONValidator.isValid(baseline)
-            self.request = JSONValidator.isValid(record.requestBody.bytes)
-            self.baseline = baselineIsJSON
-            // An answer equal to the baseline's (most of them, in shadow traffic) is what the
-            // baseline's is; comparing costs less than scanning it again.
-            self.candidates = record.candidates.map { candidate in
-                let body = candidate.result.body.bytes
-                return PairStore.sameBytes(body, baseline) ? baselineIsJSON : JSONValidator.isValid(body)
-            }
-        }
-    }
-
-    /// Writes a batch of exchanges: ``score(_:noise:)`` then ``write(_:coverage:noise:events:redactor:compressBodies:chargeCandidateCost:)``.
+    /// Writes a batch of exchanges: ``score(_:noise:redactor:compressBodies:)`` then
+    /// ``write(_:coverage:noise:events:chargeCandidateCost:)``.
     @discardableResult
     public func write(
         _ batch: [ExchangeRecord],
@@ -53,27 +35,39 @@ extension PairStore {
         chargeCandidateCost: ((String, Double) -> Void)? = nil
     ) throws -> WriteSummary {
         try self.write(
-            Self.score(batch, noise: noise),
+            Self.score(batch, noise: noise, redactor: redactor, compressBodies: compressBodies),
             coverage: coverage,
             noise: noise,
             events: events,
-            redactor: redactor,
-            compressBodies: compressBodies,
             chargeCandidateCost: chargeCandidateCost
         )
     }
 
     /// Scores a batch (each compared pair, its differing paths and the per-path totals; with a
-    /// `noise` tracker, candidates are scored without the route's noisy paths) and counts its
-    /// coverage. No I/O: it can run anywhere, apart from the database.
-    public static func score(_ batch: consuming [ExchangeRecord], noise: NoiseFloorTracker? = nil) -> ScoredBatch {
+    /// `noise` tracker, candidates are scored without the route's noisy paths), counts its
+    /// coverage, and prepares its bodies as they will be stored: redacted by `redactor` (scoring
+    /// saw the real ones), compressed with `compressBodies` (`storage.bodies: compressed`, see
+    /// ``BodyCompression``). No I/O: it can run anywhere, apart from the database.
+    public static func score(
+        _ batch: consuming [ExchangeRecord],
+        noise: NoiseFloorTracker? = nil,
+        redactor: Redactor? = nil,
+        compressBodies: Bool = false
+    ) -> ScoredBatch {
         var batch = batch
         // Binary bodies (gRPC tensor messages) become JSON here, off the event loop, before
         // they are scored and stored, in place.
         for index in batch.indices where batch[index].bodyDecoder != nil {
             batch[index].decodeBodies()
         }
-        var scoring = BatchScoring(capacity: batch.count, noise: noise)
+        // One zlib state per batch; should it fail to start (out of memory), bodies are stored
+        // as they are.
+        var scoring = BatchScoring(
+            capacity: batch.count,
+            noise: noise,
+            redactor: redactor?.isActive == true ? redactor : nil,
+            compressor: compressBodies ? try? BodyCompression.Compressor() : nil
+        )
         // Each record is lent, not copied, to the scoring (`borrowing` makes a copy an error).
         batch.withUnsafeBufferPointer { records in
             for offset in records.indices {
@@ -89,7 +83,8 @@ extension PairStore {
             pathCounts: scoring.pathCounts,
             totals: scoring.totals,
             tokenCosts: scoring.tokenCosts,
-            jsonBodies: scoring.jsonBodies
+            bodies: scoring.bodies,
+            explanations: scoring.explanations
         )
     }
 
@@ -97,10 +92,8 @@ extension PairStore {
     /// `BEGIN IMMEDIATE` transaction: all or nothing.
     ///
     /// Bodies that are valid JSON are stored as TEXT so `json_extract` works on them; anything
-    /// else is stored as a BLOB. With `compressBodies` (`storage.bodies: compressed`), a body
-    /// that zlib makes at least an eighth smaller is stored compressed, as a BLOB, with its length
-    /// in `*_body_zlib` (``BodyCompression``). Each compared pair also updates the per-path
-    /// statistics (`path_stats`, `score_totals`).
+    /// else is stored as a BLOB (compressed bodies too, with their length in `*_body_zlib`).
+    /// Each compared pair also updates the per-path statistics (`path_stats`, `score_totals`).
     /// - Returns: what was written: coverage counts and per-candidate scoring totals.
     @discardableResult
     public func write(
@@ -108,8 +101,6 @@ extension PairStore {
         coverage: [CoverageCounter.Key: Int],
         noise: NoiseFloorTracker? = nil,
         events: [GatingEvent] = [],
-        redactor: Redactor? = nil,
-        compressBodies: Bool = false,
         chargeCandidateCost: ((String, Double) -> Void)? = nil
     ) throws -> WriteSummary {
         var coverage = coverage
@@ -125,23 +116,17 @@ extension PairStore {
                 let insertExchange = try db.cachedStatement(sql: PairStore.insertExchangeSQL)
                 let insertShadow = try db.cachedStatement(sql: PairStore.insertShadowSQL)
                 let upsertCoverage = try db.cachedStatement(sql: PairStore.upsertCoverageSQL)
-                let rows = RowWriter(
-                    exchange: insertExchange,
-                    shadow: insertShadow,
-                    redactor: redactor,
-                    compressor: compressBodies ? try BodyCompression.Compressor() : nil
-                )
+                let rows = RowWriter(exchange: insertExchange, shadow: insertShadow)
                 // Each record is lent, not copied, to the row writer.
                 try scoredBatch.records.withUnsafeBufferPointer { records in
                     for offset in records.indices {
                         Self.yieldNow(after: offset)
-                        // Known JSON is bound as TEXT; redacted bodies and the rest are left to
-                        // `json_valid` (see `bodyExpression`).
                         try rows.insert(
                             records[offset],
                             scores: scoredBatch.scores[offset],
+                            explanations: scoredBatch.explanations[offset],
                             figures: scoredBatch.figures[offset],
-                            json: redactor == nil ? scoredBatch.jsonBodies[offset] : nil,
+                            bodies: scoredBatch.bodies[offset],
                             in: db
                         )
                     }

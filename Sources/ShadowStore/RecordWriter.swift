@@ -120,8 +120,9 @@ public final class RecordWriter: Service, Sendable {
     static let writingThreadName = "shadowd-write"
 
     /// Two stages on threads of their own, so neither waits for the cooperative pool (when it
-    /// was busy, a writer running on it fell seconds behind): one takes batches from the queue
-    /// and scores them (`PairStore.score`, no I/O), the other writes them. Scoring runs one batch
+    /// was busy, a writer running on it fell seconds behind): one takes batches from the queue,
+    /// scores them and prepares their bodies (`PairStore.score`: redaction, compression; no
+    /// I/O), the other binds and writes them. Scoring runs one batch
     /// ahead of the database and no further; a whole batch crosses between the threads.
     private func drainLoop() async {
         let handOff = BatchHandOff<PairStore.ScoredBatch>(capacity: 1)
@@ -148,7 +149,7 @@ public final class RecordWriter: Service, Sendable {
                 Thread.sleep(forTimeInterval: fillWindow)
                 batch += self.queue.takeAvailable(maximum: self.batchSize - batch.count)
             }
-            handOff.put(PairStore.score(batch, noise: self.noise))
+            handOff.put(PairStore.score(batch, noise: self.noise, redactor: self.redactor, compressBodies: self.compressBodies))
         }
         handOff.close()
     }
@@ -226,8 +227,6 @@ public final class RecordWriter: Service, Sendable {
                 coverage: counts,
                 noise: self.noise,
                 events: events,
-                redactor: self.redactor,
-                compressBodies: self.compressBodies,
                 chargeCandidateCost: self.chargeCandidateCost
             )
             self.export(summary, batchSize: batch.count, took: ContinuousClock.now - started)

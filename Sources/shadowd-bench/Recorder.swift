@@ -22,16 +22,31 @@ extension BenchCommand {
         @Option(help: "Database folder (a temporary one by default).")
         var directory: String?
 
+        @Option(
+            help:
+                "Body filler: padded (a run of one letter, as in earlier runs) or tensor (96 random 6-digit floats, compressible as model answers are)."
+        )
+        var bodies: Filler = .padded
+
+        enum Filler: String, ExpressibleByArgument, CaseIterable {
+            case padded
+            case tensor
+        }
+
         func run() async throws {
             let directory = self.directory ?? NSTemporaryDirectory() + "shadowd-bench-\(UUID().uuidString)"
             try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
             defer { if self.directory == nil { try? FileManager.default.removeItem(atPath: directory) } }
-            let records = Self.makeRecords(count: min(self.pairs, 10_000))
-            print("recorder: \(self.pairs) pairs, 1 KiB JSON bodies ×3, batches of \(self.batch), WAL + synchronous=NORMAL")
+            let records = Self.makeRecords(count: min(self.pairs, 10_000), filler: self.bodies)
+            print("recorder: \(self.pairs) pairs, 1 KiB JSON bodies ×3 (\(self.bodies.rawValue)), batches of \(self.batch), WAL + synchronous=NORMAL")
             // Six answers in seven equal the baseline's (the scored case); "insert only" has the
             // candidate time out (nothing to score or store); "identical" answers every request
-            // as the baseline did, not scored: what storing an equal answer once saves.
-            let cases = [("json scoring + insert", "scored"), ("insert only", "plain"), ("insert only, identical", "identical")]
+            // as the baseline did, not scored: what storing an equal answer once saves;
+            // "compressed" is that with `storage.bodies: compressed`.
+            let cases = [
+                ("json scoring + insert", "scored"), ("insert only", "plain"), ("insert only, identical", "identical"),
+                ("identical, compressed", "compressed"),
+            ]
             var rates: [String: [Double]] = [:]
             for (round, (label, variant)) in (0..<max(1, self.rounds)).flatMap({ round in cases.map { (round, $0) } }) {
                 let path = "\(directory)/\(variant)-\(round).sqlite"
@@ -43,7 +58,7 @@ extension BenchCommand {
                         record.candidates = record.candidates.map {
                             CandidateResult(name: $0.name, result: ArmResult(version: $0.result.version, error: .timeout))
                         }
-                    case "identical":
+                    case "identical", "compressed":
                         record.candidates = record.candidates.map {
                             var result = record.baseline
                             result.version = $0.result.version
@@ -62,7 +77,11 @@ extension BenchCommand {
                     store: store,
                     queue: queue,
                     coverage: CoverageCounter(),
-                    storage: StorageConfiguration(path: path, batchSize: self.batch),
+                    storage: {
+                        var storage = StorageConfiguration(path: path, batchSize: self.batch)
+                        storage.bodies = variant == "compressed" ? .compressed : .full
+                        return storage
+                    }(),
                     logger: {
                         var logger = Logger(label: "bench")
                         logger.logLevel = .error
@@ -122,11 +141,25 @@ extension BenchCommand {
             return "\(padded.prefix(8))-\(padded.dropFirst(8))-7000-8000-\(String(repeating: "0", count: max(0, 12 - tail.count)) + tail)"
         }
 
-        static func makeRecords(count: Int) -> [ExchangeRecord] {
-            let filler = String(repeating: "x", count: 900)
-            return (0..<count).map { index in
-                let body = #"{"id":"\#(index)","label":"\#(index % 7 == 0 ? "dog" : "cat")","scores":[0.1,0.2,0.7],"pad":"\#(filler)"}"#
-                let baseline = #"{"id":"\#(index)","label":"cat","scores":[0.1,0.2,0.7],"pad":"\#(filler)"}"#
+        static func makeRecords(count: Int, filler kind: Filler = .padded) -> [ExchangeRecord] {
+            (0..<count).map { index in
+                let filler: String
+                switch kind {
+                case .padded:
+                    filler = #""pad":""# + String(repeating: "x", count: 900) + #"""#
+                case .tensor:
+                    // xorshift64 seeded by the index: the same bodies in every run.
+                    var state = UInt64(index + 1) &* 0x9E37_79B9_7F4A_7C15
+                    let values = (0..<96).map { _ -> String in
+                        state ^= state << 13
+                        state ^= state >> 7
+                        state ^= state << 17
+                        return String(format: "%.6f", Double(state % 1_000_000) / 1_000_000)
+                    }
+                    filler = #""logits":["# + values.joined(separator: ",") + "]"
+                }
+                let body = #"{"id":"\#(index)","label":"\#(index % 7 == 0 ? "dog" : "cat")","scores":[0.1,0.2,0.7],\#(filler)}"#
+                let baseline = #"{"id":"\#(index)","label":"cat","scores":[0.1,0.2,0.7],\#(filler)}"#
                 return ExchangeRecord(
                     requestID: "bench-\(index)",
                     route: "bench",

@@ -1,4 +1,5 @@
 import Foundation
+import PropertyBased
 import Testing
 
 @testable import ShadowCore
@@ -52,6 +53,44 @@ import Testing
             #expect(JSONValue.format(number) == text, "\(number)")
         }
         #expect(JSONValue.array([.number(1), .number(-1), .bool(true), .null]).serialized == "[1,-1,true,null]")
+    }
+
+    /// Numbers parse to exactly the double strtod gives (`Double(String)`), bit for bit, on the
+    /// fast path (up to 2^53 and 10^±22) and past it: short and long mantissas, leading zeros in
+    /// fractions, exponents of both signs, negative zero, the edges of the fast path.
+    @Test func numbersParseAsStrtodParsesThem() async throws {
+        let edges = [
+            "0", "-0", "-0.0", "0.1", "0.3", "1e22", "1e23", "9007199254740992", "9007199254740993", "-9007199254740993",
+            "1.7976931348623157e308", "2.2250738585072014e-308", "4.9e-324", "0.0000000000000000000001", "123456789012345678901234",
+            "1E+2", "1e-22", "1e-23", "0.000001", "3.141592653589793", "12345678901234567890", "18446744073709551615",
+        ]
+        for text in edges {
+            guard case .number(let parsed)? = try? JSONParser().parse(text) else {
+                Issue.record("\(text) did not parse")
+                continue
+            }
+            #expect(parsed.bitPattern == Double(text)!.bitPattern, "\(text): \(parsed) vs \(Double(text)!)")
+        }
+        await propertyCheck(
+            count: 2_000,
+            input: Gen.int(in: 0...25),
+            Gen.int(in: 0...25),
+            Gen.int(in: -40...40),
+            Gen.int(in: 0...3)
+        ) { integerDigits, fractionDigits, exponent, form in
+            var random = SystemRandomNumberGenerator()
+            func digits(_ count: Int) -> String { String((0..<count).map { _ in Character(String(Int.random(in: 0...9, using: &random))) }) }
+            var integer = digits(max(1, integerDigits))
+            if integer.count > 1, integer.first == "0" { integer = "1" + integer.dropFirst() }
+            var text = (form & 1 == 1 ? "-" : "") + integer
+            if fractionDigits > 0 { text += "." + digits(fractionDigits) }
+            if form & 2 == 2 { text += "e\(exponent)" }
+            guard case .number(let parsed)? = try? JSONParser().parse(text) else {
+                Issue.record("\(text) did not parse")
+                return
+            }
+            #expect(parsed.bitPattern == Double(text)!.bitPattern, "\(text): \(parsed) vs \(Double(text)!)")
+        }
     }
 
     @Test(arguments: [

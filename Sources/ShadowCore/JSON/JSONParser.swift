@@ -142,35 +142,68 @@ private struct Cursor {
 
     mutating func parseNumber() throws(JSONParser.Error) -> JSONValue {
         let start = self.index
-        if self.bytes[self.index] == UInt8(ascii: "-") { self.index += 1 }
+        let negative = self.bytes[self.index] == UInt8(ascii: "-")
+        if negative { self.index += 1 }
+        // The digits are gathered into an integer as they are checked: most numbers in model
+        // answers (scores, tensors) have few enough of them for the fast path below.
+        var mantissa: UInt64 = 0
+        var exact = true
         let digitsStart = self.index
-        self.skipDigits()
+        self.gatherDigits(into: &mantissa, exact: &exact)
         guard self.index > digitsStart else { throw self.error("invalid number") }
         if self.bytes[digitsStart] == UInt8(ascii: "0"), self.index - digitsStart > 1 {
             throw self.error("leading zero in number")
         }
+        var scale = 0
         if self.index < self.bytes.count, self.bytes[self.index] == UInt8(ascii: ".") {
             self.index += 1
             let fractionStart = self.index
-            self.skipDigits()
+            self.gatherDigits(into: &mantissa, exact: &exact)
             guard self.index > fractionStart else { throw self.error("invalid fraction") }
+            scale = self.index - fractionStart
         }
+        var exponent = 0
         if self.index < self.bytes.count, self.bytes[self.index] | 0x20 == UInt8(ascii: "e") {
             self.index += 1
+            var exponentNegative = false
             if self.index < self.bytes.count, self.bytes[self.index] == UInt8(ascii: "+") || self.bytes[self.index] == UInt8(ascii: "-") {
+                exponentNegative = self.bytes[self.index] == UInt8(ascii: "-")
                 self.index += 1
             }
             let exponentStart = self.index
-            self.skipDigits()
+            var magnitude: UInt64 = 0
+            self.gatherDigits(into: &magnitude, exact: &exact)
             guard self.index > exponentStart else { throw self.error("invalid exponent") }
+            exponent = magnitude > 1_000 ? 1_000 : Int(magnitude)
+            if exponentNegative { exponent = -exponent }
+        }
+        // Clinger's fast path: an integer of at most 2^53 and a power of ten of at most 10^22 are
+        // both exact doubles, so one IEEE multiplication or division rounds correctly, as
+        // strtod would (`Double(String)` took most of the parse of a tensor answer).
+        let power = exponent - scale
+        if exact, mantissa <= 1 << 53, (-22...22).contains(power) {
+            let magnitude = power < 0 ? Double(mantissa) / Self.powersOfTen[-power] : Double(mantissa) * Self.powersOfTen[power]
+            return .number(negative ? -magnitude : magnitude)
         }
         let text = String(decoding: UnsafeBufferPointer(rebasing: self.bytes[start..<self.index]), as: UTF8.self)
         guard let value = Double(text), value.isFinite else { throw self.error("number out of range") }
         return .number(value)
     }
 
-    mutating func skipDigits() {
-        while self.index < self.bytes.count, (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(self.bytes[self.index]) {
+    /// 10^0 … 10^22, each exact as a double.
+    static let powersOfTen: [Double] = (0...22).map { exponent in (0..<exponent).reduce(1.0) { value, _ in value * 10 } }
+
+    /// Skips digits, appending them to `value` while it cannot overflow; `exact` becomes false
+    /// when one did not fit.
+    mutating func gatherDigits(into value: inout UInt64, exact: inout Bool) {
+        while self.index < self.bytes.count {
+            let digit = self.bytes[self.index] &- UInt8(ascii: "0")
+            guard digit < 10 else { return }
+            if value <= 0x1999_9999_9999_9998 {
+                value = value * 10 + UInt64(digit)
+            } else {
+                exact = false
+            }
             self.index += 1
         }
     }

@@ -79,19 +79,17 @@ public final class PairReader: Sendable {
         }
     }
 
-    /// A body column as it was before compression: `column` read through `sqlar_uncompress`
-    /// with its `…_zlib` length from schema 12 on (`storage.bodies: compressed`); `zlib` names
-    /// that column when it is not `column` + `_zlib`.
-    func body(_ column: String, zlib: String? = nil) -> String {
-        self.schemaVersion >= 12 ? "sqlar_uncompress(\(column), \(zlib ?? column + "_zlib"))" : column
+    /// A body column as it was before compression: from schema 12 on (`storage.bodies:
+    /// compressed`), `column` read through `sqlar_uncompress` with its `column_zlib` length.
+    func body(_ column: String) -> String {
+        self.schemaVersion >= 12 ? "sqlar_uncompress(\(column), \(column)_zlib)" : column
     }
 
-    /// As ``body(_:zlib:)``, a compressed body as TEXT (what a JSON body was before
-    /// compression), so `typeof`, `json_valid` and `json_extract` read it as they read the rest.
-    func textBody(_ column: String, zlib: String? = nil) -> String {
+    /// As ``body(_:)``, a compressed body as TEXT (what a JSON body was before compression), so
+    /// `typeof`, `json_valid` and `json_extract` read it as they read the rest.
+    func textBody(_ column: String) -> String {
         guard self.schemaVersion >= 12 else { return column }
-        let zlib = zlib ?? column + "_zlib"
-        return "(CASE WHEN \(zlib) IS NULL THEN \(column) ELSE CAST(sqlar_uncompress(\(column), \(zlib)) AS TEXT) END)"
+        return "(CASE WHEN \(column)_zlib IS NULL THEN \(column) ELSE CAST(\(self.body(column)) AS TEXT) END)"
     }
 
     /// Closes the connection.

@@ -13,16 +13,16 @@ public enum BodyCompression {
     /// alone are 6 bytes, and a short JSON answer rarely shrinks by an eighth.
     static let minimumBytes = 64
 
-    /// Compresses the bodies of one batch on the writer's thread: one zlib state, reset per body
-    /// (setting one up allocates and clears ~270 KiB, which would cost more than a body).
+    /// Compresses the bodies of one batch on the recorder's scoring thread: one zlib state, reset
+    /// per body (setting one up allocates and clears ~270 KiB, which would cost more than a body).
     final class Compressor {
         private let deflater: ZlibCompressor
         private var input = ByteBuffer()
         private var output = ByteBuffer()
 
         init() throws {
-            // Level 1: on JSON answers it keeps within a few percent of level 6's size at a
-            // fraction of its time (the writer shares a core with the event loop).
+            // Level 1: on JSON answers it keeps within a few percent of level 6's size in less
+            // of its time (the recorder may share a core with the event loop).
             self.deflater = try ZlibCompressor(
                 algorithm: .zlib,
                 configuration: ZlibConfiguration(windowSize: 15, compressionLevel: 1, memoryLevel: 8)
@@ -50,7 +50,7 @@ public enum BodyCompression {
 
     /// A stored body read back: `bytes` inflated to `size` bytes, or `bytes` itself when `size`
     /// is not positive or is already its length (the shell's `sqlar_uncompress` rule).
-    /// - Throws: ``StoreError`` (`readFailed`) when `bytes` is not a zlib stream of `size` bytes.
+    /// - Throws: ``StoreError`` (`corrupt`) when `bytes` is not a zlib stream of `size` bytes.
     public static func uncompress(_ bytes: [UInt8], size: Int) throws -> [UInt8] {
         guard size > 0, bytes.count != size else { return bytes }
         do {

@@ -195,6 +195,25 @@ func portNumber(_ logged: String) throws -> Int {
         #expect(result.stdout.contains("pairs recorded:     400"))
         #expect(result.stdout.contains("drops (not compared): 0"))
     }
+
+    /// `demo --bodies compressed` records as `storage.bodies: compressed` does, and the report
+    /// reads it to the same verdict.
+    @Test func demoStoresBodiesCompressedWhenAsked() async throws {
+        let directory = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let database = directory + "/demo.sqlite"
+        let result = try await runShadowd(["demo", "--requests", "400", "--db", database, "--bodies", "compressed"])
+        #expect(result.status == 0, "stderr: \(result.stderr)")
+        #expect(result.stdout.contains("pairs recorded:     400"))
+        let queue = try DatabaseQueue(path: database)
+        let compressed = try await queue.read { try Int.fetchOne($0, sql: "SELECT count(*) FROM pairs WHERE baseline_body_zlib IS NOT NULL") }
+        try queue.close()
+        #expect((compressed ?? 0) > 0)
+        let report = try await runShadowd(["report", "--db", database, "--format", "json"])
+        #expect([0, 3].contains(report.status) && report.stdout.contains("\"compared\""), "\(report.stderr)")
+        let bad = try await runShadowd(["demo", "--requests", "1", "--db", database, "--bodies", "zip"])
+        #expect(bad.status != 0 && bad.stderr.contains("--bodies: expected one of full, compressed, hash, got 'zip'"), "\(bad.stderr)")
+    }
 }
 
 @Suite(.serialized, .timeLimit(.minutes(3))) struct ReloadTests {

@@ -12,7 +12,7 @@ import sys
 import duckdb
 import pyarrow.parquet as pq
 
-from fleet import Fleet
+from fleet import Fleet, connect, pairs_as_exported
 
 bench = sys.argv[2]
 fleet = Fleet(sys.argv[1])
@@ -37,12 +37,12 @@ FIGURES = (
     "count(segment), min(received_at_us), max(received_at_us)"
 )
 for host, path in databases:
-    with sqlite3.connect(path) as db:
+    with connect(path) as db:
+        exported_pairs, columns = pairs_as_exported(db)
         expected = db.execute("SELECT " + FIGURES.format(len="length") .replace("length(request_body)", "length(CAST(request_body AS BLOB))")
-                              .replace("length(baseline_body)", "length(CAST(baseline_body AS BLOB))") + " FROM pairs").fetchone()
+                              .replace("length(baseline_body)", "length(CAST(baseline_body AS BLOB))") + " FROM " + exported_pairs).fetchone()
         coverage_expected = db.execute("SELECT count(*), sum(count) FROM coverage").fetchone()
-        columns = [row[1] for row in db.execute("PRAGMA table_info(pairs)")]
-        nulls_expected = {c: db.execute(f"SELECT count(*) - count({c}) FROM pairs").fetchone()[0] for c in columns}
+        nulls_expected = {c: db.execute(f"SELECT count(*) - count({c}) FROM {exported_pairs}").fetchone()[0] for c in columns}
     got = con.execute(f"SELECT {FIGURES.format(len='octet_length')} FROM {pairs} WHERE host = ?", [host]).fetchone()
     if not same_values(expected, got):
         failures.append(f"{host}: SQLite {expected} != DuckDB {got}")
@@ -63,8 +63,8 @@ def normalise(value):
 
 for host, path in databases:
     table = pq.read_table(glob.glob(f"{out}/pairs/*/host={host}/*.parquet")).sort_by([("received_at_us", "ascending"), ("request_id", "ascending")])
-    with sqlite3.connect(path) as db:
-        cursor = db.execute("SELECT * FROM pairs ORDER BY received_at_us, request_id")
+    with connect(path) as db:
+        cursor = db.execute(f"SELECT * FROM {pairs_as_exported(db)[0]} ORDER BY received_at_us, request_id")
         names = [d[0] for d in cursor.description]
         expected_rows = cursor.fetchall()
     exported = {name: table.column(name).to_pylist() for name in names if name != "received_at"}

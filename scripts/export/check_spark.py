@@ -3,12 +3,11 @@ column's Spark type and NULLs, counts and sums equal to SQLite, partition column
 host, and Fixtures/sql/headline.spark.sql giving the report's divergence rate and interval.
 
 Usage: check_spark.py SHADOWD_BINARY"""
-import sqlite3
 import sys
 
 from pyspark.sql import SparkSession
 
-from fleet import Fleet
+from fleet import Fleet, connect, pairs_as_exported
 
 fleet = Fleet(sys.argv[1])
 failures = []
@@ -28,11 +27,11 @@ for name, kind in EXPECTED_TYPES.items():
 FIGURES = ("count(*), sum(diverged), sum(baseline_latency_us), sum(candidate_latency_us), count(candidate_error), count(divergence), "
            "sum({len}(request_body)), sum({len}(baseline_body)), count(segment), min(received_at_us), max(received_at_us)")
 for host, path in fleet.databases:
-    with sqlite3.connect(path) as db:
+    with connect(path) as db:
+        exported_pairs, columns = pairs_as_exported(db)
         expected = db.execute("SELECT " + FIGURES.format(len="length").replace("length(request_body)", "length(CAST(request_body AS BLOB))")
-                              .replace("length(baseline_body)", "length(CAST(baseline_body AS BLOB))") + " FROM pairs").fetchone()
-        columns = [row[1] for row in db.execute("PRAGMA table_info(pairs)")]
-        nulls = {c: db.execute(f"SELECT count(*) - count({c}) FROM pairs").fetchone()[0] for c in columns}
+                              .replace("length(baseline_body)", "length(CAST(baseline_body AS BLOB))") + " FROM " + exported_pairs).fetchone()
+        nulls = {c: db.execute(f"SELECT count(*) - count({c}) FROM {exported_pairs}").fetchone()[0] for c in columns}
     got = tuple(spark.sql(f"SELECT {FIGURES.format(len='octet_length')} FROM exported WHERE host = '{host}'").first())
     if tuple(expected) != got:
         failures.append(f"{host}: SQLite {expected} != Spark {got}")

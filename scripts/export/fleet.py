@@ -1,11 +1,30 @@
 """What the export checks share: running shadowd, and a two-host fleet of demo databases exported
-to one directory."""
+to one directory (host-b's stored with `storage.bodies: compressed`), and reading SQLite as the
+export holds it."""
 import atexit
 import os
 import shutil
+import sqlite3
 import subprocess
 import sys
 import tempfile
+import zlib
+
+
+def connect(path):
+    """SQLite with the sqlite3 shell's sqlar_uncompress, for bodies stored compressed."""
+    db = sqlite3.connect(path)
+    db.create_function("sqlar_uncompress", 2, lambda body, size: body if not size or len(body) == size else zlib.decompress(body))
+    return db
+
+
+def pairs_as_exported(db):
+    """The pairs view as the export holds it, as a subquery, and its columns: bodies as sent
+    (inflated where stored compressed), without the storage's *_zlib lengths."""
+    names = [row[1] for row in db.execute("PRAGMA table_info(pairs)")]
+    columns = [name for name in names if not name.endswith("_zlib")]
+    select = ", ".join(f"sqlar_uncompress({c}, {c}_zlib) AS {c}" if f"{c}_zlib" in names else c for c in columns)
+    return f"(SELECT {select} FROM pairs)", columns
 
 
 class Fleet:
@@ -16,7 +35,9 @@ class Fleet:
         self.databases = []
         for host in ("host-a", "host-b"):
             path = os.path.join(self.work, f"{host}.sqlite")
-            self.run("demo", "--db", path, "--requests", str(requests))
+            # host-b stores its bodies compressed: the export must give them back as sent.
+            bodies = "compressed" if host == "host-b" else "full"
+            self.run("demo", "--db", path, "--requests", str(requests), "--bodies", bodies)
             self.databases.append((host, path))
         self.out = os.path.join(self.work, "export")
         self.export_arguments = ["export", "--out-dir", self.out]

@@ -34,7 +34,14 @@ extension ShadowdCommand {
         @Option(help: "Log level for the sidecar's own logs.")
         var logLevel: String = "warning"
 
+        @Option(help: "How bodies are stored (storage.bodies): full, compressed or hash.")
+        var bodies: String = "full"
+
         func run() async throws {
+            guard let bodies = StorageConfiguration.BodyStorage(rawValue: self.bodies) else {
+                let known = StorageConfiguration.BodyStorage.allCases.map(\.rawValue).joined(separator: ", ")
+                throw ValidationError("--bodies: expected one of \(known), got '\(self.bodies)'")
+            }
             let started = ContinuousClock.now
             let logger = try bootstrapLogging(level: self.logLevel, label: "shadowd.demo")
             let databasePath = self.db ?? "shadowd-demo.sqlite"
@@ -49,7 +56,11 @@ extension ShadowdCommand {
             let configuration = Configuration(
                 server: ServerConfiguration(listen: HostPort(host: "127.0.0.1", port: 0)),
                 admin: AdminConfiguration(listen: nil),
-                storage: StorageConfiguration(path: databasePath),
+                storage: {
+                    var storage = StorageConfiguration(path: databasePath)
+                    storage.bodies = bodies
+                    return storage
+                }(),
                 routes: [
                     RouteConfiguration(
                         name: "classifier",

@@ -191,8 +191,8 @@ public final class Sidecar: Sendable {
     }
 
     /// The redactor for the configured paths, keyed by `SHADOWD_REDACT_KEY` (a random key per
-    /// process without it: hashes then only join within one run).
-    static func redactor(_ storage: StorageConfiguration, environment: [String: String], logger: Logger) -> Redactor? {
+    /// process without it: hashes then only join within one run); nil when nothing is redacted.
+    public static func redactor(_ storage: StorageConfiguration, environment: [String: String], logger: Logger) -> Redactor? {
         guard !storage.redaction.isEmpty || storage.bodies == .hash else { return nil }
         if let key = environment["SHADOWD_REDACT_KEY"], !key.isEmpty { return Redactor(storage: storage, key: Array(key.utf8)) }
         logger.warning("redaction without SHADOWD_REDACT_KEY: a random key is used, so hashes differ after a restart")

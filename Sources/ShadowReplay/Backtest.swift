@@ -24,6 +24,9 @@ public final class Backtest: Sendable {
         public var maxConsecutiveFailures: Int
         /// The output's bodies stored compressed (`storage.bodies: compressed`), as the daemon does.
         public var compressBodies = false
+        /// The daemon's redaction (`storage.redact`, `storage.bodies: hash`), applied to the
+        /// replayed answers before they are written, as the daemon applies it.
+        public var redactor: Redactor?
 
         public init(route: RouteConfiguration, candidate: CandidateConfiguration) {
             self.route = route
@@ -79,7 +82,9 @@ public final class Backtest: Sendable {
         // so a rerun resumes after them instead of sending them again.
         defer {
             if !pending.isEmpty {
-                do { _ = try self.output.write(pending, coverage: [:], compressBodies: self.options.compressBodies) } catch {
+                do {
+                    _ = try self.output.write(pending, coverage: [:], redactor: self.options.redactor, compressBodies: self.options.compressBodies)
+                } catch {
                     self.logger.error("writing the last \(pending.count) replayed pair(s) failed: \(error)")
                 }
             }
@@ -98,7 +103,7 @@ public final class Backtest: Sendable {
                 }
                 pending.append(record)
                 if pending.count >= 200 {
-                    _ = try self.output.write(pending, coverage: [:], compressBodies: self.options.compressBodies)
+                    _ = try self.output.write(pending, coverage: [:], redactor: self.options.redactor, compressBodies: self.options.compressBodies)
                     pending.removeAll(keepingCapacity: true)
                 }
                 progress(summary)
@@ -145,7 +150,7 @@ public final class Backtest: Sendable {
             while let record = try await group.next() { try collect(record) }
         }
         if !pending.isEmpty {
-            _ = try self.output.write(pending, coverage: [:], compressBodies: self.options.compressBodies)
+            _ = try self.output.write(pending, coverage: [:], redactor: self.options.redactor, compressBodies: self.options.compressBodies)
             pending.removeAll()
         }
         return summary

@@ -127,6 +127,30 @@ import Testing
         try await live.stop()
     }
 
+    /// The daemon's redaction applies to replayed answers too: the candidate's answers are
+    /// scored on their real values and written with the configured paths hashed.
+    @Test func replayedAnswersAreRedactedAsTheDaemonRedacts() async throws {
+        let live = try await Self.recordLive()
+        let outPath = live.folder + "/replay.sqlite"
+        var storage = live.configuration.storage
+        storage.redaction = RedactionConfiguration(jsonPaths: ["$.outputs[*].data"])
+        var options = live.options(name: "v3")
+        options.redactor = Sidecar.redactor(storage, environment: ["SHADOWD_REDACT_KEY": "test-key"], logger: Logger(label: "test"))
+        let summary = try await live.replay(options, into: outPath)
+        #expect(summary.replayed == 120)
+        let output = try PairStore(path: outPath)
+        let replayed = try #require(try output.candidateSummaries().first { $0.candidate == "v3" })
+        try output.close()
+        #expect(replayed.diverged == live.diverged, "scored on the real answers: \(replayed.diverged) vs \(live.diverged)")
+        let queue = try DatabaseQueue(path: outPath)
+        let data = try await queue.read {
+            try String.fetchAll($0, sql: "SELECT json_extract(candidate_body, '$.outputs[0].data') FROM pairs WHERE candidate_body IS NOT NULL")
+        }
+        try queue.close()
+        #expect(data.count == 120 && data.allSatisfy { $0.hasPrefix("hmac-sha256:") }, "\(data.prefix(3))")
+        try await live.stop()
+    }
+
     /// `--speed 2x` on a virtual clock that only sleeping moves: each request goes out at its
     /// recorded offset halved. The clock "interrupts" the run (as Ctrl-C cancels it) at the 60th
     /// wait; the rerun replays exactly the rest: nothing lost, nothing sent twice.

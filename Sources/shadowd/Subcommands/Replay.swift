@@ -119,6 +119,10 @@ extension ShadowdCommand {
         private func replay(_ options: Backtest.Options, configuration: Configuration) async throws -> Backtest.Summary {
             var logger = Logger(label: "shadowd.replay")
             logger.logLevel = .warning
+            // Replayed answers are redacted as the daemon redacts what it records (with the same
+            // SHADOWD_REDACT_KEY, hashes join with the live pairs').
+            var options = options
+            options.redactor = Sidecar.redactor(configuration.storage, environment: ProcessInfo.processInfo.environment, logger: logger)
             let source = try PairReader(path: self.database)
             defer { try? source.close() }
             let output = try PairStore(path: self.out ?? "replay-\(options.candidate.name).sqlite")

@@ -2,7 +2,9 @@
 
 Usage: openai_check.py SHADOWD_BINARY"""
 import asyncio
+import sqlite3
 import sys
+import zlib
 
 import openai
 
@@ -118,6 +120,15 @@ with client(sidecar) as sampler:
     for n in range(sample):
         sampler.chat.completions.create(**request_args(f"sampled prompt {n}", False), extra_headers={"x-request-id": f"sample-{n}"})
 share = diverged_share(database, "sample-", sample, failures)
+
+# The example stores bodies compressed (storage.bodies: compressed): every streamed answer is, and
+# inflated (as the sqlite3 shell's sqlar_uncompress does) it is the event stream the client read.
+with sqlite3.connect(f"file:{database}?mode=ro", uri=True) as db:
+    stored = db.execute("SELECT candidate_body, candidate_body_zlib FROM pairs WHERE request_id IN (%s)"
+                        % ",".join("?" * len(expected_ids)), list(expected_ids)).fetchall()
+streams = [(zlib.decompress(body), size) for body, size in stored if size is not None]
+if not streams or not all(len(text) == size and text.startswith((b"data: ", b"{")) for text, size in streams):
+    failures.append(f"compressed bodies: {len(streams)} of {len(stored)} candidate answers stored compressed and readable")
 stop_all()
 print(f"openai {openai.__version__}: {len(expected_ids)} requests (sync and async, streamed and not, with and without tools), "
       f"{sum(1 for i in expected_ids if i in rows and rows[i][0] == 'compared')} recorded as compared; "

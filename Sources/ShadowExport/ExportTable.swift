@@ -1,4 +1,5 @@
 import ShadowParquet
+import ShadowStore
 
 /// A table the export writes, its columns and types (the query contract of the README).
 public struct ExportTable: Sendable {
@@ -87,7 +88,7 @@ public struct ExportTable: Sendable {
             // A body the daemon may have stored compressed (`storage.bodies: compressed`, schema
             // 12) is exported as it was sent.
             if column.kind == .bytes, available.contains(column.name + "_zlib") {
-                return "sqlar_uncompress(\(column.name), \(column.name)_zlib) AS \(column.name)"
+                return "\(BodyCompression.inflated(column.name)) AS \(column.name)"
             }
             let expression = self.expressions[column.name] ?? column.name
             return available.contains(expression)

@@ -83,7 +83,7 @@ public final class Backtest: Sendable {
         defer {
             if !pending.isEmpty {
                 do {
-                    _ = try self.output.write(pending, coverage: [:], redactor: self.options.redactor, compressBodies: self.options.compressBodies)
+                    try self.write(pending)
                 } catch {
                     self.logger.error("writing the last \(pending.count) replayed pair(s) failed: \(error)")
                 }
@@ -103,7 +103,7 @@ public final class Backtest: Sendable {
                 }
                 pending.append(record)
                 if pending.count >= 200 {
-                    _ = try self.output.write(pending, coverage: [:], redactor: self.options.redactor, compressBodies: self.options.compressBodies)
+                    try self.write(pending)
                     pending.removeAll(keepingCapacity: true)
                 }
                 progress(summary)
@@ -150,10 +150,15 @@ public final class Backtest: Sendable {
             while let record = try await group.next() { try collect(record) }
         }
         if !pending.isEmpty {
-            _ = try self.output.write(pending, coverage: [:], redactor: self.options.redactor, compressBodies: self.options.compressBodies)
+            try self.write(pending)
             pending.removeAll()
         }
         return summary
+    }
+
+    /// Writes replayed pairs as the daemon writes its own: redacted, compressed if configured.
+    private func write(_ pending: [ExchangeRecord]) throws {
+        _ = try self.output.write(pending, coverage: [:], redactor: self.options.redactor, compressBodies: self.options.compressBodies)
     }
 
     private func replay(_ exchange: PairReader.RecordedExchange) async -> ExchangeRecord {

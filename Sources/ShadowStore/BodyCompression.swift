@@ -90,6 +90,12 @@ public enum BodyCompression {
         return b << 16 | a
     }
 
+    /// SQL for `column` as it was before compression: read through `sqlar_uncompress` with its
+    /// `column_zlib` length (on a connection with ``uncompressFunction``, or the `sqlite3` shell).
+    public static func inflated(_ column: String) -> String {
+        "sqlar_uncompress(\(column), \(column)_zlib)"
+    }
+
     /// `sqlar_uncompress(X, SZ)` as the `sqlite3` shell defines it, for shadowd's own connections:
     /// X itself when SZ is NULL, not positive, or X's length; otherwise X inflated to SZ bytes,
     /// as a BLOB.

@@ -82,7 +82,7 @@ public final class PairReader: Sendable {
     /// A body column as it was before compression: from schema 12 on (`storage.bodies:
     /// compressed`), `column` read through `sqlar_uncompress` with its `column_zlib` length.
     func body(_ column: String) -> String {
-        self.schemaVersion >= 12 ? "sqlar_uncompress(\(column), \(column)_zlib)" : column
+        self.schemaVersion >= 12 ? BodyCompression.inflated(column) : column
     }
 
     /// As ``body(_:)``, a compressed body as TEXT (what a JSON body was before compression), so

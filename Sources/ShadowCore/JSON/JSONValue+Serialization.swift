@@ -61,6 +61,8 @@ extension JSONValue {
         output[start...].reverse()
     }
 
+    private static let hexDigits = Array("0123456789abcdef".utf8)
+
     /// Runs without escapes are appended whole.
     private static func writeString(_ value: String, to output: inout [UInt8]) {
         output.append(UInt8(ascii: "\""))
@@ -79,10 +81,9 @@ extension JSONValue {
                 case UInt8(ascii: "\r"): output.append(contentsOf: #"\r"#.utf8)
                 case UInt8(ascii: "\t"): output.append(contentsOf: #"\t"#.utf8)
                 default:
-                    let hex = Array("0123456789abcdef".utf8)
                     output.append(contentsOf: #"\u00"#.utf8)
-                    output.append(hex[Int(byte >> 4)])
-                    output.append(hex[Int(byte & 0xF)])
+                    output.append(Self.hexDigits[Int(byte >> 4)])
+                    output.append(Self.hexDigits[Int(byte & 0xF)])
                 }
                 start = index + 1
             }

@@ -174,12 +174,6 @@ extension PairStore {
         if offset % 16 == 15 { sched_yield() }
     }
 
-    /// Byte equality by `memcmp` (`Array ==` compares element by element).
-    static func sameBytes(_ a: [UInt8], _ b: [UInt8]) -> Bool {
-        guard a.count == b.count else { return false }
-        return a.withUnsafeBytes { a in b.withUnsafeBytes { b in a.count == 0 || memcmp(a.baseAddress!, b.baseAddress!, a.count) == 0 } }
-    }
-
     /// What one batch wrote, for metrics.
     public struct WriteSummary: Sendable {
         public var coverage: [CoverageCounter.Key: Int]

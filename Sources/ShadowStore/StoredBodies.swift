@@ -47,7 +47,7 @@ struct StoredBodies: Sendable {
             let body = redacted(candidate.result.body)
             // An answer equal to the baseline's (most of them, in shadow traffic) is what the
             // baseline's is; comparing costs less than scanning or compressing it again.
-            if !body.bytes.isEmpty, candidate.result.body.totalBytes == baselineTotal, PairStore.sameBytes(body.bytes, baseline.bytes) {
+            if !body.bytes.isEmpty, candidate.result.body.totalBytes == baselineTotal, body.bytes.hasSameBytes(as: baseline.bytes) {
                 return Body(bytes: [], json: baselineIsJSON, withheld: body.withheld, same: true)
             }
             return packed(body, json: judged && JSONValidator.isValid(body.bytes))

@@ -28,6 +28,9 @@ extension BenchCommand {
         )
         var bodies: Filler = .padded
 
+        @Option(help: "Run only these cases (scored, plain, identical, compressed); all by default.")
+        var only: [String] = []
+
         enum Filler: String, ExpressibleByArgument, CaseIterable {
             case padded
             case tensor
@@ -46,7 +49,7 @@ extension BenchCommand {
             let cases = [
                 ("json scoring + insert", "scored"), ("insert only", "plain"), ("insert only, identical", "identical"),
                 ("identical, compressed", "compressed"),
-            ]
+            ].filter { self.only.isEmpty || self.only.contains($0.1) }
             var rates: [String: [Double]] = [:]
             for (round, (label, variant)) in (0..<max(1, self.rounds)).flatMap({ round in cases.map { (round, $0) } }) {
                 let path = "\(directory)/\(variant)-\(round).sqlite"

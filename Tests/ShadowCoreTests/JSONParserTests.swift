@@ -90,6 +90,16 @@ import Testing
                 return
             }
             #expect(parsed.bitPattern == Double(text)!.bitPattern, "\(text): \(parsed) vs \(Double(text)!)")
+            // Inside a document, with bytes after it: digits are read eight at a time there
+            // (a lone number is too short for a word).
+            guard case .array(let elements)? = try? JSONParser().parse("[\(text),12345678,\(text)]"),
+                elements.count == 3, case .number(let first) = elements[0], case .number(let last) = elements[2]
+            else {
+                Issue.record("[\(text),…] did not parse")
+                return
+            }
+            #expect(first.bitPattern == Double(text)!.bitPattern, "[\(text),…]: \(first) vs \(Double(text)!)")
+            #expect(last.bitPattern == Double(text)!.bitPattern)
         }
     }
 

@@ -196,6 +196,17 @@ private struct Cursor {
     /// Skips digits, appending them to `value` while it cannot overflow; `exact` becomes false
     /// when one did not fit.
     mutating func gatherDigits(into value: inout UInt64, exact: inout Bool) {
+        // Eight at a time while the value stays below 10^11, so that eight more digits cannot
+        // overflow it; the rest one by one. A run of one digit ("1.5") is read as one.
+        guard let base = self.bytes.baseAddress else { return }
+        while self.index + 8 <= self.bytes.count, value < 100_000_000_000, base[self.index + 1] &- 0x30 < 10 {
+            let word = ASCIIDigits.word(at: base + self.index)
+            let count = ASCIIDigits.leadingDigits(word)
+            guard count > 0 else { return }
+            value = value * ASCIIDigits.powers[count] + ASCIIDigits.value(word, count: count)
+            self.index += count
+            if count < 8 { return }
+        }
         while self.index < self.bytes.count {
             let digit = self.bytes[self.index] &- UInt8(ascii: "0")
             guard digit < 10 else { return }

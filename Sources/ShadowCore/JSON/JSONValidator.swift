@@ -143,9 +143,9 @@ public enum JSONValidator {
             var at = self.at
             /// One or more digits from `at`.
             func digits(_ at: inout Int) -> Bool {
-                let start = at
-                while at < end, base[at] &- 0x30 < 10 { at += 1 }
-                return at > start
+                let count = ASCIIDigits.runLength(base, from: at, to: end)
+                at += count
+                return count > 0
             }
             if at < end, base[at] == UInt8(ascii: "-") { at += 1 }
             if at < end, base[at] == UInt8(ascii: "0") {

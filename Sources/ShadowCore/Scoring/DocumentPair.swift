@@ -21,7 +21,7 @@ struct DocumentPair {
             )
         }
         let parser = JSONParser(maximumDepth: configuration.maxDepth)
-        let identical = candidate == baseline
+        let identical = candidate.hasSameBytes(as: baseline)
         let left: JSONValue
         let right: JSONValue
         do {
@@ -44,7 +44,7 @@ struct DocumentPair {
     }
 
     static func byteFallback(_ baseline: [UInt8], _ candidate: [UInt8], threshold: Double, reason: String) -> Score {
-        let equal = baseline == candidate
+        let equal = baseline.hasSameBytes(as: candidate)
         let value: Double = equal ? 0 : 1
         return Score(
             value: value,

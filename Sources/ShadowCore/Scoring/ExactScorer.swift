@@ -10,7 +10,7 @@ public struct ExactScorer: Scorer {
     }
 
     public func score(baseline: [UInt8], candidate: [UInt8]) -> Score {
-        if baseline == candidate {
+        if baseline.hasSameBytes(as: candidate) {
             return Score(value: 0, diverged: false, explanation: .object([("equal", .string("bytes"))]))
         }
         if self.configuration.canonicalizeJSON,

@@ -229,15 +229,7 @@ private struct Cursor {
         // (SWAR: "has a zero byte" tests on the word), the common case for long text values.
         let base = self.bytes.baseAddress!
         while self.index + 8 <= self.bytes.count {
-            var word: UInt64 = 0
-            memcpy(&word, base + self.index, 8)
-            let ones: UInt64 = 0x0101_0101_0101_0101
-            let highs: UInt64 = 0x8080_8080_8080_8080
-            let quote = word ^ (ones &* 0x22)
-            let backslash = word ^ (ones &* 0x5C)
-            let special =
-                ((quote &- ones) & ~quote) | ((backslash &- ones) & ~backslash) | ((word &- ones &* 0x20) & ~word) | word
-            if special & highs != 0 { break }
+            if StringBytes.specialBytes(ASCIIDigits.word(at: base + self.index), nonASCII: true) != 0 { break }
             self.index += 8
         }
         while self.index < self.bytes.count {

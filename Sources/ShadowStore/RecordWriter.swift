@@ -151,13 +151,13 @@ public final class RecordWriter: Service, Sendable {
             self.batches.withLock { $0.append(batch) }
         }
 
-        /// Frees the batches added so far, on the calling thread.
+        /// Frees the batches added so far, on the calling thread (after the lock is released).
         func drop() {
-            let taken = self.batches.withLock { batches in
-                defer { batches = [] }
-                return batches
+            _ = self.batches.withLock { batches in
+                var taken: [PairStore.ScoredBatch] = []
+                swap(&taken, &batches)
+                return taken
             }
-            _ = consume taken
         }
     }
 

@@ -41,7 +41,9 @@ import Testing
             let start = bytes.isEmpty ? 0 : Int.random(in: 0...bytes.count, using: &random)
             bytes.insert(contentsOf: (0..<digits).map { _ in UInt8(0x30 + Int.random(in: 0...9, using: &random)) }, at: start)
             let expected = Self.scalar(bytes, from: start)
-            let run = bytes.withUnsafeBufferPointer { ASCIIDigits.runLength($0.baseAddress!, from: start, to: $0.count) }
+            let run = bytes.withUnsafeBufferPointer { buffer in
+                buffer.baseAddress.map { ASCIIDigits.runLength($0, from: start, to: buffer.count) } ?? 0
+            }
             #expect(run == expected.count, "\(bytes) from \(start)")
             if expected.count > 0, start + 8 <= bytes.count {
                 let count = min(8, expected.count)

@@ -1,9 +1,3 @@
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
-
 /// A strict RFC 8259 JSON parser over UTF-8 bytes with a nesting limit.
 ///
 /// Written here rather than taken from Foundation because scoring needs a bounded depth (a

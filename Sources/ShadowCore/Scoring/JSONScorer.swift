@@ -65,6 +65,9 @@ public struct JSONScorer: Scorer {
     /// Whether an ignored path covers `path`, asked on the way down from the root: a pattern
     /// that covers an ancestor stopped the walk there, so only those as long as `path` can
     /// match here (most nodes have none to try; trying all was ~3% of the scoring thread).
+    /// Inlined: below the deepest pattern (most of a tensor's nodes) the answer is one
+    /// comparison, and the call alone was ~9% of the scoring thread on tensor answers.
+    @inline(__always)
     func isIgnored(_ path: [JSONPathComponent]) -> Bool {
         path.count < self.ignoredByLength.count && self.ignoredByLength[path.count].contains { $0.covers(path) }
     }
@@ -79,19 +82,8 @@ private struct Diff {
     /// Paths that differ (at most 100, for per-path statistics).
     var paths: Set<String> = []
 
-    /// Paths this long or longer are never ignored: no pattern has as many segments.
-    let ignorableDepth: Int
-
     init(scorer: JSONScorer) {
         self.scorer = scorer
-        self.ignorableDepth = scorer.ignoredByLength.count
-    }
-
-    /// ``JSONScorer/isIgnored(_:)``, answered without a call below the deepest pattern (most of
-    /// a tensor's nodes: the call was ~9% of the scoring thread on tensor answers).
-    @inline(__always)
-    func isIgnored(_ path: [JSONPathComponent]) -> Bool {
-        path.count < self.ignorableDepth && self.scorer.isIgnored(path)
     }
 
     mutating func note(_ kind: String, _ path: [JSONPathComponent], baseline: JSONValue?, candidate: JSONValue?, leaves count: Int) {
@@ -134,7 +126,7 @@ private struct Diff {
     }
 
     mutating func compare(_ left: JSONValue, _ right: JSONValue, path: inout [JSONPathComponent]) {
-        if self.isIgnored(path) {
+        if self.scorer.isIgnored(path) {
             self.ignored += 1
             return
         }
@@ -162,7 +154,7 @@ private struct Diff {
                 path.append(.key(member.key))
                 if let other = rightByKey[member.key] {
                     self.compare(member.value, other, path: &path)
-                } else if !self.isIgnored(path) {
+                } else if !self.scorer.isIgnored(path) {
                     let count = Diff.leafCount(member.value)
                     self.leaves += count
                     self.note("removed", path, baseline: member.value, candidate: nil, leaves: count)
@@ -171,7 +163,7 @@ private struct Diff {
             }
             for member in b where !seen.contains(member.key) {
                 path.append(.key(member.key))
-                if !self.isIgnored(path) {
+                if !self.scorer.isIgnored(path) {
                     let count = Diff.leafCount(member.value)
                     self.leaves += count
                     self.note("added", path, baseline: nil, candidate: member.value, leaves: count)
@@ -189,7 +181,7 @@ private struct Diff {
                 path.append(.index(index))
                 if index < a.count, index < b.count {
                     self.compare(a[index], b[index], path: &path)
-                } else if !self.isIgnored(path) {
+                } else if !self.scorer.isIgnored(path) {
                     let extra = index < a.count ? a[index] : b[index]
                     let count = Diff.leafCount(extra)
                     self.leaves += count
@@ -224,7 +216,7 @@ private struct Diff {
     /// (leaves, ignored subtrees), without pairing values up.
     mutating func count(_ value: JSONValue, path: inout [JSONPathComponent]) {
         // Below the deepest ignored path nothing is skipped: every leaf counts, paths unneeded.
-        guard path.count < self.ignorableDepth else {
+        guard path.count < self.scorer.ignoredByLength.count else {
             self.leaves += Diff.leafCount(value)
             return
         }
